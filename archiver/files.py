@@ -1,0 +1,160 @@
+"""Names and writes inside the archive: sanitised names, no symlinks followed, files appear whole.
+
+Every OSError met here becomes a StorageError naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import stat
+import unicodedata
+from pathlib import Path
+
+from .errors import StorageError
+from .model import Task
+
+ALLOWED_EXTENSIONS = frozenset(
+    {"mp4", "m4v", "mov", "webm", "mkv", "jpg", "jpeg", "png", "webp", "gif"}
+)
+CONTENT_TYPES = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+}
+PART_SUFFIX = ".part"
+REJECTED_SUFFIX = ".rejected"
+_UNSAFE = re.compile(r"[^\w.+-]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def slug(text: str | None, *, limit: int = 80, fallback: str = "untitled") -> str:
+    """One safe path component: no separators, controls or leading dots; at most `limit` bytes."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = _UNSAFE.sub("-", text).strip("-._")
+    encoded = text.encode("utf-8")[:limit]
+    text = encoded.decode("utf-8", errors="ignore").strip("-._")
+    return text or fallback
+
+
+def task_dir_name(task: Task) -> str:
+    """Readable and unique: creation date, a slug of the name, and the task's uuid."""
+    date = (task.created_at or "")[:10]
+    if not _DATE.fullmatch(date):
+        date = "undated"
+    # The uuid is trusted only if it is the one in the task id we asked for.
+    if task.id and _UUID.fullmatch(task.id) and task.task_id.endswith(task.id):
+        unique = task.id.lower()
+    else:
+        unique = hashlib.sha256(task.task_id.encode()).hexdigest()[:16]
+    title = slug(task.name, limit=60, fallback="")
+    return "_".join(part for part in (date, title, unique) if part)
+
+
+def unique_stem(wanted: str, used: set[str]) -> str:
+    stem, n = wanted, 1
+    while stem.casefold() in used:
+        n += 1
+        stem = f"{wanted}-{n}"
+    used.add(stem.casefold())
+    return stem
+
+
+def choose_extension(sniffed: str | None, url_path: str, content_type: str | None) -> str:
+    """Our choice from an allow-list: the bytes first, then the URL, then the server's label."""
+    if sniffed:
+        return sniffed
+    suffix = url_path.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    if suffix in ALLOWED_EXTENSIONS:
+        return "jpg" if suffix == "jpeg" else suffix
+    mime = (content_type or "").split(";")[0].strip().lower()
+    return CONTENT_TYPES.get(mime, "bin")
+
+
+def ensure_dir(root: Path, name: str) -> Path:
+    """The folder `root/name`, made if missing; a symlink or file planted there is refused."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise StorageError(f"{root / name}: refused folder name")
+    path = root / name
+    try:
+        path.mkdir(exist_ok=True)
+        if path.is_symlink() or not path.is_dir():
+            raise StorageError(f"{path}: exists and is not a plain folder")
+    except OSError as exc:
+        raise storage_error(exc, path) from exc
+    return path
+
+
+def nofollow_opener(path: str, flags: int) -> int:
+    """For open(): never write through a symlink planted at the target."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp name, fsync, rename, fsync the folder: readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb", opener=nofollow_opener) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        discard(tmp)
+        raise storage_error(exc, path) from exc
+
+
+def finalize(part: Path, final: Path) -> None:
+    """Give a verified file its final name, durably."""
+    try:
+        os.replace(part, final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        raise storage_error(exc, final) from exc
+
+
+def reject(part: Path, final: Path) -> Path:
+    """Keep a file that failed verification for inspection, under a name no one takes as final."""
+    kept = final.with_name(final.name + REJECTED_SUFFIX)
+    try:
+        os.replace(part, kept)
+    except OSError as exc:
+        raise storage_error(exc, kept) from exc
+    return kept
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def file_size(path: Path) -> int | None:
+    """Size of a plain file (not through a symlink), None when absent."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, path) from exc
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def storage_error(exc: OSError, path: Path) -> StorageError:
+    return StorageError(f"{path}: {exc.strerror or exc}")

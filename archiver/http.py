@@ -1,0 +1,210 @@
+"""The one module that speaks aiohttp: sessions, safe redirects, the token's origin, error mapping.
+
+Every aiohttp or socket error becomes a TransientError here, with signed query strings redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from yarl import URL
+
+from .config import Config
+from .errors import TransferError, TransientError
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The Bearer token and the only origin it may be sent to."""
+
+    origin: URL
+    token: str = field(repr=False)
+
+
+@dataclass
+class Limits:
+    """Requests in flight: each lane has its own cap, and all share the global one."""
+
+    http: asyncio.Semaphore
+    api: asyncio.Semaphore
+    download: asyncio.Semaphore
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        return cls(
+            http=asyncio.Semaphore(config.concurrency),
+            api=asyncio.Semaphore(config.api_concurrency),
+            download=asyncio.Semaphore(config.download_concurrency),
+        )
+
+    @contextlib.asynccontextmanager
+    async def slot(self, lane: asyncio.Semaphore) -> AsyncIterator[None]:
+        # Lane first, then the shared cap: one fixed order, so no two requests deadlock.
+        async with lane, self.http:
+            yield
+
+
+class Gate:
+    """A lane-wide pause: after a 429 every request of the lane waits out the server's wish."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        # A loop, not an Event: another 429 may push the deadline further while we sleep.
+        while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+
+def new_session(config: Config) -> aiohttp.ClientSession:
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+    )
+    connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=0)
+    # auto_decompress off: the bytes on disk must be the bytes the server counted.
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        connector=connector,
+        auto_decompress=False,
+        headers={"User-Agent": "runway-archiver/0.1"},
+    )
+
+
+def redact(url: str | URL) -> str:
+    """A URL fit for logs: signed query strings and user info are credentials."""
+    text = str(url)
+    try:
+        parsed = URL(text, encoded=True)
+    except ValueError:
+        return "<unparseable URL>"
+    if parsed.user is not None or parsed.password is not None:
+        parsed = parsed.with_user(None)
+    shown = str(parsed.with_query(None).with_fragment(None))
+    return shown + ("?…" if parsed.raw_query_string else "")
+
+
+def origin_of(url: URL) -> URL:
+    return url.origin()
+
+
+def parse_url(text: str) -> URL:
+    """Keep the URL byte for byte as given (no re-quoting) and refuse what is not plain http(s)."""
+    try:
+        url = URL(text, encoded=True)
+    except (ValueError, TypeError) as exc:
+        raise TransferError(f"not a URL: {redact(text)}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise TransferError(f"refused URL scheme {url.scheme or 'none'!r}: {redact(text)}")
+    if url.user is not None or url.password is not None:
+        raise TransferError(f"refused URL with user info: {redact(text)}")
+    return url
+
+
+@contextlib.asynccontextmanager
+async def get(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    auth: Auth | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET with redirects followed by hand: the token goes to its own origin only."""
+    target = parse_url(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        sent = dict(headers or {})
+        if auth is not None and origin_of(target) == auth.origin:
+            sent["Authorization"] = f"Bearer {auth.token}"
+        try:
+            response = await session.get(target, headers=sent, allow_redirects=False)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TransientError(f"{redact(target)}: {describe(exc)}") from exc
+        if response.status not in REDIRECTS or "Location" not in response.headers:
+            try:
+                yield response
+            finally:
+                response.release()
+            return
+        location = response.headers["Location"]
+        response.release()
+        target = _redirect_target(target, location)
+    raise TransferError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect_target(current: URL, location: str) -> URL:
+    try:
+        joined = current.join(URL(location, encoded=True))
+    except ValueError as exc:
+        raise TransferError(f"{redact(current)}: unusable redirect") from exc
+    nxt = parse_url(str(joined))
+    if current.scheme == "https" and nxt.scheme != "https":
+        raise TransferError(f"{redact(current)}: refused redirect from https to {nxt.scheme}")
+    return nxt
+
+
+async def chunks(response: aiohttp.ClientResponse, size: int) -> AsyncIterator[bytes]:
+    """The body in chunks; a connection lost mid-body becomes a TransientError."""
+    try:
+        async for chunk in response.content.iter_chunked(size):
+            yield chunk
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise TransientError(f"{redact(response.url)}: {describe(exc)}") from exc
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in chunks(response, 65536):
+        body += chunk
+        if len(body) > limit:
+            raise TransferError(f"{redact(response.url)}: answer larger than {limit} bytes")
+    return bytes(body)
+
+
+def raise_for_transient(response: aiohttp.ClientResponse) -> None:
+    """5xx, 408 and 429 are worth another try, honouring Retry-After when given."""
+    if response.status in TRANSIENT_STATUSES:
+        raise TransientError(
+            f"{redact(response.url)}: HTTP {response.status}",
+            retry_after=retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now, from either of its two forms."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason without the URL (aiohttp's messages carry it, query and all)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "connection lost mid-body"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ClientOSError | OSError):
+        return f"connection error ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    return type(exc).__name__

@@ -1,0 +1,253 @@
+"""Typed records of the archiver: the task as the API describes it, and what a run made of it.
+
+`Task.from_json` is the only place that reads the API's JSON; every field is optional there.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidTaskData
+
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+FAILED_STATUSES = frozenset({"FAILED", "CANCELLED"})
+
+
+class State(enum.StrEnum):
+    """What a run made of a task; the catalog and the report use these words."""
+
+    ARCHIVED = "archived"
+    SKIPPED = "skipped"
+    PENDING = "pending"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+class FileKind(enum.StrEnum):
+    ARTIFACT = "artifact"
+    PREVIEW = "preview"
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One generated asset and what the server claims about its file."""
+
+    index: int
+    id: str | None
+    filename: str | None
+    url: str | None
+    file_size: int | None
+    duration: float | None
+    width: int | None
+    height: int | None
+    frame_rate: float | None
+    preview_urls: tuple[str, ...]
+    metadata: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task as retrieved; `raw` keeps the JSON for fields the sidecar copies verbatim."""
+
+    task_id: str
+    id: str | None
+    name: str | None
+    task_type: str | None
+    status: str | None
+    created_at: str | None
+    updated_at: str | None
+    options: Mapping[str, Any] | None
+    error: Any
+    progress_ratio: str | None
+    progress_text: str | None
+    artifacts: tuple[Artifact, ...]
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def has_failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    @property
+    def error_message(self) -> str | None:
+        """A one-line reason from the API's error object, whatever shape it came in."""
+        err = self.error
+        if err is None:
+            return None
+        if isinstance(err, Mapping):
+            for key in ("errorMessage", "message", "reason"):
+                if isinstance(err.get(key), str) and err[key]:
+                    return str(err[key])
+            return None
+        return str(err)
+
+    @classmethod
+    def from_json(cls, data: Any, *, task_id: str) -> Task:
+        """Parse one retrieved task; raise InvalidTaskData naming the first bad field."""
+        if not isinstance(data, Mapping):
+            raise InvalidTaskData(f"task JSON is {_kind(data)}, not an object")
+        raw_artifacts = data.get("artifacts")
+        if raw_artifacts is None:
+            raw_artifacts = []
+        if not isinstance(raw_artifacts, list):
+            raise InvalidTaskData(f"artifacts: expected a list, got {_kind(raw_artifacts)}")
+        options = data.get("options")
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidTaskData(f"options: expected an object, got {_kind(options)}")
+        served_id = _str(data, "taskId", "taskId")
+        if served_id is not None and served_id != task_id:
+            raise InvalidTaskData(f"taskId: the API answered for {served_id!r}")
+        return cls(
+            task_id=task_id,
+            id=_str(data, "id", "id"),
+            name=_str(data, "name", "name"),
+            task_type=_str(data, "taskType", "taskType"),
+            status=_str(data, "status", "status"),
+            created_at=_str(data, "createdAt", "createdAt"),
+            updated_at=_str(data, "updatedAt", "updatedAt"),
+            options=options,
+            error=data.get("error"),
+            progress_ratio=_scalar_text(data.get("progressRatio")),
+            progress_text=_scalar_text(data.get("progressText")),
+            artifacts=tuple(_artifact(i, a) for i, a in enumerate(raw_artifacts)),
+        )
+
+
+def _artifact(index: int, data: Any) -> Artifact:
+    where = f"artifacts[{index}]"
+    if not isinstance(data, Mapping):
+        raise InvalidTaskData(f"{where}: expected an object, got {_kind(data)}")
+    meta = data.get("metadata")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, Mapping):
+        raise InvalidTaskData(f"{where}.metadata: expected an object, got {_kind(meta)}")
+    width, height = _dimensions(meta, f"{where}.metadata")
+    previews = data.get("previewUrls")
+    if previews is None:
+        previews = []
+    if not isinstance(previews, list) or not all(isinstance(u, str) for u in previews):
+        raise InvalidTaskData(f"{where}.previewUrls: expected a list of strings")
+    return Artifact(
+        index=index,
+        id=_str(data, "id", f"{where}.id"),
+        filename=_str(data, "filename", f"{where}.filename"),
+        url=_str(data, "url", f"{where}.url"),
+        file_size=_byte_count(data.get("fileSize"), f"{where}.fileSize"),
+        duration=_positive(meta.get("duration"), f"{where}.metadata.duration"),
+        width=width,
+        height=height,
+        frame_rate=_positive(meta.get("frameRate"), f"{where}.metadata.frameRate"),
+        preview_urls=tuple(previews),
+        metadata=data.get("metadata") if isinstance(data.get("metadata"), Mapping) else None,
+    )
+
+
+def _dimensions(meta: Mapping[str, Any], where: str) -> tuple[int | None, int | None]:
+    dims = meta.get("dimensions")
+    if dims is not None:
+        if (
+            not isinstance(dims, list)
+            or len(dims) != 2
+            or not all(_is_int(d) and d > 0 for d in dims)
+        ):
+            raise InvalidTaskData(f"{where}.dimensions: expected [width, height], got {dims!r}")
+        return int(dims[0]), int(dims[1])
+    size = meta.get("size")
+    if isinstance(size, Mapping):
+        w, h = size.get("width"), size.get("height")
+        if (
+            isinstance(w, int)
+            and isinstance(h, int)
+            and _is_int(w)
+            and _is_int(h)
+            and min(w, h) > 0
+        ):
+            return w, h
+    return None, None
+
+
+def _str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidTaskData(f"{where}: expected a string, got {_kind(value)}")
+
+
+def _scalar_text(value: Any) -> str | None:
+    """progressRatio and progressText are informative only: any scalar becomes text."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _byte_count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if _is_int(value) and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise InvalidTaskData(f"{where}: not a byte count: {value!r}")
+
+
+def _positive(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and number > 0:
+            return number
+    raise InvalidTaskData(f"{where}: expected a positive number, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What ffprobe (or the in-process image check) found in a file."""
+
+    format_name: str | None
+    codec: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    frame_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFile:
+    """A file that passed verification and has its final name."""
+
+    kind: FileKind
+    artifact_index: int
+    path: str  # relative to the archive root
+    size: int
+    sha256: str
+    probe: ProbeResult
+    unchecked: tuple[str, ...]  # claims the API left out, so nothing was compared
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """How one task ended in this run; the catalog, report and summary are made from these."""
+
+    task_id: str
+    state: State
+    status: str | None = None
+    dir: str | None = None  # relative to the archive root
+    sidecar: str | None = None
+    files: tuple[ArchivedFile, ...] = ()
+    error: str | None = None

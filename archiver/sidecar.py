@@ -1,0 +1,61 @@
+"""task.yaml beside the media: the task's options verbatim, and what was archived and checked.
+
+`render` is pure; `write` puts the text in place atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .files import atomic_write
+from .model import ArchivedFile, FileKind, Task
+
+NAME = "task.yaml"
+
+
+def render(task: Task, files: Sequence[ArchivedFile], *, archived_at: str) -> str:
+    doc: dict[str, Any] = {
+        "taskId": task.task_id,
+        "id": task.id,
+        "name": task.name,
+        "taskType": task.task_type,
+        "status": task.status,
+        "createdAt": task.created_at,
+        "updatedAt": task.updated_at,
+        "options": task.options,
+        "error": task.error,
+        "artifacts": [_artifact(task, i, files) for i in range(len(task.artifacts))],
+        "archiver": {"version": __version__, "archivedAt": archived_at},
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _artifact(task: Task, index: int, files: Sequence[ArchivedFile]) -> dict[str, Any]:
+    artifact = task.artifacts[index]
+    mine = [f for f in files if f.artifact_index == index]
+    main = next((f for f in mine if f.kind is FileKind.ARTIFACT), None)
+    return {
+        "id": artifact.id,
+        "filename": artifact.filename,
+        "file": _file(main) if main else None,
+        "metadata": artifact.metadata,
+        "unchecked": list(main.unchecked) if main else None,
+        "previews": [_file(f) for f in mine if f.kind is FileKind.PREVIEW],
+    }
+
+
+def _file(f: ArchivedFile) -> dict[str, Any]:
+    probe = {k: v for k, v in dataclasses.asdict(f.probe).items() if v is not None}
+    return {"path": Path(f.path).name, "bytes": f.size, "sha256": f.sha256, "probe": probe}
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / NAME
+    atomic_write(path, text.encode("utf-8"))
+    return path

@@ -1,0 +1,211 @@
+"""Is a downloaded file what the API claimed? ffprobe for video, a header check for images.
+
+ffprobe runs as an asyncio subprocess, not through ffmpeg-python's blocking probe(), which holds
+a thread and leaves ffprobe running on timeout; here a timed-out ffprobe is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .errors import VerifyError
+from .model import Artifact, ProbeResult
+
+IMAGE_TYPES = frozenset({"jpg", "png", "webp", "gif"})
+FFPROBE_ARGS = (
+    "-v",
+    "error",
+    "-print_format",
+    "json",
+    "-show_entries",
+    "format=format_name,duration:stream=codec_type,codec_name,width,height,avg_frame_rate,duration",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerances:
+    duration: float = 0.1  # seconds
+    frame_rate: float = 0.01  # fraction of the claimed rate
+
+
+def sniff(head: bytes) -> str | None:
+    """The file type from its magic bytes, as one of our extensions."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm" if b"webm" in head[:64] else "mkv"
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    return None
+
+
+async def probe_video(path: Path, *, timeout: float) -> ProbeResult:
+    """One ffprobe call; a file it cannot read is a VerifyError."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe",
+        *FFPROBE_ARGS,
+        "--",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    except BaseException:
+        # Timed out or cancelled: never leave an ffprobe behind.
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0:
+        reason = err.decode("utf-8", "replace").strip().splitlines()
+        raise VerifyError(f"ffprobe cannot read it: {reason[-1] if reason else 'no output'}")
+    return parse_ffprobe(json.loads(out or b"{}"))
+
+
+def parse_ffprobe(data: dict[str, Any]) -> ProbeResult:
+    fmt = data.get("format") or {}
+    video = next((s for s in data.get("streams") or [] if s.get("codec_type") == "video"), None)
+    if video is None:
+        raise VerifyError("ffprobe found no video stream")
+    duration = _number(fmt.get("duration")) or _number(video.get("duration"))
+    return ProbeResult(
+        format_name=fmt.get("format_name"),
+        codec=video.get("codec_name"),
+        width=video.get("width"),
+        height=video.get("height"),
+        duration=duration,
+        frame_rate=_rate(video.get("avg_frame_rate")),
+    )
+
+
+def probe_image(kind: str, head: bytes, tail: bytes, size: int) -> ProbeResult:
+    """Dimensions from the header and the end marker from the tail: a cut or foreign body fails."""
+    if kind == "webp" and int.from_bytes(head[4:8], "little") + 8 > size:
+        raise VerifyError("webp is cut short (RIFF size beyond the end)")
+    parse = {"jpg": _jpeg, "png": _png, "webp": _webp, "gif": _gif}.get(kind)
+    if parse is None:
+        raise VerifyError("not an image (unknown magic bytes)")
+    try:
+        width, height = parse(head, tail)
+    except (struct.error, IndexError, ValueError) as exc:
+        raise VerifyError(f"{kind} header unreadable") from exc
+    if width <= 0 or height <= 0:
+        raise VerifyError(f"{kind} has no dimensions")
+    return ProbeResult(kind, kind, width, height, None, None)
+
+
+def compare(artifact: Artifact, size: int, probe: ProbeResult, tol: Tolerances) -> tuple[str, ...]:
+    """Raise VerifyError on the first disagreement; return the claims the API left out."""
+    unchecked: list[str] = []
+    if artifact.file_size is None:
+        unchecked.append("fileSize")
+    elif size != artifact.file_size:
+        raise VerifyError(f"size {size} bytes, API says {artifact.file_size}")
+    if artifact.width is None or artifact.height is None:
+        unchecked.append("dimensions")
+    elif (probe.width, probe.height) != (artifact.width, artifact.height):
+        raise VerifyError(
+            f"dimensions {probe.width}x{probe.height}, API says {artifact.width}x{artifact.height}"
+        )
+    if probe.duration is None and probe.frame_rate is None:
+        return tuple(unchecked)  # a still image: duration and frame rate do not apply
+    if artifact.duration is None:
+        unchecked.append("duration")
+    elif probe.duration is None or abs(probe.duration - artifact.duration) > tol.duration:
+        raise VerifyError(
+            f"duration {_seconds(probe.duration)}, API says {artifact.duration:.2f} s"
+        )
+    if artifact.frame_rate is None:
+        unchecked.append("frameRate")
+    elif (
+        probe.frame_rate is None
+        or abs(probe.frame_rate - artifact.frame_rate) > artifact.frame_rate * tol.frame_rate
+    ):
+        raise VerifyError(
+            f"frame rate {_fps(probe.frame_rate)}, API says {artifact.frame_rate:.2f} fps"
+        )
+    return tuple(unchecked)
+
+
+def _jpeg(head: bytes, tail: bytes) -> tuple[int, int]:
+    # Scan data stuffs every 0xFF, so FFD9 near the end can only be the real end-of-image marker.
+    if b"\xff\xd9" not in tail:
+        raise VerifyError("jpg is cut short (no end-of-image marker)")
+    pos = 2
+    while pos + 4 <= len(head):
+        if head[pos] != 0xFF:
+            raise ValueError("lost marker sync")
+        marker = head[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = struct.unpack(">H", head[pos + 2 : pos + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    raise ValueError("no frame header in the first bytes")
+
+
+def _png(head: bytes, tail: bytes) -> tuple[int, int]:
+    if not tail.endswith(b"IEND\xaeB`\x82"):
+        raise VerifyError("png is cut short (no IEND chunk)")
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def _webp(head: bytes, tail: bytes) -> tuple[int, int]:
+    chunk = head[12:16]
+    if chunk == b"VP8 ":
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    raise ValueError("unknown WebP chunk")
+
+
+def _gif(head: bytes, tail: bytes) -> tuple[int, int]:
+    if not tail.endswith(b"\x3b"):
+        raise VerifyError("gif is cut short (no trailer)")
+    width, height = struct.unpack("<HH", head[6:10])
+    return width, height
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "N/A") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate(value: Any) -> float | None:
+    try:
+        rate = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(rate) if rate > 0 else None
+
+
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2f} s"
+
+
+def _fps(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2f} fps"
