@@ -62,7 +62,9 @@ class ApiClient:
             ) as response,
         ):
             if response.status == 401:
-                raise AuthError("the API rejected the token (HTTP 401 Unauthorized)")
+                rejected = AuthError("the API rejected the token (HTTP 401 Unauthorized)")
+                self._limits.stop(rejected)
+                raise rejected
             try:
                 http.raise_for_transient(response)
             except TransientError as exc:

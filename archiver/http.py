@@ -16,7 +16,7 @@ import aiohttp
 from yarl import URL
 
 from .config import Config
-from .errors import TransferError, TransientError
+from .errors import ArchiverError, TransferError, TransientError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -33,11 +33,15 @@ class Auth:
 
 @dataclass
 class Limits:
-    """Requests in flight: each lane has its own cap, and all share the global one."""
+    """Requests in flight: each lane has its own cap, and all share the global one.
+
+    Once `stop` is called no slot is granted again, so a fatal answer ends all requests at once.
+    """
 
     http: asyncio.Semaphore
     api: asyncio.Semaphore
     download: asyncio.Semaphore
+    stopped: ArchiverError | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -51,7 +55,12 @@ class Limits:
     async def slot(self, lane: asyncio.Semaphore) -> AsyncIterator[None]:
         # Lane first, then the shared cap: one fixed order, so no two requests deadlock.
         async with lane, self.http:
+            if self.stopped is not None:
+                raise self.stopped
             yield
+
+    def stop(self, reason: ArchiverError) -> None:
+        self.stopped = reason
 
 
 class Gate:

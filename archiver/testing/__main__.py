@@ -1,0 +1,114 @@
+"""`python -m archiver.testing`: run the useapi.net emulator standalone with seeded tasks.
+
+Writes task ids, asset URLs and a ready file for demos and benchmarks, then serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from archiver.testing.media import MediaLibrary, VideoSpec
+from archiver.testing.server import Emulator
+
+_VIDEO = re.compile(r"^(\d+)x(\d+)@(\d+):([\d.]+)$")
+_MIX = ("PENDING", "RUNNING", "THROTTLED", "FAILED", "CANCELLED")
+
+
+def default_cache() -> Path:
+    """$XDG_CACHE_HOME/runway-archiver/media, or ~/.cache/runway-archiver/media."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "runway-archiver" / "media"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m archiver.testing", description=__doc__)
+    p.add_argument("--tasks", type=int, default=5, help="SUCCEEDED tasks to seed (default 5)")
+    p.add_argument("--mix", action="store_true", help="also seed PENDING/RUNNING/.../CANCELLED")
+    p.add_argument("--video", default="320x192@24:2", help="WxH@FPS:SECONDS (default 320x192@24:2)")
+    p.add_argument("--bitrate", default=None, help="constant bitrate such as 16M (realistic sizes)")
+    p.add_argument("--variants", type=int, default=2, help="distinct video files shared by tasks")
+    p.add_argument("--previews", type=int, default=3, help="preview JPEGs per artifact")
+    p.add_argument("--token", default="test-token")
+    p.add_argument("--cdn-rate", type=float, default=None, help="bytes/s per CDN connection")
+    p.add_argument("--api-delay", type=float, default=0.0, help="seconds before each API answer")
+    p.add_argument("--url-ttl", type=float, default=3600.0, help="lifetime of signed URLs (s)")
+    p.add_argument("--cache", type=Path, default=None, help="media cache dir")
+    p.add_argument("--ids-out", type=Path, default=None, help="write task ids here, one a line")
+    p.add_argument("--urls-out", type=Path, default=None, help="write asset URLs here, one a line")
+    p.add_argument("--ready-file", type=Path, default=None, help="write connection JSON here")
+    args = p.parse_args(argv)
+    if not _VIDEO.match(args.video):
+        p.error(f"--video must look like 1280x768@24:5.2, not {args.video!r}")
+    if args.variants < 1 or args.tasks < 0:
+        p.error("--variants must be >= 1 and --tasks >= 0")
+    return args
+
+
+def seed(emu: Emulator, args: argparse.Namespace) -> list[str]:
+    """Seed the tasks; many share the same few files on disk behind distinct URLs."""
+    match = _VIDEO.match(args.video)
+    assert match is not None
+    w, h, fps, secs = match.groups()
+    ids = []
+    for i in range(args.tasks):
+        spec = VideoSpec(int(w), int(h), int(fps), float(secs), i % args.variants, args.bitrate)
+        ids.append(emu.add_task(video=spec, previews=args.previews, name=f"Gen-3 Alpha {i}, a cat"))
+    if args.mix:
+        ids += [emu.add_task(status, name=f"Gen-3 Alpha {status.lower()}") for status in _MIX]
+    return ids
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_outputs(emu: Emulator, ids: list[str], args: argparse.Namespace) -> None:
+    if args.ids_out:
+        _atomic_write(args.ids_out, "".join(f"{i}\n" for i in ids))
+    if args.urls_out:
+        urls = []
+        for task_id in ids:
+            for art in emu.task_json(task_id)["artifacts"]:
+                urls.append(art["url"])
+                urls.extend(art["previewUrls"])
+        _atomic_write(args.urls_out, "".join(f"{u}\n" for u in urls))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    media = MediaLibrary(args.cache or default_cache())
+    emu = Emulator(media, token=args.token, url_ttl=args.url_ttl)
+    emu.api_delay = args.api_delay
+    emu.cdn_rate = args.cdn_rate
+    # Seeding may render media for a while; do it off the loop, before listening.
+    ids = await asyncio.to_thread(seed, emu, args)
+    write_outputs(emu, ids, args)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    async with emu:
+        ready = json.dumps(
+            {"api_url": emu.api_url, "cdn_url": emu.cdn_url, "token": emu.token, "pid": os.getpid()}
+        )
+        if args.ready_file:
+            _atomic_write(args.ready_file, ready + "\n")
+        print(ready, flush=True)
+        await done.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    asyncio.run(serve(parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Switchable faults for the emulator's two origins, and the record of every request seen.
+
+Faults are armed from the test thread and consumed by the server thread, hence the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TypeVar
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the emulator received it, and the status it answered (0: dropped)."""
+
+    origin: str
+    method: str
+    raw_path: str
+    headers: dict[str, str]
+    status: int
+
+
+@dataclass
+class ApiFault:
+    """A misbehaviour of the API origin, for one task id or any (task_id None)."""
+
+    task_id: str | None
+    times: int
+    status: int = 500
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    reset: bool = False
+    redirect_to: str | None = None
+
+
+@dataclass
+class AssetFault:
+    """A misbehaviour of the CDN origin for request paths containing `match`."""
+
+    match: str
+    times: int
+    status: int | None = None
+    headers: dict[str, str] | None = None
+    truncate_at: int | None = None
+    extra_bytes: int = 0
+    delay: float = 0.0
+    hang: bool = False
+    reset: bool = False
+    redirect_to: str | None = None
+
+
+_F = TypeVar("_F", ApiFault, AssetFault)
+
+
+class FaultBook:
+    """Armed faults in arming order; each one is used `times` times, then forgotten."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._api: list[ApiFault] = []
+        self._asset: list[AssetFault] = []
+
+    def arm_api(self, fault: ApiFault) -> None:
+        with self._lock:
+            self._api.append(fault)
+
+    def arm_asset(self, fault: AssetFault) -> None:
+        with self._lock:
+            self._asset.append(fault)
+
+    def take_api(self, task_id: str | None) -> ApiFault | None:
+        """The first armed API fault that applies to `task_id`, consuming one use of it."""
+        with self._lock:
+            for fault in self._api:
+                if fault.task_id is None or fault.task_id == task_id:
+                    return _consume(self._api, fault)
+        return None
+
+    def take_asset(self, raw_path: str) -> AssetFault | None:
+        """The first armed asset fault whose `match` occurs in `raw_path`, consuming one use."""
+        with self._lock:
+            for fault in self._asset:
+                if fault.match in raw_path:
+                    return _consume(self._asset, fault)
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._api.clear()
+            self._asset.clear()
+
+
+def _consume(faults: list[_F], fault: _F) -> _F:
+    fault.times -= 1
+    if fault.times <= 0:
+        faults.remove(fault)
+    return fault

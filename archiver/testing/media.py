@@ -1,0 +1,183 @@
+"""Real test media made once with ffmpeg (via ffmpeg-python) and cached on disk by spec.
+
+Each file is measured with ffprobe and its metadata kept as JSON next to it, so reruns are free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+# Hue steps that are far apart, so neighbouring variants differ visibly and byte-wise.
+_HUE_STEP = 67
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What to render: size, frame rate, length, a content variant and an optional CBR rate."""
+
+    width: int = 320
+    height: int = 192
+    fps: int = 24
+    seconds: float = 2.0
+    variant: int = 0
+    bitrate: str | None = None
+
+    def key(self) -> str:
+        """A file-name-safe, unique key for this spec."""
+        rate = self.bitrate or "crf"
+        return (
+            f"video-{self.width}x{self.height}-{self.fps}-{self.seconds:g}s-v{self.variant}-{rate}"
+        )
+
+
+@dataclass(frozen=True)
+class Media:
+    """A real file on disk and what ffprobe says about it."""
+
+    path: Path
+    size: int
+    content_type: str
+    width: int
+    height: int
+    duration: float | None
+    fps: float | None
+
+
+class MediaLibrary:
+    """Makes videos and images on demand and reuses them from `cache_dir` across runs."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # One lock: seeding happens from one thread at a time in practice, and rendering the
+        # same spec twice in parallel would only waste CPU.
+        self._lock = threading.Lock()
+        self._memo: dict[str, Media] = {}
+
+    def video(self, spec: VideoSpec) -> Media:
+        """Return an H.264 MP4 rendered from `spec`, making it first if it is not cached."""
+        path = self.cache_dir / f"{spec.key()}.mp4"
+        return self._get(path, "video/mp4", lambda tmp: _render_video(spec, tmp))
+
+    def image(self, width: int, height: int, variant: int = 0, *, png: bool = False) -> Media:
+        """Return a one-frame JPEG (or PNG) of the given size and variant."""
+        ext, ctype = ("png", "image/png") if png else ("jpg", "image/jpeg")
+        path = self.cache_dir / f"image-{width}x{height}-v{variant}.{ext}"
+        return self._get(path, ctype, lambda tmp: _render_image(width, height, variant, png, tmp))
+
+    def _get(self, path: Path, content_type: str, render: Callable[[Path], None]) -> Media:
+        with self._lock:
+            key = str(path)
+            if key in self._memo:
+                return self._memo[key]
+            meta_path = path.with_name(path.name + ".json")
+            media = _load_meta(path, meta_path)
+            if media is None:
+                if not path.exists():
+                    _atomic(path, render)
+                media = _measure(path, content_type)
+                _atomic_text(meta_path, json.dumps(_meta_json(media)))
+            self._memo[key] = media
+            return media
+
+
+def _render_video(spec: VideoSpec, out: Path) -> None:
+    src = f"testsrc2=size={spec.width}x{spec.height}:rate={spec.fps}:duration={spec.seconds:g}"
+    stream = ffmpeg.input(src, f="lavfi")
+    if spec.variant:
+        stream = stream.filter("hue", h=(spec.variant * _HUE_STEP) % 360)
+    opts: dict[str, str] = {}
+    if spec.bitrate:
+        # Real Gen-3 files are ~16 Mbit/s; a synthetic pattern compresses far better, so
+        # force CBR with filler data to get realistic sizes for the benchmark.
+        opts = {
+            "b:v": spec.bitrate,
+            "minrate": spec.bitrate,
+            "maxrate": spec.bitrate,
+            "bufsize": spec.bitrate,
+            "x264-params": "nal-hrd=cbr:force-cfr=1",
+            "preset": "veryfast",
+        }
+    stream.output(
+        str(out), f="mp4", vcodec="libx264", pix_fmt="yuv420p", movflags="+faststart", **opts
+    ).overwrite_output().run(quiet=True)
+
+
+def _render_image(width: int, height: int, variant: int, png: bool, out: Path) -> None:
+    stream = ffmpeg.input(f"testsrc2=size={width}x{height}:rate=1:duration=1", f="lavfi")
+    if variant:
+        stream = stream.filter("hue", h=(variant * _HUE_STEP) % 360)
+    codec = {"vcodec": "png"} if png else {"vcodec": "mjpeg", "q:v": "4", "pix_fmt": "yuvj420p"}
+    stream.output(str(out), f="image2", vframes=1, update=1, **codec).overwrite_output().run(
+        quiet=True
+    )
+
+
+def _measure(path: Path, content_type: str) -> Media:
+    info = ffmpeg.probe(str(path))
+    video = next(s for s in info["streams"] if s.get("codec_type") == "video")
+    duration: float | None = None
+    fps: float | None = None
+    if content_type.startswith("video/"):
+        # The format duration is what the API reports (5.209 for a 5.208333 s stream).
+        duration = float(info["format"]["duration"])
+        fps = float(Fraction(video["avg_frame_rate"]))
+    return Media(
+        path=path,
+        size=path.stat().st_size,
+        content_type=content_type,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        duration=duration,
+        fps=fps,
+    )
+
+
+def _meta_json(media: Media) -> dict[str, Any]:
+    data = asdict(media)
+    data["path"] = media.path.name
+    return data
+
+
+def _load_meta(path: Path, meta_path: Path) -> Media | None:
+    if not (path.exists() and meta_path.exists()):
+        return None
+    try:
+        data = json.loads(meta_path.read_text())
+        media = Media(**{**data, "path": path})
+    except (ValueError, TypeError):
+        return None
+    # A size mismatch means the file was replaced behind our back: measure it again.
+    return media if media.size == path.stat().st_size else None
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _atomic(path: Path, render: Callable[[Path], None]) -> None:
+    tmp = _tmp_name(path)
+    try:
+        render(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    _atomic(path, write)

@@ -1,0 +1,391 @@
+"""The useapi.net emulator: an API origin and a CDN origin on loopback, with switchable faults.
+
+Tests seed tasks and arm faults from their own thread; both servers run on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from archiver.testing.faults import ApiFault, AssetFault, FaultBook, Seen
+from archiver.testing.media import MediaLibrary, VideoSpec
+from archiver.testing.signing import UrlSigner
+from archiver.testing.store import RawAnswer, Store
+from archiver.testing.streaming import drop_connection, plan_response, stream_file
+from archiver.testing.tasks import ArtifactSpec
+
+_SEEN = web.RequestKey("seen", Seen)
+_DROPPED = web.RequestKey("dropped", bool)
+_PREFIX = "/v1/runwayml/tasks/"
+_TASK_ID = re.compile(r"^user:[^\s:]+-runwayml:\S+@\S+-task:[0-9A-Fa-f-]{36}$")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message, "code": status}, status=status)
+
+
+def _bind() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Emulator:
+    """useapi.net's "Retrieve task" endpoint plus a signed-URL CDN, both on 127.0.0.1."""
+
+    def __init__(
+        self, media: MediaLibrary, *, token: str = "test-token", url_ttl: float = 3600.0
+    ) -> None:
+        self.media = media
+        self.token = token
+        self.api_delay = 0.0
+        self.cdn_rate: float | None = None
+        self.range_support = True
+        self.requests: list[Seen] = []
+        self._faults = FaultBook()
+        self._signer = UrlSigner()
+        # Bind now so api_url/cdn_url (and seeded URLs) are known before start().
+        self._socks = (_bind(), _bind())
+        self.api_url = f"http://127.0.0.1:{self._socks[0].getsockname()[1]}/v1"
+        self.cdn_url = f"http://127.0.0.1:{self._socks[1].getsockname()[1]}"
+        self._store = Store(media, self._signer, self.cdn_url, url_ttl)
+        self._runners: list[web.AppRunner] = []
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening on both origins."""
+        self._stopping = asyncio.Event()
+        for sock, handler in zip(self._socks, (self._api, self._cdn), strict=True):
+            app = web.Application()
+            app.on_response_prepare.append(self._on_prepare)
+            app.router.add_route("*", "/{tail:.*}", handler)
+            # A short shutdown timeout: paced or hanging downloads must not hold up stop().
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+            await runner.setup()
+            # A deep backlog: benchmarks open hundreds of connections at once.
+            await web.SockSite(runner, sock, backlog=1024).start()
+            self._runners.append(runner)
+
+    async def stop(self) -> None:
+        """Stop both origins, releasing any hanging responses."""
+        self._stopping.set()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        for sock in self._socks:
+            sock.close()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @contextmanager
+    def running_in_thread(self) -> Iterator[Emulator]:
+        """Run both servers on an event loop in a daemon thread for the duration of the block."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # handed to the caller's thread below
+                failure.append(exc)
+                return
+            finally:
+                ready.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="useapi-emulator", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:
+            loop.close()
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
+    # -- seeding -------------------------------------------------------------------------
+
+    def add_task(
+        self,
+        status: str = "SUCCEEDED",
+        *,
+        task_id: str | None = None,
+        name: str | None = "Gen-3 Alpha 1234, a cat",
+        prompt: str = "Slow motion zoom in",
+        options: dict[str, Any] | None = None,
+        artifacts: list[ArtifactSpec] | None = None,
+        previews: int = 3,
+        video: VideoSpec = VideoSpec(),  # noqa: B008 - frozen, so sharing the default is safe
+        error: dict[str, Any] | None = None,
+        quirks: bool = False,
+    ) -> str:
+        """Seed a task and return its taskId; artifacts=None means one video from `video`."""
+        specs = (
+            artifacts if artifacts is not None else [ArtifactSpec(video=video, previews=previews)]
+        )
+        return self._store.add(
+            status,
+            task_id=task_id,
+            name=name,
+            prompt=prompt,
+            options=options,
+            specs=specs,
+            error=error,
+            quirks=quirks,
+        )
+
+    def set_status(self, task_id: str, status: str) -> None:
+        """Change a task's status; a task reaching SUCCEEDED gets its artifacts then."""
+        self._store.set_status(task_id, status)
+
+    def task_json(self, task_id: str) -> dict[str, Any]:
+        """The live dict served for `task_id`; mutate it to change what clients see."""
+        with self._store.lock:
+            return self._store.tasks[task_id].json
+
+    def set_raw(
+        self,
+        task_id: str,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> None:
+        """Serve exactly `body` for `task_id` (seeded or not) from now on."""
+        with self._store.lock:
+            self._store.raw[task_id] = RawAnswer(body, status, content_type)
+
+    def remove_task(self, task_id: str) -> None:
+        """Forget a task (and any raw answer): the API answers 404 for it."""
+        with self._store.lock:
+            self._store.tasks.pop(task_id, None)
+            self._store.raw.pop(task_id, None)
+
+    def media_of(self, task_id: str) -> list[Path]:
+        """Served files in order: artifact 0, its previews, artifact 1, its previews, ..."""
+        with self._store.lock:
+            return list(self._store.tasks[task_id].files)
+
+    def expire_urls(self) -> None:
+        """Make every asset URL issued so far answer 403; URLs issued later still work."""
+        self._signer.expire_all()
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        self.requests.clear()
+
+    # -- faults --------------------------------------------------------------------------
+
+    def api_fault(
+        self,
+        task_id: str | None = None,
+        *,
+        status: int = 500,
+        times: int = 1,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        reset: bool = False,
+        redirect_to: str | None = None,
+    ) -> None:
+        """Misbehave on the next `times` API requests for `task_id` (None: any task)."""
+        self._faults.arm_api(
+            ApiFault(task_id, times, status, body, headers, delay, reset, redirect_to)
+        )
+
+    def asset_fault(
+        self,
+        match: str,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        truncate_at: int | None = None,
+        extra_bytes: int = 0,
+        delay: float = 0.0,
+        hang: bool = False,
+        reset: bool = False,
+        redirect_to: str | None = None,
+    ) -> None:
+        """Misbehave on the next `times` CDN requests whose raw path contains `match`."""
+        self._faults.arm_asset(
+            AssetFault(
+                match,
+                times,
+                status,
+                headers,
+                truncate_at,
+                extra_bytes,
+                delay,
+                hang,
+                reset,
+                redirect_to,
+            )
+        )
+
+    def clear_faults(self) -> None:
+        """Disarm every fault not yet consumed."""
+        self._faults.clear()
+
+    # -- request log ---------------------------------------------------------------------
+
+    def _arrive(self, origin: str, request: web.Request) -> None:
+        seen = Seen(origin, request.method, request.raw_path, dict(request.headers), 0)
+        request[_SEEN] = seen
+        self.requests.append(seen)
+
+    async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        # Headers are going out: now the status is final (FileResponse picks 200/206/416 late).
+        seen = request.get(_SEEN)
+        if seen is None or request.get(_DROPPED):
+            return
+        for i in range(len(self.requests) - 1, -1, -1):
+            # Replace the placeholder in place so the log keeps arrival order.
+            if self.requests[i] is seen:
+                self.requests[i] = Seen(
+                    seen.origin, seen.method, seen.raw_path, seen.headers, response.status
+                )
+                return
+
+    async def _answer_or_drop(
+        self, request: web.Request, resp: web.StreamResponse | None
+    ) -> web.StreamResponse:
+        if resp is None:
+            # No answer at all: the log keeps status 0 and the client sees a reset.
+            request[_DROPPED] = True
+            drop_connection(request)
+            return web.Response()
+        return resp
+
+    # -- API origin ----------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        self._arrive("api", request)
+        return await self._answer_or_drop(request, await self._api_answer(request))
+
+    async def _api_answer(self, request: web.Request) -> web.StreamResponse | None:
+        path = request.raw_path.partition("?")[0]
+        # Decode once from the raw path: ':' and '@' may come verbatim or as %3A / %40.
+        task_id = unquote(path[len(_PREFIX) :]) if path.startswith(_PREFIX) else None
+        if self.api_delay:
+            await asyncio.sleep(self.api_delay)
+        fault = self._faults.take_api(task_id)
+        if fault is not None:
+            return await self._api_fault_answer(fault)
+        if task_id is None or request.method != "GET":
+            return _error(404, "Not found.")
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "Unauthorized")
+        if not _TASK_ID.match(task_id):
+            return _error(400, f"Invalid taskId {task_id!r}: expected user:…-runwayml:…-task:…")
+        with self._store.lock:
+            raw = self._store.raw.get(task_id)
+        if raw is not None:
+            return web.Response(
+                body=raw.body, status=raw.status, headers={"Content-Type": raw.content_type}
+            )
+        data = self._store.served_json(task_id)
+        if data is None:
+            return _error(404, "Not found.")
+        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    async def _api_fault_answer(self, fault: ApiFault) -> web.StreamResponse | None:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.reset:
+            return None
+        headers = dict(fault.headers or {})
+        if fault.redirect_to is not None:
+            headers["Location"] = fault.redirect_to
+            return web.Response(status=302, headers=headers)
+        body = fault.body
+        if body is None:
+            body = json.dumps(
+                {"error": f"Emulated error {fault.status}", "code": fault.status}
+            ).encode()
+            headers.setdefault("Content-Type", "application/json")
+        return web.Response(body=body, status=fault.status, headers=headers)
+
+    # -- CDN origin ----------------------------------------------------------------------
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        self._arrive("cdn", request)
+        return await self._answer_or_drop(request, await self._cdn_answer(request))
+
+    async def _cdn_answer(self, request: web.Request) -> web.StreamResponse | None:
+        raw = request.raw_path
+        fault = self._faults.take_asset(raw)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.reset:
+                return None
+            early = _early_asset_answer(fault)
+            if early is not None:
+                return early
+        with self._store.lock:
+            asset = self._store.assets.get(raw.partition("?")[0])
+        if asset is None:
+            return web.json_response({"error": "not found"}, status=404)
+        refusal = self._signer.check(raw)
+        if refusal is not None:
+            return web.json_response({"error": refusal}, status=403)
+        if request.method not in ("GET", "HEAD"):
+            return web.json_response({"error": "method not allowed"}, status=405)
+        path, content_type = asset
+        plain = fault is None and self.cdn_rate is None and self.range_support
+        # aiohttp's FileResponse reads If-Range only as a date and would honour Range under a
+        # stale ETag, so entity-tag validators go through our own response.
+        if plain and "If-Range" not in request.headers:
+            # The normal case: sendfile, with aiohttp's own Range and ETag handling.
+            return web.FileResponse(path, headers={"Content-Type": content_type})
+        plan = plan_response(request, path, content_type, range_support=self.range_support)
+        if plan.status == 416:
+            return web.Response(status=416, headers=plan.headers)
+        return await stream_file(
+            request, plan, path, rate=self.cdn_rate, fault=fault, stopping=self._stopping
+        )
+
+
+def _early_asset_answer(fault: AssetFault) -> web.Response | None:
+    """The answer for a redirect or status fault; None if the fault is about the body."""
+    headers = dict(fault.headers or {})
+    if fault.redirect_to is not None:
+        headers["Location"] = fault.redirect_to
+        return web.Response(status=302, headers=headers)
+    if fault.status is not None:
+        headers.setdefault("Content-Type", "application/json")
+        body = json.dumps({"error": f"Emulated error {fault.status}"}).encode()
+        return web.Response(status=fault.status, body=body, headers=headers)
+    return None
