@@ -1,0 +1,32 @@
+# Sourced by scripts/test, scripts/demo and scripts/bench: make sure ffmpeg and the venv exist.
+# Works on a fresh Debian machine with Python 3.11 (as root, apt-get installs ffmpeg).
+
+ensure_ffmpeg() {
+    if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+        return
+    fi
+    echo "setup: installing ffmpeg (apt-get)" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
+}
+
+ensure_venv() {
+    local python="${PYTHON:-python3}"
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "setup: $python is older than 3.11" >&2
+        exit 2
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        echo "setup: creating .venv" >&2
+        "$python" -m venv .venv
+    fi
+    # Reinstall only when the project's metadata changed since the last install.
+    local stamp=.venv/.installed-pyproject
+    if ! cmp -s pyproject.toml "$stamp"; then
+        echo "setup: installing runway-archiver with its test extras into .venv" >&2
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+        cp pyproject.toml "$stamp"
+    fi
+}
