@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from .errors import StorageError, UsageError
 from .model import ArchivedFile, FileKind, ProbeResult, State, TaskOutcome
 
 FILENAME = "catalog.sqlite3"
@@ -50,6 +50,21 @@ CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
 """
 
 
+_FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
+
+
+def _archived_file(r: Sequence[Any]) -> ArchivedFile:
+    return ArchivedFile(
+        kind=FileKind(r[0]),
+        artifact_index=r[1],
+        path=r[2],
+        size=r[3],
+        sha256=r[4],
+        probe=ProbeResult(**json.loads(r[5])),
+        unchecked=tuple(json.loads(r[6])),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRow:
     task_id: str
@@ -66,8 +81,10 @@ class Catalog:
         self.path = path
 
     @classmethod
-    def open(cls, root: Path) -> Catalog:
+    def open(cls, root: Path, *, readonly: bool = False) -> Catalog:
         path = root / FILENAME
+        if readonly:
+            return cls._open_readonly(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -80,6 +97,17 @@ class Catalog:
                 raise StorageError(f"{path}: made by a newer runway-archiver (schema {version})")
             conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: {exc}") from exc
+        return cls(conn, path)
+
+    @classmethod
+    def _open_readonly(cls, path: Path) -> Catalog:
+        if not path.is_file():
+            raise UsageError(f"no archive at {path.parent} (no {FILENAME})")
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            conn.execute("SELECT 1 FROM tasks LIMIT 1")
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: {exc}") from exc
         return cls(conn, path)
@@ -116,22 +144,34 @@ class Catalog:
 
     def files(self, task_id: str) -> list[ArchivedFile]:
         rows = self._conn.execute(
-            "SELECT kind, artifact, path, bytes, sha256, probe, unchecked FROM files"
-            " WHERE task_id = ? ORDER BY artifact, kind, path",
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE task_id = ? ORDER BY artifact, kind, path",
             (task_id,),
         )
-        return [
-            ArchivedFile(
-                kind=FileKind(r[0]),
-                artifact_index=r[1],
-                path=r[2],
-                size=r[3],
-                sha256=r[4],
-                probe=ProbeResult(**json.loads(r[5])),
-                unchecked=tuple(json.loads(r[6])),
+        return [_archived_file(r) for r in rows]
+
+    def all_files(self) -> list[tuple[str, ArchivedFile]]:
+        """Every file the catalog vouches for, with its task id."""
+        rows = self._conn.execute(
+            f"SELECT task_id, {_FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"
+        )
+        return [(r[0], _archived_file(r[1:])) for r in rows]
+
+    def all_tasks(self) -> list[TaskRow]:
+        rows = self._conn.execute(
+            "SELECT task_id, state, status, dir, error, updated_at FROM tasks ORDER BY dir, task_id"
+        )
+        return [TaskRow(r[0], State(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def mark_damaged(self, task_id: str, paths: list[str], *, reason: str, now: str) -> None:
+        """Forget files found missing or altered, so the task is fetched again by the next run."""
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM files WHERE task_id = ? AND path = ?", [(task_id, p) for p in paths]
             )
-            for r in rows
-        ]
+            db.execute(
+                "UPDATE tasks SET state = ?, error = ?, updated_at = ? WHERE task_id = ?",
+                (str(State.ERROR), reason, now, task_id),
+            )
 
     def record(self, outcome: TaskOutcome, *, now: str) -> None:
         """Store a task's outcome and exactly the files it holds now."""

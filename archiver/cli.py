@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import __version__, config, lock, pipeline, progress, report
+from . import __version__, audit, config, lock, pipeline, progress, report, status
+from .catalog import FILENAME as CATALOG_FILE
 from .catalog import Catalog
 from .errors import ArchiverError, ConfigError, StorageError, UsageError
 from .model import State, TaskOutcome
@@ -28,6 +29,18 @@ examples:
   runway-archiver run -i tasks.txt -o ~/runway-archive
   runway-archiver run 'user:1234-runwayml:me@example.com-task:3f2a...' -o archive
   grep -v done ids.txt | runway-archiver run -i - --report run.json --no-progress
+"""
+
+
+VERIFY_EXAMPLES = """\
+examples:
+  runway-archiver verify -o ~/runway-archive
+  USEAPI_TOKEN=... runway-archiver verify -o ~/runway-archive --repair --report verify.json
+"""
+STATUS_EXAMPLES = """\
+examples:
+  runway-archiver status -o ~/runway-archive
+  runway-archiver status -o ~/runway-archive | grep '^error'
 """
 
 
@@ -79,6 +92,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--refresh", action="store_true", help="fetch FAILED/CANCELLED tasks again")
     run.set_defaults(handler=_run)
+
+    check = commands.add_parser(
+        "verify",
+        help="re-check every archived file",
+        epilog=VERIFY_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check every file the catalog holds: present, same size and sha256, and "
+        "still readable media. Exit 1 if any is missing or altered.",
+    )
+    _common(check)
+    check.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="fetch damaged tasks again and re-download what is missing or altered",
+    )
+    check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check.set_defaults(handler=_verify)
+
+    status = commands.add_parser(
+        "status",
+        help="what the archive holds (no network)",
+        epilog=STATUS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Counts per state, bytes archived, the last run, and a line per task.",
+    )
+    _common(status)
+    status.set_defaults(handler=_status)
     return parser
 
 
@@ -148,9 +189,69 @@ def _run_locked(
         )
 
 
+def _verify(args: argparse.Namespace) -> int:
+    cfg = _load_config(args, progress=False if args.no_progress else None)
+    if args.repair and not cfg.token:
+        raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
+    with _archive(cfg.output_dir, create=False) as catalog:
+        bar = progress.counter(len(catalog.all_files()), unit="file", enabled=cfg.progress)
+        try:
+            checked, damaged = asyncio.run(
+                audit.check_archive(
+                    cfg.output_dir,
+                    catalog,
+                    workers=cfg.probes,
+                    probe_timeout=cfg.probe_timeout,
+                    on_checked=bar.update,
+                )
+            )
+        finally:
+            bar.close()
+        for damage in damaged:
+            print(f"damaged: {damage.path}: {damage.reason}")
+        repaired = _repair(cfg, catalog, damaged) if args.repair and damaged else set()
+    if args.report is not None:
+        audit.write_report(args.report, checked, damaged, repaired)
+    print(
+        f"checked {checked} files: {checked - len(damaged)} ok, {len(damaged)} damaged"
+        + (f", {len(repaired)} repaired" if args.repair else "")
+    )
+    return 1 if any(d.path not in repaired for d in damaged) else 0
+
+
+def _repair(cfg: config.Config, catalog: Catalog, damaged: list[audit.Damage]) -> set[str]:
+    """Archive the damaged tasks again; the paths that are whole now."""
+    by_task: dict[str, list[str]] = {}
+    for damage in damaged:
+        by_task.setdefault(damage.task_id, []).append(damage.path)
+    for task_id, paths in by_task.items():
+        reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
+        catalog.mark_damaged(task_id, paths, reason=reason, now=pipeline.now())
+    reporter = progress.reporter(enabled=cfg.progress)
+    try:
+        outcomes = asyncio.run(pipeline.archive(cfg, catalog, list(by_task), reporter))
+    finally:
+        reporter.close()
+    whole = {f.path for o in outcomes if o.state is State.ARCHIVED for f in o.files}
+    return {d.path for d in damaged if d.path in whole}
+
+
+def _status(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    catalog = Catalog.open(cfg.output_dir, readonly=True)
+    try:
+        for line in status.render(cfg.output_dir, catalog):
+            print(line)
+    finally:
+        catalog.close()
+    return 0
+
+
 @contextmanager
-def _archive(root: Path) -> Iterator[Catalog]:
+def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
     """The archive folder, locked for this run, with its catalog open."""
+    if not create and not (root / CATALOG_FILE).is_file():
+        raise UsageError(f"no archive at {root} (no {CATALOG_FILE})")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

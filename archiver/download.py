@@ -18,7 +18,7 @@ import aiohttp
 
 from . import http
 from .errors import TransferError, TransientError, UrlExpired
-from .files import discard, file_size, nofollow_opener, storage_error
+from .files import discard, file_size, hash_file, nofollow_opener, read_head_tail, storage_error
 from .retry import RetryPolicy, retrying
 
 READ_CHUNK = 256 * 1024
@@ -129,7 +129,7 @@ async def _stream(
     if announced is not None and offset + announced > limit:
         raise TransferError(f"{where}: {offset + announced} bytes announced, more than allowed")
     hasher = await _hash_prefix(part, offset) if offset else hashlib.sha256()
-    head = b""
+    head = tail = b""
     received = offset
     buffer = bytearray()
     try:
@@ -141,6 +141,7 @@ async def _stream(
                         raise TransferError(f"{where}: body exceeds {limit} bytes, cut off")
                     hasher.update(chunk)
                     on_bytes(len(chunk))
+                    tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
                     if len(head) < HEAD_BYTES:
                         head += chunk[: HEAD_BYTES - len(head)]
                     buffer += chunk
@@ -156,15 +157,17 @@ async def _stream(
         raise storage_error(exc, part) from exc
     if announced is not None and received != offset + announced:
         raise TransientError(f"{where}: body cut short at {received} of {offset + announced} bytes")
-    if offset:
-        head = await asyncio.to_thread(_read_head, part)
-    tail = await asyncio.to_thread(_read_tail, part)
+    if offset or received < TAIL_BYTES:
+        head, tail = await asyncio.to_thread(read_head_tail, part, HEAD_BYTES, TAIL_BYTES)
     return Fetched(part, received, hasher.hexdigest(), response.content_type, head, tail)
 
 
 def _resumable(part: Path) -> tuple[int, str | None]:
     """Bytes already on disk and the ETag they came with; a part without an ETag starts over."""
-    have = file_size(part) or 0
+    have = file_size(part)
+    if have is None:
+        discard(part)  # a symlink planted at our temp name is removed, never written through
+        return 0, None
     etag = None
     with contextlib.suppress(OSError, UnicodeDecodeError):
         etag = _etag_path(part).read_text("utf-8").strip() or None
@@ -187,33 +190,15 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 async def _hash_prefix(part: Path, length: int) -> hashlib._Hash:
-    def work() -> hashlib._Hash:
-        hasher = hashlib.sha256()
-        with open(part, "rb", opener=_read_nofollow) as fh:
-            while length > fh.tell():
-                block = fh.read(min(WRITE_CHUNK, length - fh.tell()))
-                if not block:
-                    raise TransientError(f"{part}: shrank while resuming, starting over")
-                hasher.update(block)
-        return hasher
-
-    return await asyncio.to_thread(work)
-
-
-def _read_head(part: Path) -> bytes:
-    with open(part, "rb", opener=_read_nofollow) as fh:
-        return fh.read(HEAD_BYTES)
-
-
-def _read_tail(part: Path) -> bytes:
-    with open(part, "rb", opener=_read_nofollow) as fh:
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - TAIL_BYTES))
-        return fh.read()
-
-
-def _read_nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+    """The hash of what an earlier attempt left, so the digest covers the whole file."""
+    try:
+        hasher, count = await asyncio.to_thread(hash_file, part, length)
+    except OSError as exc:
+        raise storage_error(exc, part) from exc
+    if count != length:
+        discard(part)
+        raise TransientError(f"{part}: shrank while resuming, starting over")
+    return hasher
 
 
 def _etag_path(part: Path) -> Path:

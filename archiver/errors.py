@@ -9,6 +9,7 @@
     └── TaskError                 1  one task cannot be archived; the run goes on
         ├── ApiError                 the API answered with an error for this task
         ├── InvalidTaskData          the task JSON is not what the API page describes
+        ├── UnsafePath               something not ours sits where a task's folder goes
         ├── TransferError            a request failed on the wire or with a bad status
         │   ├── TransientError       worth retrying (5xx, 429, reset, timeout, short body)
         │   └── UrlExpired           a signed asset URL was refused: fetch the task again
@@ -68,6 +69,10 @@ class ApiError(TaskError):
 
 class InvalidTaskData(TaskError):
     """The task JSON is malformed; the message names the field at fault."""
+
+
+class UnsafePath(TaskError):
+    """A symlink or file sits where the task's folder belongs; it is not followed or replaced."""
 
 
 class TransferError(TaskError):

@@ -13,7 +13,7 @@ import stat
 import unicodedata
 from pathlib import Path
 
-from .errors import StorageError
+from .errors import StorageError, UnsafePath
 from .model import Task
 
 ALLOWED_EXTENSIONS = frozenset(
@@ -29,6 +29,7 @@ CONTENT_TYPES = {
     "image/webp": "webp",
     "image/gif": "gif",
 }
+HASH_BLOCK = 1024 * 1024
 PART_SUFFIX = ".part"
 REJECTED_SUFFIX = ".rejected"
 _UNSAFE = re.compile(r"[^\w.+-]+")
@@ -82,14 +83,15 @@ def choose_extension(sniffed: str | None, url_path: str, content_type: str | Non
 def ensure_dir(root: Path, name: str) -> Path:
     """The folder `root/name`, made if missing; a symlink or file planted there is refused."""
     if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise StorageError(f"{root / name}: refused folder name")
+        raise UnsafePath(f"{root / name}: refused folder name")
     path = root / name
     try:
         path.mkdir(exist_ok=True)
-        if path.is_symlink() or not path.is_dir():
-            raise StorageError(f"{path}: exists and is not a plain folder")
+        planted = path.is_symlink() or not path.is_dir()
     except OSError as exc:
         raise storage_error(exc, path) from exc
+    if planted:
+        raise UnsafePath(f"{path}: exists and is not a plain folder; not touching it")
     return path
 
 
@@ -130,6 +132,33 @@ def reject(part: Path, final: Path) -> Path:
     except OSError as exc:
         raise storage_error(exc, kept) from exc
     return kept
+
+
+def hash_file(path: Path, length: int | None = None) -> tuple[hashlib._Hash, int]:
+    """sha256 over a file's first `length` bytes (all by default) and the count read; blocking."""
+    hasher = hashlib.sha256()
+    count = 0
+    with open(path, "rb", opener=_read_nofollow) as fh:
+        while length is None or count < length:
+            want = HASH_BLOCK if length is None else min(HASH_BLOCK, length - count)
+            block = fh.read(want)
+            if not block:
+                break
+            hasher.update(block)
+            count += len(block)
+    return hasher, count
+
+
+def read_head_tail(path: Path, head: int, tail: int) -> tuple[bytes, bytes]:
+    with open(path, "rb", opener=_read_nofollow) as fh:
+        first = fh.read(head)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - tail))
+        return first, fh.read()
+
+
+def _read_nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def fsync_dir(path: Path) -> None:

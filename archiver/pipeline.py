@@ -7,7 +7,7 @@ other ArchiverError (401, storage, lock) ends the run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from . import files, http, sidecar, verify
 from .api import ApiClient
+from .bounded import for_each
 from .catalog import Catalog, TaskRow
 from .config import Config
 from .download import Downloader, Fetched
@@ -248,30 +249,6 @@ def _sidecar_path(folder: str | None) -> str | None:
 
 def _url_path(url: str) -> str:
     return url.split("?", 1)[0].split("#", 1)[0]
-
-
-async def for_each(
-    items: Iterable[T], worker: Callable[[T], Awaitable[None]], *, limit: int
-) -> None:
-    """Run `worker` on every item, at most `limit` at once, waiting for a slot before starting one.
-
-    The first exception that escapes a worker cancels the rest and is raised as itself.
-    """
-    slots = asyncio.Semaphore(limit)
-
-    async def guarded(item: T) -> None:
-        try:
-            await worker(item)
-        finally:
-            slots.release()
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for item in items:
-                await slots.acquire()
-                group.create_task(guarded(item))
-    except BaseExceptionGroup as eg:
-        raise eg.exceptions[0] from None
 
 
 async def archive(

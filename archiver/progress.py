@@ -78,6 +78,26 @@ class BarReporter(PlainReporter):
         self._tasks.close()
 
 
+class Counter(Protocol):
+    def update(self, n: int = 1) -> object: ...
+    def close(self) -> None: ...
+
+
+class _NoCounter:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def counter(total: int, *, unit: str, enabled: bool, stream: TextIO = sys.stderr) -> Counter:
+    """One bar of `total` units on a terminal; nothing otherwise."""
+    if enabled and stream.isatty():
+        return tqdm(total=total, unit=unit, desc=f"{unit}s", file=stream)
+    return _NoCounter()
+
+
 def reporter(*, enabled: bool, stream: TextIO = sys.stderr) -> Reporter:
     if enabled and stream.isatty():
         return BarReporter(stream)
