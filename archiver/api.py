@@ -51,9 +51,8 @@ class ApiClient:
         return Task.from_json(data, task_id=task_id)
 
     async def _fetch_once(self, task_id: str) -> bytes:
-        await self._gate.wait()
         async with (
-            self._limits.slot(self._limits.api),
+            self._limits.slot(self._limits.api, self._gate),
             http.get(
                 self._session,
                 self.task_url(task_id),

@@ -52,12 +52,19 @@ class Limits:
         )
 
     @contextlib.asynccontextmanager
-    async def slot(self, lane: asyncio.Semaphore) -> AsyncIterator[None]:
-        # Lane first, then the shared cap: one fixed order, so no two requests deadlock.
-        async with lane, self.http:
-            if self.stopped is not None:
-                raise self.stopped
-            yield
+    async def slot(self, lane: asyncio.Semaphore, gate: Gate | None = None) -> AsyncIterator[None]:
+        """A place for one request; with a gate, none while the lane is paused."""
+        while True:
+            if gate is not None:
+                await gate.wait()
+            # Lane first, then the shared cap: one fixed order, so no two requests deadlock.
+            async with lane, self.http:
+                if self.stopped is not None:
+                    raise self.stopped
+                # A pause may have begun while we queued: give the slot back and wait it out.
+                if gate is None or not gate.paused:
+                    yield
+                    return
 
     def stop(self, reason: ArchiverError) -> None:
         self.stopped = reason
@@ -71,6 +78,10 @@ class Gate:
 
     def pause(self, seconds: float) -> None:
         self._until = max(self._until, time.monotonic() + seconds)
+
+    @property
+    def paused(self) -> bool:
+        return self._until > time.monotonic()
 
     async def wait(self) -> None:
         # A loop, not an Event: another 429 may push the deadline further while we sleep.

@@ -47,6 +47,8 @@ class FileJob:
 
 def plan_files(task: Task) -> list[FileJob]:
     """Every file of a task, named from the artifact and unique within the task."""
+    if not task.artifacts:
+        raise InvalidTaskData(f"artifacts: none in a {task.status} task")
     used: set[str] = set()
     jobs = []
     for artifact in task.artifacts:

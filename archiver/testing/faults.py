@@ -19,6 +19,7 @@ class Seen:
     raw_path: str
     headers: dict[str, str]
     status: int
+    at: float = 0.0  # time.monotonic() when it arrived, for tests of pacing
 
 
 @dataclass

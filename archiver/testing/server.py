@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -260,7 +261,9 @@ class Emulator:
     # -- request log ---------------------------------------------------------------------
 
     def _arrive(self, origin: str, request: web.Request) -> None:
-        seen = Seen(origin, request.method, request.raw_path, dict(request.headers), 0)
+        seen = Seen(
+            origin, request.method, request.raw_path, dict(request.headers), 0, time.monotonic()
+        )
         request[_SEEN] = seen
         self.requests.append(seen)
 
