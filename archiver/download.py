@@ -75,7 +75,7 @@ class Downloader:
         self, url: str, part: Path, expected: int | None, limit: int, deadline: float
     ) -> Fetched:
         have, etag = _resumable(part)
-        headers = {"Accept-Encoding": "identity"}
+        headers: dict[str, str] = {}
         if have and etag:
             headers |= {"Range": f"bytes={have}-", "If-Range": etag}
         try:

@@ -99,7 +99,7 @@ def new_session(config: Config) -> aiohttp.ClientSession:
         timeout=timeout,
         connector=connector,
         auto_decompress=False,
-        headers={"User-Agent": "runway-archiver/0.1"},
+        headers={"User-Agent": "runway-archiver/0.1", "Accept-Encoding": "identity"},
     )
 
 

@@ -91,14 +91,16 @@ class _NoCounter:
         pass
 
 
-def counter(total: int, *, unit: str, enabled: bool, stream: TextIO = sys.stderr) -> Counter:
+def counter(total: int, *, unit: str, enabled: bool, stream: TextIO | None = None) -> Counter:
     """One bar of `total` units on a terminal; nothing otherwise."""
+    stream = stream or sys.stderr
     if enabled and stream.isatty():
         return tqdm(total=total, unit=unit, desc=f"{unit}s", file=stream)
     return _NoCounter()
 
 
-def reporter(*, enabled: bool, stream: TextIO = sys.stderr) -> Reporter:
+def reporter(*, enabled: bool, stream: TextIO | None = None) -> Reporter:
+    stream = stream or sys.stderr  # looked up now, not at import: callers may redirect it
     if enabled and stream.isatty():
         return BarReporter(stream)
     return PlainReporter(stream)

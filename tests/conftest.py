@@ -64,12 +64,13 @@ class Runner:
     config: Path
     monkeypatch: pytest.MonkeyPatch
     capsys: pytest.CaptureFixture[str]
+    base_url: str | None = None  # None: the emulator's API
 
     def configure(self, **values: Any) -> None:
         self.config.write_text(json.dumps({**FAST, **values}))
 
     def env(self) -> dict[str, str]:
-        return {"USEAPI_TOKEN": TOKEN, "USEAPI_BASE_URL": self.emu.api_url}
+        return {"USEAPI_TOKEN": TOKEN, "USEAPI_BASE_URL": self.base_url or self.emu.api_url}
 
     def run(self, *args: str, command: str = "run", report: bool = True) -> Result:
         """In-process: fast, and the same code path as the console script."""

@@ -6,6 +6,7 @@ Tests seed tasks and arm faults from their own thread; both servers run on one e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import socket
@@ -275,9 +276,7 @@ class Emulator:
         for i in range(len(self.requests) - 1, -1, -1):
             # Replace the placeholder in place so the log keeps arrival order.
             if self.requests[i] is seen:
-                self.requests[i] = Seen(
-                    seen.origin, seen.method, seen.raw_path, seen.headers, response.status
-                )
+                self.requests[i] = dataclasses.replace(seen, status=response.status)
                 return
 
     async def _answer_or_drop(
