@@ -268,10 +268,10 @@ def _task_list(args: argparse.Namespace) -> TaskList:
     sources = []
     for name in args.input:
         if name == "-":
-            sources.append(("<stdin>", sys.stdin.read().splitlines()))
+            sources.append(("<stdin>", sys.stdin.read().removeprefix("\ufeff").splitlines()))
             continue
         try:
-            text = Path(name).read_text(encoding="utf-8", errors="replace")
+            text = Path(name).read_text(encoding="utf-8-sig", errors="replace")
         except OSError as exc:
             raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
         sources.append((name, text.splitlines()))

@@ -6,6 +6,7 @@ Precedence: command line > environment > config file > defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import stat
 from collections.abc import Mapping
@@ -85,21 +86,22 @@ def load(
 ) -> tuple[Config, list[str]]:
     """Merge the layers into a Config; return it with warnings worth printing."""
     warnings: list[str] = []
-    values: dict[str, Any] = {}
+    # key -> (value, where it came from), later layers replacing earlier ones
+    values: dict[str, tuple[Any, str]] = {}
     source = path or default_config_path(env)
     if path is not None or source.is_file():
-        values.update(_read_file(source))
-        if values.get("token") and _readable_by_others(source):
+        # A key left empty (`token:`) means the default, as in config.example.yaml.
+        from_file = {k: v for k, v in _read_file(source).items() if v is not None}
+        values.update({k: (v, str(source)) for k, v in from_file.items()})
+        if from_file.get("token") and _readable_by_others(source):
             warnings.append(
                 f"warning: {source} holds a token and is readable by other users (chmod 600 it)"
             )
-    if env.get(ENV_TOKEN):
-        values["token"] = env[ENV_TOKEN]
-    if env.get(ENV_BASE_URL):
-        values["base_url"] = env[ENV_BASE_URL]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    where = str(source)
-    checked = {key: _check(key, value, where) for key, value in values.items()}
+    for key, name in (("token", ENV_TOKEN), ("base_url", ENV_BASE_URL)):
+        if env.get(name):
+            values[key] = (env[name], f"environment {name}")
+    values.update({k: (v, "command line") for k, v in overrides.items() if v is not None})
+    checked = {key: _check(key, value, where) for key, (value, where) in values.items()}
     return Config(**checked), warnings
 
 
@@ -145,8 +147,8 @@ def _check(key: str, value: Any, where: str) -> Any:
         if not is_int or value < 0:
             raise bad("a whole number >= 0")
     elif key in _FLOATS:
-        if not (is_int or isinstance(value, float)) or value < 0:
-            raise bad("a number >= 0")
+        if not (is_int or isinstance(value, float)) or not math.isfinite(value) or value < 0:
+            raise bad("a finite number >= 0")
         return float(value)
     elif key in _BOOLS:
         if not isinstance(value, bool):

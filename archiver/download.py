@@ -22,7 +22,7 @@ from .files import discard, file_size, hash_file, nofollow_opener, read_head_tai
 from .retry import RetryPolicy, retrying
 
 READ_CHUNK = 256 * 1024
-WRITE_CHUNK = 1024 * 1024  # aiofiles costs a thread hop per write: write in large pieces
+WRITE_CHUNK = 512 * 1024  # aiofiles costs a thread hop per write: write in large pieces
 HEAD_BYTES = 256 * 1024  # enough for magic bytes and image headers
 TAIL_BYTES = 64
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
@@ -208,8 +208,8 @@ def _etag_path(part: Path) -> Path:
 def _remember_etag(part: Path, etag: str | None) -> None:
     """Kept beside the part file so a resume after a crash can send If-Range."""
     path = _etag_path(part)
+    discard(path)  # also whatever was planted there: never written through
     if not etag:
-        discard(path)
         return
     try:
         with open(path, "w", encoding="utf-8", opener=nofollow_opener) as fh:

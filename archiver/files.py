@@ -73,7 +73,8 @@ def choose_extension(sniffed: str | None, url_path: str, content_type: str | Non
     """Our choice from an allow-list: the bytes first, then the URL, then the server's label."""
     if sniffed:
         return sniffed
-    suffix = url_path.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    _, dot, suffix = url_path.rsplit("/", 1)[-1].rpartition(".")
+    suffix = suffix.lower() if dot else ""
     if suffix in ALLOWED_EXTENSIONS:
         return "jpg" if suffix == "jpeg" else suffix
     mime = (content_type or "").split(";")[0].strip().lower()
@@ -86,11 +87,16 @@ def ensure_dir(root: Path, name: str) -> Path:
         raise UnsafePath(f"{root / name}: refused folder name")
     path = root / name
     try:
-        path.mkdir(exist_ok=True)
-        planted = path.is_symlink() or not path.is_dir()
-    except OSError as exc:
-        raise storage_error(exc, path) from exc
-    if planted:
+        st = path.lstat()
+    except FileNotFoundError:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass  # raced with something; judged below like any existing entry
+        except OSError as exc:
+            raise storage_error(exc, path) from exc
+        st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode):  # lstat: a symlink is never a folder here
         raise UnsafePath(f"{path}: exists and is not a plain folder; not touching it")
     return path
 

@@ -192,7 +192,8 @@ def _byte_count(value: Any, where: str) -> int | None:
         return None
     if _is_int(value) and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # A bounded length first: int() refuses (ValueError) strings of thousands of digits.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         return int(value)
     raise InvalidTaskData(f"{where}: not a byte count: {value!r}")
 
@@ -201,7 +202,10 @@ def _positive(value: Any, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            number = math.inf
         if math.isfinite(number) and number > 0:
             return number
     raise InvalidTaskData(f"{where}: expected a positive number, got {value!r}")

@@ -206,6 +206,9 @@ class Archiver:
                 files.discard(part)
                 self.reporter.note(f"note: {job.label}: {exc}; downloading it once more")
                 continue
+            except BaseException:
+                files.discard(part)  # cancelled mid-check: an unverified whole file is no resume
+                raise
             files.finalize(part, final)
             return ArchivedFile(
                 job.kind,

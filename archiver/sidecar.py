@@ -1,4 +1,6 @@
-"""task.yaml beside the media: the task's options verbatim, and what was archived and checked.
+"""task.yaml beside the media: the task's options as given, and what was archived and checked.
+
+Signed URLs in the options are credentials: their query strings are left out, and listed.
 
 `render` is pure; `write` puts the text in place atomically.
 """
@@ -6,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,15 @@ import yaml
 
 from . import __version__
 from .files import atomic_write
+from .http import redact
 from .model import ArchivedFile, FileKind, Task
 
 NAME = "task.yaml"
 
 
 def render(task: Task, files: Sequence[ArchivedFile], *, archived_at: str) -> str:
+    redacted: list[str] = []
+    options = _without_signatures(task.options, "options", redacted)
     doc: dict[str, Any] = {
         "taskId": task.task_id,
         "id": task.id,
@@ -28,12 +33,26 @@ def render(task: Task, files: Sequence[ArchivedFile], *, archived_at: str) -> st
         "status": task.status,
         "createdAt": task.created_at,
         "updatedAt": task.updated_at,
-        "options": task.options,
+        "options": options,
         "error": task.error,
         "artifacts": [_artifact(task, i, files) for i in range(len(task.artifacts))],
         "archiver": {"version": __version__, "archivedAt": archived_at},
     }
+    if redacted:
+        doc["archiver"]["redactedQueryStrings"] = redacted
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _without_signatures(value: Any, where: str, redacted: list[str]) -> Any:
+    """The options with every http(s) URL's query string (its signature) cut off."""
+    if isinstance(value, Mapping):
+        return {k: _without_signatures(v, f"{where}.{k}", redacted) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_signatures(v, f"{where}[{i}]", redacted) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith(("http://", "https://")) and "?" in value:
+        redacted.append(where)
+        return redact(value)
+    return value
 
 
 def _artifact(task: Task, index: int, files: Sequence[ArchivedFile]) -> dict[str, Any]:

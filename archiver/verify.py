@@ -122,6 +122,8 @@ def compare(artifact: Artifact, size: int, probe: ProbeResult, tol: Tolerances) 
             f"dimensions {probe.width}x{probe.height}, API says {artifact.width}x{artifact.height}"
         )
     if probe.duration is None and probe.frame_rate is None:
+        if artifact.duration is not None:
+            raise VerifyError(f"a still image, API says {artifact.duration:.2f} s of video")
         return tuple(unchecked)  # a still image: duration and frame rate do not apply
     if artifact.duration is None:
         unchecked.append("duration")

@@ -1,0 +1,122 @@
+"""Task ids from arguments, files and stdin: comments, blanks, duplicates and bad lines."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from archiver.tasklist import BadLine, gather
+
+from .conftest import Runner
+
+A = "user:1234-runwayml:me@example.com-task:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+B = "user:1234-runwayml:me@example.com-task:11111111-2222-4333-8444-555555555555"
+C = "user:99-runwayml:other+tag@example.org-task:aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+
+def test_comments_and_blank_lines_are_skipped() -> None:
+    """'#' lines, trailing ' # note' / tab-'#' comments and blank lines give no id and no error."""
+    lines = ["# my tasks", "", "   ", f"{A}  # the cat one", f"\t{B}\t# tab note", "  # indented"]
+    result = gather([], [("ids.txt", lines)])
+    assert result.ids == [A, B]
+    assert result.bad == []
+
+
+def test_duplicates_kept_once_in_first_seen_order() -> None:
+    """An id repeated across arguments, files and stdin is kept once, where it first appeared."""
+    result = gather(
+        [B, A, B],
+        [("ids.txt", [C, A, f"{B} # again"]), ("<stdin>", [C, "x1", A, "x1"])],
+    )
+    assert result.ids == [B, A, C, "x1"]
+    assert result.bad == []
+
+
+def test_crlf_lines_are_trimmed() -> None:
+    """Ids from a file with Windows line ends are the same ids."""
+    result = gather([], [("ids.txt", f"{A}\r\n{B}\r\n".split("\n"))])
+    assert result.ids == [A, B]
+
+
+def test_bad_lines_are_reported_with_name_and_line() -> None:
+    """A line that is not a task id is kept as a BadLine 'file:line', and the others still run."""
+    result = gather(
+        ["not a task id!"],
+        [("ids.txt", [A, "", "https://api.useapi.net/v1/runwayml/tasks/" + B, B])],
+    )
+    assert result.ids == [A, B]
+    assert result.bad == [
+        BadLine("argument 1", "not a task id!", "not a task id"),
+        BadLine("ids.txt:3", "https://api.useapi.net/v1/runwayml/tasks/" + B, "not a task id"),
+    ]
+    assert str(result.bad[0]) == "argument 1: not a task id: 'not a task id!'"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("user:1234-runwayml:me@example.com-task: 3f2a", "not a task id"),  # space inside
+        ("user:1234\ttask:3f2a", "not a task id"),  # tab inside
+        (f"https://api.useapi.net/v1/runwayml/tasks/{A}", "not a task id"),
+        ("../../etc/passwd", "not a task id"),
+        ("-rf", "not a task id"),
+        ("task?id=1", "not a task id"),
+        ("abc#def", "not a task id"),  # '#' only starts a comment after a blank
+        ("a" * 301, "task id too long"),
+    ],
+)
+def test_malformed_ids_are_bad_lines(line: str, reason: str) -> None:
+    """Whitespace inside, a URL, a path, an option-like word or 301 characters: a bad line."""
+    result = gather([], [("ids.txt", [A, line])])
+    assert result.ids == [A]
+    assert result.bad == [BadLine("ids.txt:2", line, reason)]
+
+
+def test_300_characters_is_still_an_id() -> None:
+    """An id of exactly 300 characters is accepted; the limit is 300."""
+    assert gather(["a" * 300], []).ids == ["a" * 300]
+
+
+def test_long_bad_line_is_shortened_in_its_message() -> None:
+    """A bad line's message quotes at most 80 characters of it."""
+    (bad,) = gather(["z" * 301], []).bad
+    assert str(bad) == f"argument 1: task id too long: {'z' * 80!r}"
+
+
+def test_bad_line_repeated_is_reported_each_time() -> None:
+    """The same bad text on two lines is two errors: nothing is dropped silently."""
+    result = gather([], [("ids.txt", ["no good", "no good"])])
+    assert [b.where for b in result.bad] == ["ids.txt:1", "ids.txt:2"]
+
+
+def test_stdin_ids_are_archived(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run -i -` reads ids from stdin, skipping comments and duplicates, and archives them."""
+    first, second = runner.emu.add_task(previews=0), runner.emu.add_task(previews=0)
+    stdin = f"# from a pipe\n{first}\n\n{second}  # note\n{first}\nnot an id!\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    result = runner.run("-i", "-", "--no-progress")
+    assert result.code == 1, result.err
+    assert result.states() == {first: "archived", second: "archived", "not an id!": "error"}
+    assert result.task("not an id!")["error"] == "<stdin>:6: not a task id: 'not an id!'"
+    api_paths = sorted(r.raw_path for r in runner.emu.requests if r.origin == "api")
+    assert api_paths == sorted([f"/v1/runwayml/tasks/{first}", f"/v1/runwayml/tasks/{second}"])
+
+
+def test_stdin_and_arguments_together(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids given as arguments and on stdin are archived together, each once."""
+    first, second = runner.emu.add_task(previews=0), runner.emu.add_task(previews=0)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{second}\n{first}\n"))
+    result = runner.run(first, "-i", "-", "--no-progress")
+    assert result.code == 0, result.err
+    assert result.states() == {first: "archived", second: "archived"}
+    assert len([r for r in runner.emu.requests if r.origin == "api"]) == 2
+
+
+def test_task_list_with_a_bom_is_read(runner: Runner) -> None:
+    """A task list saved with a UTF-8 byte order mark (Windows Notepad) archives its first id."""
+    task = runner.emu.add_task(previews=0)
+    ids = runner.root.parent / "ids.txt"
+    ids.write_bytes(b"\xef\xbb\xbf" + f"{task}\n".encode())
+    result = runner.run("-i", str(ids), "--no-progress")
+    assert result.states() == {task: "archived"}
