@@ -131,7 +131,9 @@ async def _stream(
     hasher = await _hash_prefix(part, offset) if offset else hashlib.sha256()
     head = tail = b""
     received = offset
-    buffer = bytearray()
+    # Chunks are gathered and joined once per write: growing a bytearray costs a copy per chunk.
+    pending: list[bytes] = []
+    pending_size = 0
     try:
         async with aiofiles.open(part, "ab" if offset else "wb", opener=nofollow_opener) as fh:
             try:
@@ -144,13 +146,15 @@ async def _stream(
                     tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
                     if len(head) < HEAD_BYTES:
                         head += chunk[: HEAD_BYTES - len(head)]
-                    buffer += chunk
-                    if len(buffer) >= WRITE_CHUNK:
-                        await fh.write(bytes(buffer))
-                        buffer.clear()
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= WRITE_CHUNK:
+                        await fh.write(b"".join(pending))
+                        pending.clear()
+                        pending_size = 0
             finally:
                 # Whatever arrived is kept in order, so a later attempt can resume after it.
-                await fh.write(bytes(buffer))
+                await fh.write(b"".join(pending))
                 await fh.flush()
                 await asyncio.to_thread(os.fsync, fh.fileno())
     except OSError as exc:

@@ -1,6 +1,7 @@
 """`python -m archiver.testing`: run the useapi.net emulator standalone with seeded tasks.
 
 Writes task ids, asset URLs and a ready file for demos and benchmarks, then serves until SIGTERM.
+With --stats-file, SIGUSR1 (and the exit) writes the requests seen per origin and its own CPU.
 """
 
 from __future__ import annotations
@@ -43,6 +44,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ids-out", type=Path, default=None, help="write task ids here, one a line")
     p.add_argument("--urls-out", type=Path, default=None, help="write asset URLs here, one a line")
     p.add_argument("--ready-file", type=Path, default=None, help="write connection JSON here")
+    p.add_argument(
+        "--full-previews",
+        action="store_true",
+        help="previews at the video's full size with grain (50-150 KB at 1280x768), as real ones",
+    )
+    p.add_argument(
+        "--manifest-out",
+        type=Path,
+        default=None,
+        help="write JSON here: per task, each asset URL with its kind, bytes and file on disk",
+    )
+    p.add_argument(
+        "--stats-file",
+        type=Path,
+        default=None,
+        help="on SIGUSR1 and at exit write JSON here: requests per origin, own CPU seconds",
+    )
+    p.add_argument(
+        "--no-request-log",
+        action="store_true",
+        help="keep only request counts, not a log entry per request (long benchmarks)",
+    )
     args = p.parse_args(argv)
     if not _VIDEO.match(args.video):
         p.error(f"--video must look like 1280x768@24:5.2, not {args.video!r}")
@@ -81,6 +104,30 @@ def write_outputs(emu: Emulator, ids: list[str], args: argparse.Namespace) -> No
                 urls.append(art["url"])
                 urls.extend(art["previewUrls"])
         _atomic_write(args.urls_out, "".join(f"{u}\n" for u in urls))
+    if args.manifest_out:
+        _atomic_write(args.manifest_out, json.dumps(manifest(emu, ids)) + "\n")
+
+
+def manifest(emu: Emulator, ids: list[str]) -> list[dict[str, object]]:
+    """Per task, every asset URL in the order of the JSON with its kind, size and served file."""
+    tasks: list[dict[str, object]] = []
+    for task_id in ids:
+        data = emu.task_json(task_id)
+        paths = iter(emu.media_of(task_id))
+        assets = []
+        for art in data["artifacts"]:
+            kinds = [("artifact", art["url"])] + [("preview", u) for u in art["previewUrls"]]
+            for kind, url in kinds:
+                path = next(paths)
+                assets.append(
+                    {"kind": kind, "url": url, "bytes": path.stat().st_size, "path": str(path)}
+                )
+        tasks.append({"task_id": task_id, "status": data["status"], "assets": assets})
+    return tasks
+
+
+def _write_stats(emu: Emulator, path: Path, serial: int) -> None:
+    _atomic_write(path, json.dumps({"serial": serial, "pid": os.getpid(), **emu.stats()}) + "\n")
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -88,6 +135,8 @@ async def serve(args: argparse.Namespace) -> None:
     emu = Emulator(media, token=args.token, url_ttl=args.url_ttl)
     emu.api_delay = args.api_delay
     emu.cdn_rate = args.cdn_rate
+    emu.full_size_previews = args.full_previews
+    emu.record_requests = not args.no_request_log
     # Seeding may render media for a while; do it off the loop, before listening.
     ids = await asyncio.to_thread(seed, emu, args)
     write_outputs(emu, ids, args)
@@ -95,6 +144,15 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
+    serial = 0
+    if args.stats_file:
+
+        def report() -> None:
+            nonlocal serial
+            serial += 1
+            _write_stats(emu, args.stats_file, serial)
+
+        loop.add_signal_handler(signal.SIGUSR1, report)
     async with emu:
         ready = json.dumps(
             {"api_url": emu.api_url, "cdn_url": emu.cdn_url, "token": emu.token, "pid": os.getpid()}
@@ -103,6 +161,8 @@ async def serve(args: argparse.Namespace) -> None:
             _atomic_write(args.ready_file, ready + "\n")
         print(ready, flush=True)
         await done.wait()
+    if args.stats_file:
+        _write_stats(emu, args.stats_file, serial + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,11 +69,20 @@ class MediaLibrary:
         path = self.cache_dir / f"{spec.key()}.mp4"
         return self._get(path, "video/mp4", lambda tmp: _render_video(spec, tmp))
 
-    def image(self, width: int, height: int, variant: int = 0, *, png: bool = False) -> Media:
-        """Return a one-frame JPEG (or PNG) of the given size and variant."""
+    def image(
+        self, width: int, height: int, variant: int = 0, *, png: bool = False, noise: int = 0
+    ) -> Media:
+        """Return a one-frame JPEG (or PNG) of the given size and variant.
+
+        `noise` (0-100) adds grain, which compresses like real footage: at 1280x768 a JPEG of
+        noise 10-14 is 70-120 KB, where the clean test pattern is 45 KB.
+        """
         ext, ctype = ("png", "image/png") if png else ("jpg", "image/jpeg")
-        path = self.cache_dir / f"image-{width}x{height}-v{variant}.{ext}"
-        return self._get(path, ctype, lambda tmp: _render_image(width, height, variant, png, tmp))
+        grain = f"-n{noise}" if noise else ""
+        path = self.cache_dir / f"image-{width}x{height}-v{variant}{grain}.{ext}"
+        return self._get(
+            path, ctype, lambda tmp: _render_image(width, height, variant, png, tmp, noise)
+        )
 
     def _get(self, path: Path, content_type: str, render: Callable[[Path], None]) -> Media:
         with self._lock:
@@ -113,10 +122,14 @@ def _render_video(spec: VideoSpec, out: Path) -> None:
     ).overwrite_output().run(quiet=True)
 
 
-def _render_image(width: int, height: int, variant: int, png: bool, out: Path) -> None:
+def _render_image(
+    width: int, height: int, variant: int, png: bool, out: Path, noise: int = 0
+) -> None:
     stream = ffmpeg.input(f"testsrc2=size={width}x{height}:rate=1:duration=1", f="lavfi")
     if variant:
         stream = stream.filter("hue", h=(variant * _HUE_STEP) % 360)
+    if noise:
+        stream = stream.filter("noise", alls=noise, allf="u")
     codec = {"vcodec": "png"} if png else {"vcodec": "mjpeg", "q:v": "4", "pix_fmt": "yuvj420p"}
     stream.output(str(out), f="image2", vframes=1, update=1, **codec).overwrite_output().run(
         quiet=True

@@ -9,9 +9,11 @@ import asyncio
 import dataclasses
 import json
 import re
+import resource
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +58,11 @@ class Emulator:
         self.cdn_rate: float | None = None
         self.range_support = True
         self.requests: list[Seen] = []
+        # Off for long benchmarks: a log entry per request would grow without bound, while the
+        # per-origin counts below are kept either way.
+        self.record_requests = True
+        self.counts: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
         self._faults = FaultBook()
         self._signer = UrlSigner()
         # Bind now so api_url/cdn_url (and seeded URLs) are known before start().
@@ -206,6 +213,26 @@ class Emulator:
         """Forget the recorded requests."""
         self.requests.clear()
 
+    @property
+    def full_size_previews(self) -> bool:
+        """Seed previews at the video's full size with grain (50-150 KB), as real ones are."""
+        return self._store.full_size_previews
+
+    @full_size_previews.setter
+    def full_size_previews(self, value: bool) -> None:
+        self._store.full_size_previews = value
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per origin and per `origin status` since start, and this process's CPU."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "requests": dict(self.counts),
+            "statuses": dict(self.statuses),
+            "cpu_user": usage.ru_utime,
+            "cpu_sys": usage.ru_stime,
+            "max_rss_kb": usage.ru_maxrss,
+        }
+
     # -- faults --------------------------------------------------------------------------
 
     def api_fault(
@@ -266,12 +293,17 @@ class Emulator:
             origin, request.method, request.raw_path, dict(request.headers), 0, time.monotonic()
         )
         request[_SEEN] = seen
-        self.requests.append(seen)
+        self.counts[origin] += 1
+        if self.record_requests:
+            self.requests.append(seen)
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         # Headers are going out: now the status is final (FileResponse picks 200/206/416 late).
         seen = request.get(_SEEN)
         if seen is None or request.get(_DROPPED):
+            return
+        self.statuses[f"{seen.origin} {response.status}"] += 1
+        if not self.record_requests:
             return
         for i in range(len(self.requests) - 1, -1, -1):
             # Replace the placeholder in place so the log keeps arrival order.

@@ -24,6 +24,8 @@ from archiver.testing.tasks import (
     timestamp,
 )
 
+_PREVIEW_NOISE = (10, 12, 14)
+
 
 @dataclass
 class TaskRecord:
@@ -61,6 +63,9 @@ class Store:
         self.tasks: dict[str, TaskRecord] = {}
         self.raw: dict[str, RawAnswer] = {}
         self.assets: dict[str, tuple[Path, str]] = {}
+        # Off: previews at 1, 1/2 and 1/4 of the video's size (small, fast tests). On: every
+        # preview at full size with grain, 70-120 KB at 1280x768 like real ones (benchmarks).
+        self.full_size_previews = False
 
     def add(
         self,
@@ -130,10 +135,11 @@ class Store:
         previews: list[str] = []
         for j in range(spec.previews):
             # Real previews are frames at a few sizes; vary size and content per index.
-            scale = (1, 2, 4)[j % 3]
+            scale = 1 if self.full_size_previews else (1, 2, 4)[j % 3]
             width = max(16, described.width // scale // 2 * 2)
             height = max(16, described.height // scale // 2 * 2)
-            image = self.media.image(width, height, variant=j + 1)
+            noise = _PREVIEW_NOISE[j % len(_PREVIEW_NOISE)] if self.full_size_previews else 0
+            image = self.media.image(width, height, variant=j + 1, noise=noise)
             previews.append(self.url(self.register(f"/previews/{asset_uuid}/{j}.jpg", image)))
             record.files.append(image.path)
         return build_artifact(
