@@ -131,6 +131,8 @@ class Archiver:
         return outcome
 
     async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
+        if not task.has_failed:
+            plan_files(task)  # refuse a malformed task before its folder is made
         path = files.ensure_dir(self.root, folder)
         if task.has_failed:
             self._write_sidecar(task, path, [])
@@ -138,12 +140,15 @@ class Archiver:
             return TaskOutcome(
                 task.task_id, State.FAILED, task.status, folder, _sidecar_path(folder), error=reason
             )
-        done = self._reusable(task.task_id, path)
+        done = self._reusable(task.task_id)
         try:
             archived = await self._fetch_all(task, folder, done)
         except TaskError as exc:
-            kept = tuple(done.values())
-            return TaskOutcome(task.task_id, State.ERROR, task.status, folder, None, kept, str(exc))
+            # What did verify stays recorded, so the next run fetches only the rest.
+            return TaskOutcome(
+                task.task_id, State.ERROR, task.status, folder,
+                files=tuple(done.values()), error=str(exc),
+            )  # fmt: skip
         self._write_sidecar(task, path, archived)
         return TaskOutcome(
             task.task_id,
@@ -154,7 +159,7 @@ class Archiver:
             tuple(archived),
         )
 
-    def _reusable(self, task_id: str, folder: Path) -> dict[str, ArchivedFile]:
+    def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
         """Files an earlier run verified and that are still there at their size, by stem."""
         kept = {}
         for f in self.catalog.files(task_id):
