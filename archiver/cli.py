@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import __version__, audit, config, lock, pipeline, progress, report, status
 from .catalog import FILENAME as CATALOG_FILE
@@ -64,14 +64,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run",
-        help="archive a list of tasks",
-        epilog=RUN_EXAMPLES,
+    _add_run(commands)
+    _add_verify(commands)
+    _add_status(commands)
+    return parser
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _subcommand(
+    commands: Subparsers, name: str, *, summary: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    sub = commands.add_parser(
+        name, help=summary, description=description, epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub.add_argument("-o", "--output", type=Path, metavar="DIR", help="the archive folder")
+    sub.add_argument("-c", "--config", type=Path, metavar="CONFIG", help="YAML config file")
+    return sub
+
+
+def _add_run(commands: Subparsers) -> None:
+    run = _subcommand(
+        commands, "run", summary="archive a list of tasks", examples=RUN_EXAMPLES,
         description="Fetch each task, download its video and previews, verify them with "
         "ffprobe, write task.yaml, and remember what is done.",
-    )
+    )  # fmt: skip
     run.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to archive")
     run.add_argument(
         "-i",
@@ -81,7 +100,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="file of task ids, one per line ('-' for stdin); may repeat",
     )
-    _common(run)
     run.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument(
@@ -91,17 +109,15 @@ def _parser() -> argparse.ArgumentParser:
         help="HTTP requests in flight at once (API and downloads together)",
     )
     run.add_argument("--refresh", action="store_true", help="fetch FAILED/CANCELLED tasks again")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run)  # fmt: skip
 
-    check = commands.add_parser(
-        "verify",
-        help="re-check every archived file",
-        epilog=VERIFY_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _add_verify(commands: Subparsers) -> None:
+    check = _subcommand(
+        commands, "verify", summary="re-check every archived file", examples=VERIFY_EXAMPLES,
         description="Check every file the catalog holds: present, same size and sha256, and "
         "still readable media. Exit 1 if any is missing or altered.",
-    )
-    _common(check)
+    )  # fmt: skip
     check.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
     check.add_argument(
         "--repair",
@@ -109,23 +125,16 @@ def _parser() -> argparse.ArgumentParser:
         help="fetch damaged tasks again and re-download what is missing or altered",
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
-    check.set_defaults(handler=_verify)
+    check.set_defaults(handler=_verify)  # fmt: skip
 
-    status = commands.add_parser(
-        "status",
-        help="what the archive holds (no network)",
-        epilog=STATUS_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _add_status(commands: Subparsers) -> None:
+    status = _subcommand(
+        commands, "status", summary="what the archive holds (no network)",
+        examples=STATUS_EXAMPLES,
         description="Counts per state, bytes archived, the last run, and a line per task.",
-    )
-    _common(status)
+    )  # fmt: skip
     status.set_defaults(handler=_status)
-    return parser
-
-
-def _common(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("-o", "--output", type=Path, metavar="DIR", help="the archive folder")
-    sub.add_argument("-c", "--config", type=Path, metavar="CONFIG", help="YAML config file")
 
 
 def _load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
