@@ -135,7 +135,7 @@ class Archiver:
             plan_files(task)  # refuse a malformed task before its folder is made
         path = files.ensure_dir(self.root, folder)
         if task.has_failed:
-            self._write_sidecar(task, path, [])
+            await self._write_sidecar(task, path, [])
             reason = task.error_message or f"status {task.status}"
             return TaskOutcome(
                 task.task_id, State.FAILED, task.status, folder, _sidecar_path(folder), error=reason
@@ -149,7 +149,7 @@ class Archiver:
                 task.task_id, State.ERROR, task.status, folder,
                 files=tuple(done.values()), error=str(exc),
             )  # fmt: skip
-        self._write_sidecar(task, path, archived)
+        await self._write_sidecar(task, path, archived)
         return TaskOutcome(
             task.task_id,
             State.ARCHIVED,
@@ -206,7 +206,7 @@ class Archiver:
                 probe, unchecked = await self._check(job, ext, fetched)
             except VerifyError as exc:
                 if attempt == 2:
-                    kept = files.reject(part, final)
+                    kept = await asyncio.to_thread(files.reject, part, final)
                     raise VerifyError(f"{job.label}: {exc} (kept as {kept.name})") from exc
                 files.discard(part)
                 self.reporter.note(f"note: {job.label}: {exc}; downloading it once more")
@@ -214,7 +214,8 @@ class Archiver:
             except BaseException:
                 files.discard(part)  # cancelled mid-check: an unverified whole file is no resume
                 raise
-            files.finalize(part, final)
+            # The rename and folder fsync wait on the disk: off the loop, so streams keep flowing.
+            await asyncio.to_thread(files.finalize, part, final)
             return ArchivedFile(
                 job.kind,
                 job.artifact.index,
@@ -240,8 +241,11 @@ class Archiver:
             return probe, ()
         return probe, verify.compare(job.artifact, fetched.size, probe, self.tolerances)
 
-    def _write_sidecar(self, task: Task, folder: Path, archived: Sequence[ArchivedFile]) -> None:
-        sidecar.write(folder, sidecar.render(task, archived, archived_at=now()))
+    async def _write_sidecar(
+        self, task: Task, folder: Path, archived: Sequence[ArchivedFile]
+    ) -> None:
+        text = sidecar.render(task, archived, archived_at=now())
+        await asyncio.to_thread(sidecar.write, folder, text)
 
 
 def _pending(task: Task) -> TaskOutcome:
