@@ -204,6 +204,8 @@ class Archiver:
             final = self.root / folder / f"{job.stem}.{ext}"
             try:
                 probe, unchecked = await self._check(job, ext, fetched)
+                # The rename and folder fsync wait on the disk: off the loop, so streams flow.
+                await asyncio.to_thread(files.finalize, part, final)
             except VerifyError as exc:
                 if attempt == 2:
                     kept = await asyncio.to_thread(files.reject, part, final)
@@ -212,10 +214,8 @@ class Archiver:
                 self.reporter.note(f"note: {job.label}: {exc}; downloading it once more")
                 continue
             except BaseException:
-                files.discard(part)  # cancelled mid-check: an unverified whole file is no resume
+                files.discard(part)  # cancelled before its rename: a whole file is no resume
                 raise
-            # The rename and folder fsync wait on the disk: off the loop, so streams keep flowing.
-            await asyncio.to_thread(files.finalize, part, final)
             return ArchivedFile(
                 job.kind,
                 job.artifact.index,
