@@ -1,0 +1,125 @@
+"""scripts/bench: runway-archiver against curl, aria2c and a shell pipeline, over loopback.
+
+Serves a realistic data set from the useapi emulator in its own process and runs each row
+several times into fresh folders (deleted after), printing medians, ratios and the issue's
+targets. Run it through scripts/bench, which installs ffmpeg, curl, jq and aria2 first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import report as report_mod
+from benchlib.disk import parse_size
+from benchlib.proc import BenchError
+from benchlib.profiles import Options, big_profile, log, tasks_profile
+from benchlib.rerun import rerun_profile
+
+EXAMPLES = """\
+examples:
+  scripts/bench                          200 tasks of realistic media, 3 runs per row
+  scripts/bench --tasks 1000 --repeat 1  10 GB; N=1000 should take ~5x N=200
+  scripts/bench --wan                    8 MB/s per CDN connection, 150 ms API answers
+  scripts/bench --tasks 10000 --repeat 1 small media (auto above 2000 tasks: disk)
+  scripts/bench --rerun 100000           a rerun over 100,000 archived ids: no request
+  scripts/bench --big 2G --repeat 1      one 2 GB video: the archiver's peak RSS
+  scripts/bench --profile                also one archiver run under cProfile
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--tasks", type=int, default=200, help="tasks in the data set (default 200)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per row; medians (default 3)")
+    p.add_argument("--wan", action="store_true", help="8 MB/s per CDN connection, API +150 ms")
+    p.add_argument(
+        "--media",
+        choices=("auto", "realistic", "small"),
+        default="auto",
+        help="realistic: 1280x768 16 Mbit/s videos, full-size previews; small: a few KB each; "
+        "auto: realistic up to 2000 tasks if the disk allows (default)",
+    )
+    p.add_argument("--rerun", type=int, metavar="N", help="time a rerun over N archived ids")
+    p.add_argument("--big", metavar="SIZE", help="one task whose video is SIZE (e.g. 2G)")
+    p.add_argument("--profile", action="store_true", help="one more archiver run under cProfile")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also save the figures as JSON")
+    p.add_argument("--workdir", type=Path, help="where outputs go (default: a fresh temp dir)")
+    p.add_argument("--timeout", type=float, help="seconds a row may take (default: from size)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "runway-archiver"
+        / "bench-media",
+        help="media cache: a few variants, reused across runs (default: %(default)s)",
+    )
+    args = p.parse_args(argv)
+    if args.tasks < 1 or args.repeat < 1 or (args.rerun is not None and args.rerun < 1):
+        p.error("--tasks, --repeat and --rerun must be positive")
+    if args.big is not None:
+        try:
+            parse_size(args.big)
+        except ValueError as exc:
+            p.error(f"--big: {exc}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = [t for t in ("curl", "aria2c", "jq", "ffprobe") if shutil.which(t) is None]
+    if missing:
+        print(f"bench: missing {', '.join(missing)}: run scripts/bench", file=sys.stderr)
+        return 2
+    parent = args.workdir or Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="runway-bench-", dir=parent))
+    opt = Options(
+        tasks=args.tasks,
+        repeat=args.repeat,
+        wan=args.wan,
+        media=args.media,
+        work=work,
+        cache=args.cache,
+        cores=os.cpu_count() or 1,
+        timeout=args.timeout,
+        profile=args.profile,
+    )
+    began = time.monotonic()
+    try:
+        if args.rerun is not None:
+            report = rerun_profile(opt, args.rerun)
+        elif args.big is not None:
+            report = big_profile(opt, args.big)
+        else:
+            report = tasks_profile(opt)
+    except BenchError as exc:
+        print(f"bench: FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if report is None:
+        return 0
+    print()
+    print(report.render())
+    if args.json:
+        report_mod.save(args.json, [report])
+    log(f"done in {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The rerun profile: an archive that knows N tasks, run again over all N ids.
+
+Archiving 100,000 tasks for real would take 100,000 ffprobes, so a few tasks with tiny media are
+archived for real and the rest are written through Catalog.record, shaped like the real rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+from archiver.catalog import Catalog
+from archiver.model import State, TaskOutcome
+from archiver.pipeline import now
+from archiver.testing.tasks import new_task_id
+
+from .disk import PeakUse, gb
+from .profiles import MARGIN, SMALL, Options, enough_disk, log
+from .report import Report
+from .rows import Bench
+from .server import DataSpec, Emulator
+
+REAL_TASKS = 100
+
+
+def rerun_profile(opt: Options, count: int) -> Report | None:
+    if not enough_disk(opt, count * 3000 + MARGIN, f"rerun over {count} ids"):
+        return None
+    real = min(count, REAL_TASKS)
+    spec = DataSpec(
+        tasks=real, video=SMALL, bitrate=None, variants=2, previews=3, full_previews=False
+    )
+    work = opt.work / "profile"
+    work.mkdir(parents=True, exist_ok=True)
+    archive = work / "archive"
+    began = time.monotonic()
+    with PeakUse(opt.work) as disk, Emulator(spec, work, opt.cache) as emu:
+        bench = Bench(emu, work, opt.cores, opt.timeout or 600)
+        first = bench.archiver(out=archive, row="fill: archive tiny tasks")
+        log(f"archived {real} tiny tasks for real in {first.wall:.2f} s")
+        started = time.monotonic()
+        ids = [emu.ids_file.read_text()] + [f"{i}\n" for i in fill_catalog(archive, count - real)]
+        filled = time.monotonic() - started
+        log(f"wrote {count - real} rows through Catalog.record in {filled:.1f} s")
+        all_ids = work / "all-ids.txt"
+        all_ids.write_text("".join(ids))
+        title = (
+            f"== rerun over {count:,} archived task ids ({real} archived for real with tiny media, "
+            f"{count - real:,} written through Catalog.record)\n   medians of {opt.repeat}, "
+            f"{opt.cores} cores; catalog {gb(catalog_bytes(archive))} on disk"
+        )
+        report = Report(title, {"count": count, "real": real, "fill_seconds": filled})
+        report.add(first)
+        row = f"rerun, {count:,} ids"
+        for rep in range(opt.repeat):
+            result = bench.archiver(ids=all_ids, out=archive, row=row)
+            log(
+                f"[{rep + 1}/{opt.repeat}] {row}: {result.wall:.2f} s, {result.api} API and "
+                f"{result.cdn} CDN requests"
+            )
+            report.add(result)
+        report.target("rerun_wall", "rerun wall", report.median(row, "wall"), "s", 3)
+        report.target(
+            "rerun_requests",
+            "requests the emulator saw during the reruns",
+            max(r.api + r.cdn for r in report.runs[row]),
+            "",
+            0,
+        )
+        report.target(
+            "rerun_rss", "rerun peak RSS (own process)", report.median(row, "own_rss_mb"), "MB", 100
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    report.note(
+        f"disk: this profile used {gb(disk.used)} at peak; whole profile took "
+        f"{time.monotonic() - began:.0f} s"
+    )
+    return report
+
+
+def fill_catalog(archive: Path, count: int) -> list[str]:
+    """`count` more archived tasks, each with the files of a real one under its own folder."""
+    catalog = Catalog.open(archive)
+    try:
+        template = next(iter(catalog.states()))
+        files = catalog.files(template)
+        stamp = now()
+        ids = []
+        for _ in range(count):
+            task_id, task_uuid = new_task_id()
+            folder = f"2024-08-01_Gen-3-Alpha-synthetic_{task_uuid}"
+            moved = tuple(
+                dataclasses.replace(f, path=f"{folder}/{f.path.partition('/')[2]}") for f in files
+            )
+            outcome = TaskOutcome(
+                task_id, State.ARCHIVED, "SUCCEEDED", folder, f"{folder}/task.yaml", moved
+            )
+            catalog.record(outcome, now=stamp)
+            ids.append(task_id)
+    finally:
+        catalog.close()
+    return ids
+
+
+def catalog_bytes(archive: Path) -> int:
+    return sum(p.stat().st_size for p in archive.glob("catalog.sqlite3*"))
