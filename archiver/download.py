@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiofiles
 import aiohttp
+from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from . import http
 from .errors import TransferError, TransientError, UrlExpired
@@ -86,8 +87,6 @@ class Downloader:
                 http.get(self.session, url, headers=headers) as response,
             ):
                 offset = _start_offset(response, part, have, expected)
-                if offset == 0:
-                    _remember_etag(part, response.headers.get("ETag"))
                 return await _stream(response, part, offset, limit, self.on_bytes)
         except TimeoutError as exc:
             raise TransientError(f"{http.redact(url)}: timed out") from exc
@@ -117,6 +116,39 @@ def _start_offset(
     return have
 
 
+class _PartWriter:
+    """Appends to a part file in large pieces; each piece is hashed and written in worker threads.
+
+    hashlib releases the GIL, so the digest is computed on another core while the loop reads on.
+    The ETag goes to disk just before the first bytes that a later resume could start from.
+    """
+
+    def __init__(
+        self, fh: AsyncBufferedIOBase, part: Path, hasher: hashlib._Hash, etag: str | None
+    ) -> None:
+        self._fh, self._part, self.hasher = fh, part, hasher
+        self._etag = etag  # None once it is on disk (or was there already)
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._size += len(chunk)
+        if self._size >= WRITE_CHUNK:
+            await self.flush(resumable=True)
+
+    async def flush(self, *, resumable: bool) -> None:
+        if not self._pending:
+            return
+        if resumable and self._etag is not None:
+            _remember_etag(self._part, self._etag)
+            self._etag = None
+        data = b"".join(self._pending)  # one copy per piece, not one per chunk
+        self._pending.clear()
+        self._size = 0
+        await asyncio.gather(self._fh.write(data), asyncio.to_thread(self.hasher.update, data))
+
+
 async def _stream(
     response: aiohttp.ClientResponse,
     part: Path,
@@ -129,32 +161,30 @@ async def _stream(
     if announced is not None and offset + announced > limit:
         raise TransferError(f"{where}: {offset + announced} bytes announced, more than allowed")
     hasher = await _hash_prefix(part, offset) if offset else hashlib.sha256()
+    # A fresh body gets a fresh ETag file, and none at all when it completes in one go;
+    # "" (no ETag sent) still removes a stale one. A resumed body keeps the file it has.
+    etag = None if offset else (response.headers.get("ETag") or "")
     head = tail = b""
     received = offset
-    # Chunks are gathered and joined once per write: growing a bytearray costs a copy per chunk.
-    pending: list[bytes] = []
-    pending_size = 0
     try:
         async with aiofiles.open(part, "ab" if offset else "wb", opener=nofollow_opener) as fh:
+            writer = _PartWriter(fh, part, hasher, etag)
             try:
                 async for chunk in http.chunks(response, READ_CHUNK):
                     received += len(chunk)
                     if received > limit:
                         raise TransferError(f"{where}: body exceeds {limit} bytes, cut off")
-                    hasher.update(chunk)
                     on_bytes(len(chunk))
                     tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
                     if len(head) < HEAD_BYTES:
                         head += chunk[: HEAD_BYTES - len(head)]
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= WRITE_CHUNK:
-                        await fh.write(b"".join(pending))
-                        pending.clear()
-                        pending_size = 0
-            finally:
+                    await writer.add(chunk)
+            except BaseException:
                 # Whatever arrived is kept in order, so a later attempt can resume after it.
-                await fh.write(b"".join(pending))
+                await writer.flush(resumable=True)
+                raise
+            finally:
+                await writer.flush(resumable=False)
                 await fh.flush()
                 await asyncio.to_thread(os.fsync, fh.fileno())
     except OSError as exc:

@@ -109,6 +109,7 @@ def nofollow_opener(path: str, flags: int) -> int:
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp name, fsync, rename, fsync the folder: readers see the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp")
+    discard(tmp)  # the temp name is ours: whatever sits there (a planted link) goes
     try:
         with open(tmp, "wb", opener=nofollow_opener) as fh:
             fh.write(data)
@@ -122,10 +123,13 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def finalize(part: Path, final: Path) -> None:
-    """Give a verified file its final name, durably."""
+    """Give a verified (and fsynced) file its final name.
+
+    The rename is durable once its folder is fsynced: done once per task, by the sidecar's
+    atomic_write, before any catalog row names the file.
+    """
     try:
         os.replace(part, final)
-        fsync_dir(final.parent)
     except OSError as exc:
         raise storage_error(exc, final) from exc
 

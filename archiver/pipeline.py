@@ -144,7 +144,9 @@ class Archiver:
         try:
             archived = await self._fetch_all(task, folder, done)
         except TaskError as exc:
-            # What did verify stays recorded, so the next run fetches only the rest.
+            # What did verify stays recorded, so the next run fetches only the rest;
+            # its renames are made durable before the catalog names them.
+            await asyncio.to_thread(files.fsync_dir, path)
             return TaskOutcome(
                 task.task_id, State.ERROR, task.status, folder,
                 files=tuple(done.values()), error=str(exc),
@@ -204,7 +206,6 @@ class Archiver:
             final = self.root / folder / f"{job.stem}.{ext}"
             try:
                 probe, unchecked = await self._check(job, ext, fetched)
-                # The rename and folder fsync wait on the disk: off the loop, so streams flow.
                 await asyncio.to_thread(files.finalize, part, final)
             except VerifyError as exc:
                 if attempt == 2:
