@@ -117,9 +117,8 @@ def _start_offset(
 
 
 class _PartWriter:
-    """Appends to a part file in large pieces; each piece is hashed and written in worker threads.
+    """Gathers chunks and appends them to the part file in large pieces, hashing as they come.
 
-    hashlib releases the GIL, so the digest is computed on another core while the loop reads on.
     The ETag goes to disk just before the first bytes that a later resume could start from.
     """
 
@@ -132,6 +131,7 @@ class _PartWriter:
         self._size = 0
 
     async def add(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
         self._pending.append(chunk)
         self._size += len(chunk)
         if self._size >= WRITE_CHUNK:
@@ -143,10 +143,10 @@ class _PartWriter:
         if resumable and self._etag is not None:
             _remember_etag(self._part, self._etag)
             self._etag = None
-        data = b"".join(self._pending)  # one copy per piece, not one per chunk
+        data = b"".join(self._pending)  # one copy per piece: growing a bytearray copies per chunk
         self._pending.clear()
         self._size = 0
-        await asyncio.gather(self._fh.write(data), asyncio.to_thread(self.hasher.update, data))
+        await self._fh.write(data)
 
 
 async def _stream(

@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--big", metavar="SIZE", help="one task whose video is SIZE (e.g. 2G)")
     p.add_argument("--profile", action="store_true", help="one more archiver run under cProfile")
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the figures as JSON")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the archiver package of another checkout (e.g. a git worktree of an "
+        "older commit) as a row, for an A/B in the same invocation",
+    )
     p.add_argument("--workdir", type=Path, help="where outputs go (default: a fresh temp dir)")
     p.add_argument("--timeout", type=float, help="seconds a row may take (default: from size)")
     p.add_argument(
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         cores=os.cpu_count() or 1,
         timeout=args.timeout,
         profile=args.profile,
+        baseline=args.baseline.resolve() if args.baseline else None,
     )
     began = time.monotonic()
     try:

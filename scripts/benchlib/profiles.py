@@ -23,6 +23,7 @@ SMALL = "320x192@24:2"
 REALISTIC_TASK_BYTES = 10.6e6  # a 16 Mbit/s video and three 70-120 KB previews
 SMALL_TASK_BYTES = 0.09e6
 MARGIN = 1e9
+BASELINE_ROW = "archiver @baseline"
 BIG_BITRATE = 2000  # Mbit/s: x264's CBR ceiling is ~2,147; a 2 GB file is then ~8.6 s long
 
 
@@ -37,6 +38,7 @@ class Options:
     cores: int
     timeout: float | None
     profile: bool
+    baseline: Path | None = None  # another checkout, run as an extra row for A/B
 
 
 def log(text: str) -> None:
@@ -105,6 +107,8 @@ def _run_rows(
     ratios: Callable[[Report, Bench, Options], None],
 ) -> Report:
     rows = rows or ["archiver", "curl", "curl+sync", "aria2c", "peer"]
+    if opt.baseline is not None:
+        rows = ["archiver", "baseline", *rows[1:]]
     work = opt.work / "profile"
     work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
@@ -121,6 +125,7 @@ def _run_rows(
             "curl+sync": lambda: bench.curl(sync=True),
             "aria2c": bench.aria2c,
             "peer": bench.peer,
+            "baseline": lambda: bench.archiver(row=BASELINE_ROW, code=opt.baseline),
         }
         for rep in range(opt.repeat):
             for row in rows:
@@ -128,6 +133,8 @@ def _run_rows(
                 log(f"[{rep + 1}/{opt.repeat}] {result.row}: {result.wall:.2f} s")
                 report.add(result)
         ratios(report, bench, opt)
+        if opt.baseline is not None:
+            _baseline_ratios(report)
         if opt.profile:
             profile_archiver(bench)
     report.note(
@@ -221,6 +228,12 @@ def _big_ratios(report: Report, bench: Bench, opt: Options) -> None:
     report.ratio("archiver/curl+sync", "archiver / (curl + sync) (wall)", arch / synced)
     _cpu_and_memory(report, "curl --parallel 16")
     _check_requests(report, bench, 1)
+
+
+def _baseline_ratios(report: Report) -> None:
+    for key, label in (("wall", "wall"), ("own_cpu", "own CPU")):
+        value = report.median("archiver", key) / report.median(BASELINE_ROW, key)
+        report.ratio(f"archiver/baseline {key}", f"archiver / baseline ({label})", value)
 
 
 def _cpu_and_memory(report: Report, curl_row: str) -> None:

@@ -107,15 +107,24 @@ class Bench:
     # -- the rows ------------------------------------------------------------------------
 
     def archiver(
-        self, *, ids: Path | None = None, out: Path | None = None, row: str = "archiver"
+        self,
+        *,
+        ids: Path | None = None,
+        out: Path | None = None,
+        row: str = "archiver",
+        code: Path | None = None,
     ) -> RunResult:
-        """A run into a fresh folder; given `out`, into that archive, which is kept."""
+        """A run into a fresh folder; given `out`, into that archive, which is kept.
+
+        `code`: a checkout whose `archiver` package runs instead (for A/B in one invocation).
+        """
         keep = out is not None
         out = out or self.work / "out-archiver"
         usage = self.work / "archiver-usage.json"
         cmd = [sys.executable, "-c", WRAPPER, str(usage), "run"]
         cmd += ["-i", str(ids or self.emu.ids_file), "-o", str(out), "--no-progress"]
-        result = self._measure(row, cmd, out, media=out, keep=keep)
+        env = {**self.env, "PYTHONPATH": str(code)} if code else None
+        result = self._measure(row, cmd, out, media=out, keep=keep, env=env)
         own = json.loads(usage.read_text())
         return _with_own(result, own)
 
@@ -151,13 +160,14 @@ class Bench:
         media: Path,
         cwd: Path | None = None,
         keep: bool = False,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         out.mkdir(parents=True, exist_ok=True)
         os.sync()  # the previous row's writeback is not this row's cost
         before = self.emu.stats()
         log = self.work / f"{row.split()[0]}.log"
         try:
-            m = run_measured(cmd, env=self.env, cwd=cwd, timeout=self.timeout, log=log)
+            m = run_measured(cmd, env=env or self.env, cwd=cwd, timeout=self.timeout, log=log)
             after = self.emu.stats()
             size, count = media_bytes(media)
         finally:
