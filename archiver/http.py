@@ -116,10 +116,6 @@ def redact(url: str | URL) -> str:
     return shown + ("?…" if parsed.raw_query_string else "")
 
 
-def origin_of(url: URL) -> URL:
-    return url.origin()
-
-
 def parse_url(text: str) -> URL:
     """Keep the URL byte for byte as given (no re-quoting) and refuse what is not plain http(s)."""
     try:
@@ -145,7 +141,7 @@ async def get(
     target = parse_url(url)
     for _ in range(MAX_REDIRECTS + 1):
         sent = dict(headers or {})
-        if auth is not None and origin_of(target) == auth.origin:
+        if auth is not None and target.origin() == auth.origin:
             sent["Authorization"] = f"Bearer {auth.token}"
         try:
             response = await session.get(target, headers=sent, allow_redirects=False)
