@@ -240,3 +240,15 @@ def test_refresh_is_bounded(runner: Runner) -> None:
     assert "HTTP 410" in result.task(task)["error"]
     assert len([r for r in runner.emu.requests if r.origin == "api"]) == 3
     assert [p for p in runner.final_files() if p.suffix == ".mp4"] == []
+
+
+def test_retry_gives_up_when_the_wait_exceeds_the_time_budget(runner: Runner) -> None:
+    """A Retry-After beyond retry_total_seconds ends the task at once instead of waiting."""
+    runner.configure(retry_total_seconds=1, retry_attempts=5)
+    task = runner.emu.add_task()
+    # 3 s > the 1 s budget: a broken bound would wait, retry, and fail the count below.
+    runner.emu.api_fault(task, status=503, headers={"Retry-After": "3"}, times=5)
+    result = runner.run(task)
+    assert result.code == 1
+    assert "HTTP 503" in result.task(task)["error"]
+    assert [r.status for r in runner.emu.requests if r.origin == "api"] == [503]
