@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import files, verify
 from .bounded import for_each
-from .catalog import Catalog
 from .errors import StorageError, VerifyError
 from .model import ArchivedFile, ProbeResult
 
@@ -27,14 +26,13 @@ class Damage:
 
 async def check_archive(
     root: Path,
-    catalog: Catalog,
+    entries: Sequence[tuple[str, ArchivedFile]],
     *,
     workers: int,
     probe_timeout: float,
     on_checked: Callable[[], object] = lambda: None,
 ) -> tuple[int, list[Damage]]:
-    """How many files were checked, and what is wrong with any of them, in catalog order."""
-    entries = catalog.all_files()
+    """How many of `entries` (task id, file) were checked, and what is wrong, in their order."""
     found: dict[int, Damage] = {}
 
     async def one(item: tuple[int, tuple[str, ArchivedFile]]) -> None:
@@ -74,7 +72,7 @@ async def check_file(path: Path, archived: ArchivedFile, *, probe_timeout: float
 
 async def _probe(path: Path, before: ProbeResult, size: int, timeout: float) -> ProbeResult:
     if before.duration is None and before.frame_rate is None:
-        head, tail = await asyncio.to_thread(files.read_head_tail, path, 256 * 1024, 64)
+        head, tail = await asyncio.to_thread(files.read_head_tail, path)
         return verify.probe_image(verify.sniff(head) or "", head, tail, size)
     return await verify.probe_video(path, timeout=timeout)
 

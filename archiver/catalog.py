@@ -53,6 +53,12 @@ CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
 _FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
 
 
+def require(root: Path) -> None:
+    """Refuse a folder that holds no archive, before anything is created in it."""
+    if not (root / FILENAME).is_file():
+        raise UsageError(f"no archive at {root} (no {FILENAME})")
+
+
 def _archived_file(r: Sequence[Any]) -> ArchivedFile:
     return ArchivedFile(
         kind=FileKind(r[0]),
@@ -103,8 +109,7 @@ class Catalog:
 
     @classmethod
     def _open_readonly(cls, path: Path) -> Catalog:
-        if not path.is_file():
-            raise UsageError(f"no archive at {path.parent} (no {FILENAME})")
+        require(path.parent)
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             conn.execute("SELECT 1 FROM tasks LIMIT 1")
@@ -134,13 +139,6 @@ class Catalog:
             "SELECT task_id, state, status, dir, error, updated_at FROM tasks"
         )
         return {r[0]: TaskRow(r[0], State(r[1]), r[2], r[3], r[4], r[5]) for r in rows}
-
-    def task(self, task_id: str) -> TaskRow | None:
-        r = self._conn.execute(
-            "SELECT task_id, state, status, dir, error, updated_at FROM tasks WHERE task_id = ?",
-            (task_id,),
-        ).fetchone()
-        return TaskRow(r[0], State(r[1]), r[2], r[3], r[4], r[5]) if r else None
 
     def files(self, task_id: str) -> list[ArchivedFile]:
         rows = self._conn.execute(

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from . import __version__, audit, config, lock, pipeline, progress, report, status
-from .catalog import FILENAME as CATALOG_FILE
 from .catalog import Catalog
+from .catalog import require as require_archive
 from .errors import ArchiverError, ConfigError, StorageError, UsageError
 from .model import State, TaskOutcome
 from .tasklist import TaskList, gather
@@ -203,12 +203,13 @@ def _verify(args: argparse.Namespace) -> int:
     if args.repair and not cfg.token:
         raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
     with _archive(cfg.output_dir, create=False) as catalog:
-        bar = progress.counter(len(catalog.all_files()), unit="file", enabled=cfg.progress)
+        entries = catalog.all_files()
+        bar = progress.counter(len(entries), unit="file", enabled=cfg.progress)
         try:
             checked, damaged = asyncio.run(
                 audit.check_archive(
                     cfg.output_dir,
-                    catalog,
+                    entries,
                     workers=cfg.probes,
                     probe_timeout=cfg.probe_timeout,
                     on_checked=bar.update,
@@ -259,8 +260,8 @@ def _status(args: argparse.Namespace) -> int:
 @contextmanager
 def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
     """The archive folder, locked for this run, with its catalog open."""
-    if not create and not (root / CATALOG_FILE).is_file():
-        raise UsageError(f"no archive at {root} (no {CATALOG_FILE})")
+    if not create:
+        require_archive(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -19,13 +19,20 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from . import http
 from .errors import TransferError, TransientError, UrlExpired
-from .files import discard, file_size, hash_file, nofollow_opener, read_head_tail, storage_error
+from .files import (
+    HEAD_BYTES,
+    TAIL_BYTES,
+    discard,
+    file_size,
+    hash_file,
+    nofollow_opener,
+    read_head_tail,
+    storage_error,
+)
 from .retry import RetryPolicy, retrying
 
 READ_CHUNK = 256 * 1024
 WRITE_CHUNK = 512 * 1024  # aiofiles costs a thread hop per write: write in large pieces
-HEAD_BYTES = 256 * 1024  # enough for magic bytes and image headers
-TAIL_BYTES = 64
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
 MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we give up
 EXPIRED_STATUSES = frozenset({403, 404, 410})
@@ -192,7 +199,7 @@ async def _stream(
     if announced is not None and received != offset + announced:
         raise TransientError(f"{where}: body cut short at {received} of {offset + announced} bytes")
     if offset or received < TAIL_BYTES:
-        head, tail = await asyncio.to_thread(read_head_tail, part, HEAD_BYTES, TAIL_BYTES)
+        head, tail = await asyncio.to_thread(read_head_tail, part)
     return Fetched(part, received, hasher.hexdigest(), response.content_type, head, tail)
 
 

@@ -30,6 +30,8 @@ CONTENT_TYPES = {
     "image/gif": "gif",
 }
 HASH_BLOCK = 1024 * 1024
+HEAD_BYTES = 256 * 1024  # enough for magic bytes and image headers
+TAIL_BYTES = 64  # enough for any image's end marker
 PART_SUFFIX = ".part"
 REJECTED_SUFFIX = ".rejected"
 _UNSAFE = re.compile(r"[^\w.+-]+")
@@ -159,7 +161,9 @@ def hash_file(path: Path, length: int | None = None) -> tuple[hashlib._Hash, int
     return hasher, count
 
 
-def read_head_tail(path: Path, head: int, tail: int) -> tuple[bytes, bytes]:
+def read_head_tail(
+    path: Path, head: int = HEAD_BYTES, tail: int = TAIL_BYTES
+) -> tuple[bytes, bytes]:
     with open(path, "rb", opener=_read_nofollow) as fh:
         first = fh.read(head)
         size = fh.seek(0, os.SEEK_END)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from . import files, http, sidecar, verify
 from .api import ApiClient
@@ -23,8 +22,6 @@ from .errors import InvalidTaskData, TaskError, UrlExpired, VerifyError
 from .model import ArchivedFile, Artifact, FileKind, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
-
-T = TypeVar("T")
 
 
 def now() -> str:

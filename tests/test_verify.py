@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from archiver import verify
-from archiver.download import HEAD_BYTES, TAIL_BYTES
 from archiver.errors import VerifyError
+from archiver.files import HEAD_BYTES, TAIL_BYTES
 from archiver.model import Artifact, ProbeResult
 
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>\n"
