@@ -142,9 +142,15 @@ def test_429_with_an_http_date_is_honoured(runner: Runner) -> None:
 def test_cdn_errors_are_retried(runner: Runner, status: int) -> None:
     """A 5xx or 429 from the CDN is retried; the file arrives whole."""
     task = runner.emu.add_task()
-    runner.emu.asset_fault(video_path(runner.emu, task), status=status, times=2)
+    path = video_path(runner.emu, task)
+    runner.emu.asset_fault(path, status=status, times=2)
     result = runner.run(task)
     assert result.code == 0, result.err
+    assert [r.status for r in runner.emu.requests if r.raw_path.startswith(path + "?")] == [
+        status,
+        status,
+        200,
+    ]
     assert_archived_intact(runner, task)
 
 
@@ -170,11 +176,13 @@ def test_body_cut_short_resumes_with_range(runner: Runner) -> None:
 def test_body_cut_short_without_range_support_starts_over(runner: Runner) -> None:
     """When the server ignores Range (answers 200), the download starts over, still intact."""
     runner.emu.range_support = False
+    runner.emu.cdn_rate = 200_000  # paced, so bytes are on disk when the cut comes
     task = runner.emu.add_task()
     path = video_path(runner.emu, task)
-    runner.emu.asset_fault(path, truncate_at=20_000, times=1)
+    runner.emu.asset_fault(path, truncate_at=40_000, times=1)
     result = runner.run(task)
     assert result.code == 0, result.err
+    assert "Range" in cdn_hits(runner.emu, path)[1]  # a resume was asked for, and refused
     assert [r.status for r in runner.emu.requests if r.raw_path.startswith(path + "?")] == [
         200,
         200,
@@ -186,9 +194,11 @@ def test_stalled_download_times_out_and_is_retried(runner: Runner) -> None:
     """A CDN that sends headers then nothing is abandoned after read_timeout and retried."""
     runner.configure(read_timeout=0.3)
     task = runner.emu.add_task()
-    runner.emu.asset_fault(video_path(runner.emu, task), hang=True, times=1)
+    path = video_path(runner.emu, task)
+    runner.emu.asset_fault(path, hang=True, times=1)
     result = runner.run(task)
     assert result.code == 0, result.err
+    assert len(cdn_hits(runner.emu, path)) == 2
     assert_archived_intact(runner, task)
 
 
@@ -219,14 +229,19 @@ def test_refused_signed_url_fetches_the_task_again(runner: Runner, status: int) 
     assert_archived_intact(runner, task)
 
 
-def test_really_expired_urls_are_refreshed(runner: Runner) -> None:
-    """URLs the emulator has truly expired (403 by its own clock) are replaced by fresh ones."""
-    task = runner.emu.add_task()
-    # Expire whatever URLs were issued so far each time the task is served the first time.
-    runner.emu.expire_urls()
-    runner.emu.asset_fault(video_path(runner.emu, task), status=403, times=1)
+def test_urls_expired_by_the_cdn_clock_are_refreshed(runner: Runner) -> None:
+    """URLs the CDN refuses by its own clock are fetched anew, url_refreshes times, then error."""
+    runner.configure(url_refreshes=2)
+    task = runner.emu.add_task(previews=0)
+    runner.emu.url_ttl = -60  # every URL the API serves has already expired
     result = runner.run(task)
-    assert result.code == 0, result.err
+    assert result.code == 1
+    assert "HTTP 403" in result.task(task)["error"]
+    assert [r.origin for r in runner.emu.requests].count("api") == 3
+    assert {r.status for r in runner.emu.requests if r.origin == "cdn"} == {403}
+    runner.emu.url_ttl = 3600
+    again = runner.run(task)
+    assert again.code == 0, again.err
     assert_archived_intact(runner, task)
 
 

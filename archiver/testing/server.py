@@ -205,6 +205,15 @@ class Emulator:
         with self._store.lock:
             return list(self._store.tasks[task_id].files)
 
+    @property
+    def url_ttl(self) -> float:
+        """Seconds a newly served asset URL stays valid; negative serves expired ones."""
+        return self._store.url_ttl
+
+    @url_ttl.setter
+    def url_ttl(self, seconds: float) -> None:
+        self._store.url_ttl = seconds
+
     def expire_urls(self) -> None:
         """Make every asset URL issued so far answer 403; URLs issued later still work."""
         self._signer.expire_all()
