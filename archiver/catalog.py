@@ -18,7 +18,7 @@ from .errors import StorageError, UsageError
 from .model import ArchivedFile, FileKind, ProbeResult, State, TaskOutcome
 
 FILENAME = "catalog.sqlite3"
-SCHEMA_VERSION = 1
+# Version 1; later changes are MIGRATIONS, so an older archive is brought up to date in place.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id    TEXT PRIMARY KEY,
@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
 """
+# MIGRATIONS[n] takes the schema from version n + 1 to n + 2. Append only; never edit one.
+MIGRATIONS: tuple[str, ...] = ()
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 _FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
@@ -69,6 +72,15 @@ def _archived_file(r: Sequence[Any]) -> ArchivedFile:
         probe=ProbeResult(**json.loads(r[5])),
         unchecked=tuple(json.loads(r[6])),
     )
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a catalog at `version` (0: new) to SCHEMA_VERSION, one transaction per step."""
+    if version == 0:
+        conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;")
+        version = 1
+    for number, script in enumerate(MIGRATIONS[version - 1 :], start=version + 1):
+        conn.executescript(f"BEGIN; {script} PRAGMA user_version={number}; COMMIT;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +113,7 @@ class Catalog:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StorageError(f"{path}: made by a newer runway-archiver (schema {version})")
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            _migrate(conn, version)
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: {exc}") from exc
         return cls(conn, path)
