@@ -1,22 +1,37 @@
 """The useapi.net client: one request per task, retried when transient, its errors mapped once.
 
-A 401 is an AuthError, which stops the whole run; anything else wrong is this task's TaskError.
+A 401 is an AuthError, which stops the whole run, and so does an API that no request reaches
+(ApiUnreachable); anything else wrong is this task's TaskError.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from . import http
-from .errors import ApiError, AuthError, InvalidTaskData, TransientError
+from .errors import (
+    ApiError,
+    ApiUnreachable,
+    AuthError,
+    InvalidTaskData,
+    NetworkError,
+    TransientError,
+)
 from .model import Task
 from .retry import RetryPolicy, retrying
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+# Real task JSON is a few levels deep; far deeper nesting is hostile and would exhaust the
+# recursion of every consumer (YAML dumper, deep copies) further down.
+MAX_JSON_DEPTH = 64
+# Consecutive tasks lost on the wire, after the API had answered, that mean it has gone away.
+UNREACHABLE_AFTER = 3
 # RFC 3986 allows ':' and '@' in a path segment: the id reaches the server verbatim.
 _ID_SAFE = ":@!$&'()*+,;=-._~"
 
@@ -30,36 +45,53 @@ class ApiClient:
         token: str,
         limits: http.Limits,
         policy: RetryPolicy,
+        timeout: float = 60.0,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._auth = http.Auth(origin=URL(self._base).origin(), token=token)
         self._limits = limits
         self._policy = policy
+        self._timeout = timeout
         self._gate = http.Gate()
+        self._answered = False  # has any request of this run got an HTTP answer?
+        self._lost_in_a_row = 0
 
     def task_url(self, task_id: str) -> str:
         return f"{self._base}/runwayml/tasks/{urllib.parse.quote(task_id, safe=_ID_SAFE)}"
 
     async def fetch_task(self, task_id: str) -> Task:
         """The task as the API describes it now."""
-        body = await retrying(lambda: self._fetch_once(task_id), self._policy)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidTaskData(f"the API answer is not JSON ({_preview(body)})") from exc
-        return Task.from_json(data, task_id=task_id)
+            body = await retrying(lambda: self._fetch_once(task_id), self._policy)
+        except NetworkError as exc:
+            self._lost_in_a_row += 1
+            if not self._answered or self._lost_in_a_row >= UNREACHABLE_AFTER:
+                where = http.redact(self._base)
+                gone = ApiUnreachable(f"the API at {where} is unreachable: {exc.reason}")
+                self._limits.stop(gone)
+                raise gone from exc
+            raise
+        self._lost_in_a_row = 0
+        return Task.from_json(parse_json(body), task_id=task_id)
 
     async def _fetch_once(self, task_id: str) -> bytes:
-        async with (
-            self._limits.slot(self._limits.api, self._gate),
-            http.get(
-                self._session,
-                self.task_url(task_id),
-                auth=self._auth,
-                headers={"Accept": "application/json"},
-            ) as response,
-        ):
+        url = self.task_url(task_id)
+        async with self._limits.slot(self._limits.api, self._gate):
+            try:
+                # The whole answer, not only the gap between bytes: a trickle must end too.
+                async with asyncio.timeout(self._timeout):
+                    return await self._answer(url)
+            except TimeoutError as exc:
+                raise TransientError(
+                    f"{http.redact(url)}: no complete answer within {self._timeout:g} s"
+                ) from exc
+
+    async def _answer(self, url: str) -> bytes:
+        async with http.get(
+            self._session, url, auth=self._auth, headers={"Accept": "application/json"}
+        ) as response:
+            self._answered = True
             if response.status == 401:
                 rejected = AuthError("the API rejected the token (HTTP 401 Unauthorized)")
                 self._limits.stop(rejected)
@@ -68,8 +100,10 @@ class ApiClient:
                 http.raise_for_transient(response)
             except TransientError as exc:
                 if response.status == 429:
-                    # Throttling is about the account, not this request: slow the whole lane.
-                    self._gate.pause(exc.retry_after or self._policy.initial_delay)
+                    # Throttling is about the account, not this request: slow the whole lane,
+                    # but never longer than any task may spend retrying.
+                    wish = exc.retry_after or self._policy.initial_delay
+                    self._gate.pause(min(wish, self._policy.total_seconds))
                 raise
             body = await http.read_body(response, MAX_JSON_BYTES)
             if response.status != 200:
@@ -80,10 +114,36 @@ class ApiClient:
             return body
 
 
+def parse_json(body: bytes) -> Any:
+    """The API's JSON; anything that is not (bad bytes, absurd depth) is this task's error."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidTaskData(f"the API answer is not JSON ({_preview(body)})") from exc
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise InvalidTaskData(f"the API answer is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively: the value may be deep enough to break recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
 def _error_text(body: bytes) -> str:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _preview(body)
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])[:200]

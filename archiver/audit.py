@@ -1,4 +1,5 @@
-"""`verify`: re-check each file the catalog vouches for: present, same bytes and hash, still media.
+"""`verify`: re-check each file the catalog vouches for: present, same bytes and hash, still media;
+and each task's sidecar: present, valid, naming the files the catalog holds.
 
 Damaged files are reported by path; with --repair their tasks are marked and archived again.
 """
@@ -6,15 +7,15 @@ Damaged files are reported by path; with --repair their tasks are marked and arc
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files, verify
+from . import files, report, sidecar, verify
 from .bounded import for_each
+from .catalog import TaskRow
 from .errors import StorageError, VerifyError
-from .model import ArchivedFile, ProbeResult
+from .model import ArchivedFile, ProbeResult, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,26 +28,61 @@ class Damage:
 async def check_archive(
     root: Path,
     entries: Sequence[tuple[str, ArchivedFile]],
+    tasks: Sequence[TaskRow],
     *,
     workers: int,
     probe_timeout: float,
+    ffprobe: str = "ffprobe",
     on_checked: Callable[[], object] = lambda: None,
 ) -> tuple[int, list[Damage]]:
-    """How many of `entries` (task id, file) were checked, and what is wrong, in their order."""
+    """How many files (`entries` and sidecars) were checked, and what is wrong, in order."""
     found: dict[int, Damage] = {}
 
     async def one(item: tuple[int, tuple[str, ArchivedFile]]) -> None:
         n, (task_id, archived) = item
-        reason = await check_file(root / archived.path, archived, probe_timeout=probe_timeout)
+        reason = await check_file(
+            root / archived.path, archived, probe_timeout=probe_timeout, ffprobe=ffprobe
+        )
         if reason:
             found[n] = Damage(task_id, archived.path, reason)
         on_checked()
 
     await for_each(enumerate(entries), one, limit=workers)
-    return len(entries), [found[n] for n in sorted(found)]
+    damaged = [found[n] for n in sorted(found)]
+    held: dict[str, list[str]] = {}
+    for task_id, archived in entries:
+        held.setdefault(task_id, []).append(archived.path)
+    with_sidecar = [t for t in tasks if t.dir and t.state in (State.ARCHIVED, State.FAILED)]
+    for row in with_sidecar:
+        damage = await asyncio.to_thread(check_sidecar, root, row, held.get(row.task_id, []))
+        if damage is not None:
+            damaged.append(damage)
+    return len(entries) + len(with_sidecar), damaged
 
 
-async def check_file(path: Path, archived: ArchivedFile, *, probe_timeout: float) -> str | None:
+def check_sidecar(root: Path, row: TaskRow, paths: Sequence[str]) -> Damage | None:
+    """A task's task.yaml is there, parses, and names every file the catalog holds for it."""
+    assert row.dir is not None
+    where = f"{row.dir}/{sidecar.NAME}"
+    try:
+        text = (root / where).read_text("utf-8")
+    except FileNotFoundError:
+        return Damage(row.task_id, where, "missing")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Damage(row.task_id, where, f"unreadable ({getattr(exc, 'strerror', None) or exc})")
+    try:
+        listed = sidecar.listed_paths(text)
+    except ValueError as exc:
+        return Damage(row.task_id, where, f"does not parse as a sidecar: {exc}")
+    missing = sorted(p for p in paths if p.removeprefix(f"{row.dir}/") not in listed)
+    if missing:
+        return Damage(row.task_id, where, f"does not name {len(missing)} archived file(s)")
+    return None
+
+
+async def check_file(
+    path: Path, archived: ArchivedFile, *, probe_timeout: float, ffprobe: str = "ffprobe"
+) -> str | None:
     """None when the file is as archived, else the reason it is not."""
     size = files.file_size(path)
     if size is None:
@@ -60,7 +96,7 @@ async def check_file(path: Path, archived: ArchivedFile, *, probe_timeout: float
     if hasher.hexdigest() != archived.sha256:
         return "content changed (sha256 differs from the catalog)"
     try:
-        probe = await _probe(path, archived.probe, size, probe_timeout)
+        probe = await _probe(path, archived.probe, size, probe_timeout, ffprobe)
     except VerifyError as exc:
         return f"no longer readable media: {exc}"
     if (probe.width, probe.height, probe.duration) != (
@@ -70,11 +106,13 @@ async def check_file(path: Path, archived: ArchivedFile, *, probe_timeout: float
     return None
 
 
-async def _probe(path: Path, before: ProbeResult, size: int, timeout: float) -> ProbeResult:
+async def _probe(
+    path: Path, before: ProbeResult, size: int, timeout: float, ffprobe: str
+) -> ProbeResult:
     if before.duration is None and before.frame_rate is None:
         head, tail = await asyncio.to_thread(files.read_head_tail, path)
         return verify.probe_image(verify.sniff(head) or "", head, tail, size)
-    return await verify.probe_video(path, timeout=timeout)
+    return await verify.probe_video(path, timeout=timeout, ffprobe=ffprobe)
 
 
 def write_report(path: Path, checked: int, damaged: list[Damage], repaired: set[str]) -> None:
@@ -90,4 +128,4 @@ def write_report(path: Path, checked: int, damaged: list[Damage], repaired: set[
             for d in damaged
         ],
     }
-    files.atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8"))
+    report.write_json(path, doc)

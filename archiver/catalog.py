@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from . import scrub
 from .errors import StorageError, UsageError
 from .model import ArchivedFile, FileKind, ProbeResult, State, TaskOutcome
 
+T = TypeVar("T")
 FILENAME = "catalog.sqlite3"
 # Version 1; later changes are MIGRATIONS, so an older archive is brought up to date in place.
 SCHEMA = """
@@ -49,11 +51,23 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
 """
 # MIGRATIONS[n] takes the schema from version n + 1 to n + 2. Append only; never edit one.
-MIGRATIONS: tuple[str, ...] = ()
+MIGRATIONS: tuple[str, ...] = (
+    # 2: the sidecar's size, for the rerun's check that the disk still agrees; the back-off of
+    # a task failing the same way run after run (how many times, in which run, when).
+    """
+    ALTER TABLE tasks ADD COLUMN sidecar_bytes INTEGER;
+    ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN failed_run INTEGER;
+    ALTER TABLE tasks ADD COLUMN failed_at TEXT;
+    """,
+)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 _FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
+_TASK_COLUMNS = (
+    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
+)
 
 
 def require(root: Path) -> None:
@@ -74,6 +88,20 @@ def _archived_file(r: Sequence[Any]) -> ArchivedFile:
     )
 
 
+def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged catalog, or a database that is not ours, without writing to it."""
+    try:
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: the catalog is damaged ({exc}); left as it is") from exc
+    if verdict != "ok":
+        raise StorageError(f"{path}: the catalog is damaged ({verdict}); left as it is")
+    if tables and (version == 0 or "tasks" not in tables):
+        raise StorageError(f"{path}: not a runway-archiver catalog; left as it is")
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring a catalog at `version` (0: new) to SCHEMA_VERSION, one transaction per step."""
     if version == 0:
@@ -91,6 +119,14 @@ class TaskRow:
     dir: str | None
     error: str | None
     updated_at: str
+    sidecar_bytes: int | None = None
+    failures: int = 0  # runs in a row that ended in the same lasting error
+    failed_run: int | None = None
+    failed_at: str | None = None
+
+
+def _task_row(r: Sequence[Any]) -> TaskRow:
+    return TaskRow(r[0], State(r[1]), *r[2:])
 
 
 class Catalog:
@@ -105,6 +141,7 @@ class Catalog:
             return cls._open_readonly(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            _check_intact(conn, path)  # before anything could write to a damaged file
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL may lose the last commit on power loss, never claim a file that is not there:
             # files are fsynced before their rows are written.
@@ -120,13 +157,28 @@ class Catalog:
 
     @classmethod
     def _open_readonly(cls, path: Path) -> Catalog:
+        """Read without writing anything beside it: a backup, a copy or a read-only mount works.
+
+        With no write-ahead log beside the file (no run is writing) nothing can change under us,
+        so SQLite may skip its locks and shared-memory file altogether (`immutable`).
+        """
         require(path.parent)
+        live = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if live else "mode=ro&immutable=1"
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=30)
+            _check_intact(conn, path)
             conn.execute("SELECT 1 FROM tasks LIMIT 1")
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: {exc}") from exc
         return cls(conn, path)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A query's rows; a damaged page found only now is still a one-line storage error."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: the catalog is damaged ({exc})") from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -144,32 +196,42 @@ class Catalog:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
 
+    def _parse(self, parse: Callable[[Sequence[Any]], T], rows: list[Any]) -> list[T]:
+        try:
+            return [parse(r) for r in rows]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            damaged = f"{self.path}: the catalog is damaged (a row does not parse)"
+            raise StorageError(damaged) from exc
+
     def states(self) -> dict[str, TaskRow]:
         """Every task the archive knows, in one indexed scan."""
-        rows = self._conn.execute(
-            "SELECT task_id, state, status, dir, error, updated_at FROM tasks"
-        )
-        return {r[0]: TaskRow(r[0], State(r[1]), r[2], r[3], r[4], r[5]) for r in rows}
+        rows = self._parse(_task_row, self._rows(f"SELECT {_TASK_COLUMNS} FROM tasks"))
+        return {r.task_id: r for r in rows}
 
     def files(self, task_id: str) -> list[ArchivedFile]:
-        rows = self._conn.execute(
+        rows = self._rows(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE task_id = ? ORDER BY artifact, kind, path",
             (task_id,),
         )
-        return [_archived_file(r) for r in rows]
+        return self._parse(_archived_file, rows)
+
+    def sizes(self) -> dict[str, list[tuple[str, int]]]:
+        """(path, bytes) of every file, by task: all a rerun needs to stat the archive."""
+        by_task: dict[str, list[tuple[str, int]]] = {}
+        for task_id, path, size in self._rows("SELECT task_id, path, bytes FROM files"):
+            by_task.setdefault(task_id, []).append((path, size))
+        return by_task
 
     def all_files(self) -> list[tuple[str, ArchivedFile]]:
         """Every file the catalog vouches for, with its task id."""
-        rows = self._conn.execute(
+        rows = self._rows(
             f"SELECT task_id, {_FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"
         )
-        return [(r[0], _archived_file(r[1:])) for r in rows]
+        return self._parse(lambda r: (r[0], _archived_file(r[1:])), rows)
 
     def all_tasks(self) -> list[TaskRow]:
-        rows = self._conn.execute(
-            "SELECT task_id, state, status, dir, error, updated_at FROM tasks ORDER BY dir, task_id"
-        )
-        return [TaskRow(r[0], State(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        rows = self._rows(f"SELECT {_TASK_COLUMNS} FROM tasks ORDER BY dir, task_id")
+        return self._parse(_task_row, rows)
 
     def mark_damaged(self, task_id: str, paths: list[str], *, reason: str, now: str) -> None:
         """Forget files found missing or altered, so the task is fetched again by the next run."""
@@ -182,21 +244,38 @@ class Catalog:
                 (str(State.ERROR), reason, now, task_id),
             )
 
-    def record(self, outcome: TaskOutcome, *, now: str) -> None:
-        """Store a task's outcome and exactly the files it holds now."""
+    def record(self, outcome: TaskOutcome, *, now: str, run_id: int | None = None) -> None:
+        """Store a task's outcome and exactly the files it holds now.
+
+        A lasting error (`outcome.backoff`) that repeats the last one counts one more failure
+        in a row; anything else starts the count again.
+        """
+        error = scrub.text(outcome.error) if outcome.error is not None else None
         with self._write() as db:
+            before = db.execute(
+                "SELECT error, failures FROM tasks WHERE task_id = ?", (outcome.task_id,)
+            ).fetchone()
+            failures = 0
+            if outcome.state is State.ERROR and outcome.backoff:
+                failures = before[1] + 1 if before is not None and before[0] == error else 1
+            failed = (run_id, now) if failures else (None, None)
             db.execute(
-                "INSERT INTO tasks (task_id, state, status, dir, error, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+                f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(task_id) DO UPDATE SET"
                 " state=excluded.state, status=excluded.status, dir=excluded.dir,"
-                " error=excluded.error, updated_at=excluded.updated_at",
+                " error=excluded.error, updated_at=excluded.updated_at,"
+                " sidecar_bytes=excluded.sidecar_bytes, failures=excluded.failures,"
+                " failed_run=excluded.failed_run, failed_at=excluded.failed_at",
                 (
                     outcome.task_id,
                     str(outcome.state),
                     outcome.status,
                     outcome.dir,
-                    outcome.error,
+                    error,
                     now,
+                    outcome.sidecar_bytes,
+                    failures,
+                    *failed,
                 ),
             )
             db.execute("DELETE FROM files WHERE task_id = ?", (outcome.task_id,))
@@ -230,22 +309,20 @@ class Catalog:
             )
 
     def last_run(self) -> dict[str, Any] | None:
-        r = self._conn.execute(
+        rows = self._rows(
             "SELECT started_at, finished_at, exit_code, summary FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if r is None:
-            return None
-        return {
-            "started_at": r[0],
-            "finished_at": r[1],
-            "exit_code": r[2],
-            "summary": json.loads(r[3]) if r[3] else None,
-        }
+        )
+
+        def parse(r: Sequence[Any]) -> dict[str, Any]:
+            summary = json.loads(r[3]) if r[3] else None
+            if summary is not None and not isinstance(summary, dict):
+                raise ValueError("summary")
+            return {"started_at": r[0], "finished_at": r[1], "exit_code": r[2], "summary": summary}
+
+        return self._parse(parse, rows)[0] if rows else None
 
     def totals(self) -> tuple[dict[str, int], int, int]:
         """Tasks per state, and the count and bytes of archived files."""
-        per_state = dict(self._conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
-        count, size = self._conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files"
-        ).fetchone()
+        per_state = dict(self._rows("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+        count, size = self._rows("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files")[0]
         return per_state, int(count), int(size)

@@ -1,37 +1,40 @@
 """The command line: arguments -> Config -> a run under the archive lock -> an exit code.
 
-Exit codes: 0 all well, 1 some task in error, 2 usage/config, 3 token rejected, 74 storage,
-75 archive locked.
+Exit codes (README): 0 all well, 1 some task in error, 2 usage/config, 3 token rejected,
+70 internal error, 74 storage, 75 archive locked, 130/143 interrupted, 141 stdout closed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import os
+import shutil
 import sys
-import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from . import __version__, audit, config, lock, pipeline, progress, report, status
+from . import __version__, audit, config, lock, pipeline, progress, report, runs, scrub, status
 from .catalog import Catalog
 from .catalog import require as require_archive
-from .errors import ArchiverError, ConfigError, StorageError, UsageError
-from .model import State, TaskOutcome
+from .errors import EX_SOFTWARE, ArchiverError, ConfigError, StorageError, UsageError
+from .model import State
+from .progress import Level
 from .tasklist import TaskList, gather
 
+EX_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 RUN_EXAMPLES = """\
 examples:
   export USEAPI_TOKEN=...            # never put the token on the command line
   runway-archiver run -i tasks.txt -o ~/runway-archive
   runway-archiver run 'user:1234-runwayml:me@example.com-task:3f2a...' -o archive
-  grep -v done ids.txt | runway-archiver run -i - --report run.json --no-progress
+  grep -v done ids.txt | runway-archiver run -i - --report run.json -q
 """
-
-
 VERIFY_EXAMPLES = """\
 examples:
   runway-archiver verify -o ~/runway-archive
@@ -50,11 +53,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ArchiverError as exc:
-        print(f"runway-archiver: {exc}", file=sys.stderr)
+        _error(str(exc))
         return exc.exit_code
+    except BrokenPipeError:
+        # `status | head`: the reader has all it wanted. Nothing more goes to the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EX_PIPE
     except KeyboardInterrupt:
-        print("runway-archiver: interrupted", file=sys.stderr)
+        _error("interrupted")
         return 130
+    except Exception as exc:  # the last resort: a bug is one line, never a traceback dump
+        if args.debug:
+            print(scrub.text(traceback.format_exc()).replace("\\x0a", "\n"), file=sys.stderr)
+        _error(
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug"
+            + ("" if args.debug else "; --debug shows the traceback")
+        )
+        return EX_SOFTWARE
+
+
+def _error(message: str) -> None:
+    with contextlib.suppress(OSError):  # stderr itself gone: nothing else can be told
+        print(f"runway-archiver: {scrub.text(message)}", file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Archive RunwayML generations retrieved through useapi.net, verified on disk.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(commands)
     _add_verify(commands)
@@ -73,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def _path(text: str) -> Path:
+    """An argparse type: a path, never the empty string (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def _subcommand(
     commands: Subparsers, name: str, *, summary: str, description: str, examples: str
 ) -> argparse.ArgumentParser:
@@ -80,8 +109,14 @@ def _subcommand(
         name, help=summary, description=description, epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    sub.add_argument("-o", "--output", type=Path, metavar="DIR", help="the archive folder")
-    sub.add_argument("-c", "--config", type=Path, metavar="CONFIG", help="YAML config file")
+    sub.add_argument("-o", "--output", type=_path, metavar="DIR", help="the archive folder")
+    sub.add_argument("-c", "--config", type=_path, metavar="CONFIG", help="YAML config file")
+    loud = sub.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing unless something is wrong"
+    )
+    loud.add_argument("-v", "--verbose", action="store_true", help="one line per file")
+    sub.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     return sub
 
 
@@ -97,10 +132,13 @@ def _add_run(commands: Subparsers) -> None:
         "--input",
         action="append",
         default=[],
+        type=_path,
         metavar="FILE",
         help="file of task ids, one per line ('-' for stdin); may repeat",
     )
-    run.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
+    run.add_argument(
+        "--report", type=_path, metavar="FILE", help="write a JSON report here ('-': stdout)"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument(
         "--concurrency",
@@ -109,41 +147,73 @@ def _add_run(commands: Subparsers) -> None:
         help="HTTP requests in flight at once (API and downloads together)",
     )
     run.add_argument("--refresh", action="store_true", help="fetch FAILED/CANCELLED tasks again")
-    run.set_defaults(handler=_run)  # fmt: skip
+    run.add_argument(
+        "--retry-errors", action="store_true", help="try tasks in error now, despite back-off"
+    )
+    run.set_defaults(handler=_run)
 
 
 def _add_verify(commands: Subparsers) -> None:
     check = _subcommand(
         commands, "verify", summary="re-check every archived file", examples=VERIFY_EXAMPLES,
         description="Check every file the catalog holds: present, same size and sha256, and "
-        "still readable media. Exit 1 if any is missing or altered.",
+        "still readable media; and every task's task.yaml. Exit 1 if anything is missing or "
+        "altered.",
     )  # fmt: skip
-    check.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
+    check.add_argument(
+        "--report", type=_path, metavar="FILE", help="write a JSON report here ('-': stdout)"
+    )
     check.add_argument(
         "--repair",
         action="store_true",
         help="fetch damaged tasks again and re-download what is missing or altered",
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
-    check.set_defaults(handler=_verify)  # fmt: skip
+    check.set_defaults(handler=_verify)
 
 
 def _add_status(commands: Subparsers) -> None:
-    status = _subcommand(
+    sub = _subcommand(
         commands, "status", summary="what the archive holds (no network)",
         examples=STATUS_EXAMPLES,
         description="Counts per state, bytes archived, the last run, and a line per task.",
     )  # fmt: skip
-    status.set_defaults(handler=_status)
+    sub.set_defaults(handler=_status)
+
+
+def _level(args: argparse.Namespace) -> Level:
+    return Level.QUIET if args.quiet else Level.VERBOSE if args.verbose else Level.NORMAL
 
 
 def _load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
     cfg, warnings = config.load(
         path=args.config, env=os.environ, overrides={"output_dir": args.output, **overrides}
     )
+    if cfg.token:
+        scrub.add_secret(cfg.token)
     for warning in warnings:
-        print(warning, file=sys.stderr)
+        print(scrub.text(warning), file=sys.stderr)
     return cfg
+
+
+def _with_ffprobe(cfg: config.Config) -> config.Config:
+    """Find ffprobe before any request: without it nothing could be verified."""
+    found = shutil.which(cfg.ffprobe)
+    if found is None:
+        raise ConfigError(
+            f"ffprobe not found ({cfg.ffprobe!r}): install ffmpeg, or set the config key 'ffprobe'"
+        )
+    return dataclasses.replace(cfg, ffprobe=found)
+
+
+def _check_report_path(path: Path | None) -> None:
+    """A report that could not be written is found out now, not after an hour of work."""
+    if path is None or path == report.STDOUT:
+        return
+    if path.is_dir():
+        raise UsageError(f"--report {path}: is a folder")
+    if not path.parent.is_dir():
+        raise UsageError(f"--report {path}: no folder {path.parent}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -154,82 +224,69 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         progress=False if args.no_progress else None,
         refresh=True if args.refresh else None,
+        retry_errors=True if args.retry_errors else None,
     )
     if not cfg.token:
         raise ConfigError(f"no API token: set {config.ENV_TOKEN} or the config key 'token'")
+    _check_report_path(args.report)
     tasks = _task_list(args)
-    if not tasks.ids and not tasks.bad:
-        raise UsageError("no task ids given (arguments, -i FILE or -i -)")
+    cfg = _with_ffprobe(cfg)
     with _archive(cfg.output_dir) as catalog:
-        return _run_locked(cfg, catalog, tasks, args.report)
-
-
-def _run_locked(
-    cfg: config.Config, catalog: Catalog, tasks: TaskList, report_path: Path | None
-) -> int:
-    started = time.monotonic()
-    run_id = catalog.begin_run(now=pipeline.now())
-    reporter = progress.reporter(enabled=cfg.progress)
-    for bad in tasks.bad:
-        reporter.note(f"error: {bad}")
-    outcomes: list[TaskOutcome] = []
-    code = 1
-    try:
-        try:
-            outcomes = asyncio.run(pipeline.archive(cfg, catalog, tasks.ids, reporter))
-        finally:
-            reporter.close()
-        outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in tasks.bad]
-        counts = report.summary(outcomes)
-        code = report.exit_code(counts)
-        if report_path is not None:
-            skipped = {
-                o.task_id: catalog.files(o.task_id) for o in outcomes if o.state is State.SKIPPED
-            }
-            report.write(report_path, outcomes, counts, skipped)
-        print(report.summary_line(counts, time.monotonic() - started), flush=True)
-        return code
-    except ArchiverError as exc:
-        code = exc.exit_code
-        raise
-    finally:
-        catalog.end_run(
-            run_id, now=pipeline.now(), exit_code=code, summary=report.summary(outcomes)
+        finished = runs.execute(
+            cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args)
         )
+    return finished.code
 
 
 def _verify(args: argparse.Namespace) -> int:
-    cfg = _load_config(args, progress=False if args.no_progress else None)
+    cfg = _with_ffprobe(_load_config(args, progress=False if args.no_progress else None))
     if args.repair and not cfg.token:
         raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
-    with _archive(cfg.output_dir, create=False) as catalog:
-        entries = catalog.all_files()
-        bar = progress.counter(len(entries), unit="file", enabled=cfg.progress)
-        try:
-            checked, damaged = asyncio.run(
-                audit.check_archive(
-                    cfg.output_dir,
-                    entries,
-                    workers=cfg.probes,
-                    probe_timeout=cfg.probe_timeout,
-                    on_checked=bar.update,
-                )
-            )
-        finally:
-            bar.close()
-        for damage in damaged:
-            print(f"damaged: {damage.path}: {damage.reason}")
-        repaired = _repair(cfg, catalog, damaged) if args.repair and damaged else set()
+    _check_report_path(args.report)
+    level = _level(args)
+    if args.repair:
+        with _archive(cfg.output_dir, create=False) as catalog:
+            checked, damaged = _audit(cfg, catalog, level)
+            repaired = _repair(cfg, catalog, damaged, level) if damaged else set()
+    else:
+        # Reading only: no lock and no write, so a read-only copy or mount can be verified.
+        with _readonly(cfg.output_dir) as catalog:
+            checked, damaged = _audit(cfg, catalog, level)
+        repaired = set()
     if args.report is not None:
         audit.write_report(args.report, checked, damaged, repaired)
-    print(
-        f"checked {checked} files: {checked - len(damaged)} ok, {len(damaged)} damaged"
-        + (f", {len(repaired)} repaired" if args.repair else "")
-    )
-    return 1 if any(d.path not in repaired for d in damaged) else 0
+    left = [d for d in damaged if d.path not in repaired]
+    if level > Level.QUIET or left:
+        line = f"checked {checked} files: {checked - len(damaged)} ok, {len(damaged)} damaged"
+        print(line + (f", {len(repaired)} repaired" if args.repair else ""))
+    return 1 if left else 0
 
 
-def _repair(cfg: config.Config, catalog: Catalog, damaged: list[audit.Damage]) -> set[str]:
+def _audit(cfg: config.Config, catalog: Catalog, level: Level) -> tuple[int, list[audit.Damage]]:
+    entries = catalog.all_files()
+    bar = progress.counter(len(entries), unit="file", enabled=cfg.progress and level >= 0)
+    try:
+        checked, damaged = asyncio.run(
+            audit.check_archive(
+                cfg.output_dir,
+                entries,
+                catalog.all_tasks(),
+                workers=cfg.probes,
+                probe_timeout=cfg.probe_timeout,
+                ffprobe=cfg.ffprobe,
+                on_checked=bar.update,
+            )
+        )
+    finally:
+        bar.close()
+    for damage in damaged:
+        print(scrub.text(f"damaged: {damage.path}: {damage.reason}"))
+    return checked, damaged
+
+
+def _repair(
+    cfg: config.Config, catalog: Catalog, damaged: list[audit.Damage], level: Level
+) -> set[str]:
     """Archive the damaged tasks again; the paths that are whole now."""
     by_task: dict[str, list[str]] = {}
     for damage in damaged:
@@ -237,29 +294,43 @@ def _repair(cfg: config.Config, catalog: Catalog, damaged: list[audit.Damage]) -
     for task_id, paths in by_task.items():
         reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
         catalog.mark_damaged(task_id, paths, reason=reason, now=pipeline.now())
-    reporter = progress.reporter(enabled=cfg.progress)
-    try:
-        outcomes = asyncio.run(pipeline.archive(cfg, catalog, list(by_task), reporter))
-    finally:
-        reporter.close()
-    whole = {f.path for o in outcomes if o.state is State.ARCHIVED for f in o.files}
+    finished = runs.execute(cfg, catalog, list(by_task), report_path=None, level=level)
+    whole = {
+        path
+        for o in finished.outcomes
+        if o.state is State.ARCHIVED
+        for path in [*(f.path for f in o.files), o.sidecar]
+    }
     return {d.path for d in damaged if d.path in whole}
 
 
 def _status(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
-    catalog = Catalog.open(cfg.output_dir, readonly=True)
-    try:
+    with _readonly(cfg.output_dir) as catalog:
         for line in status.render(cfg.output_dir, catalog):
-            print(line)
+            print(scrub.text(line))
+    return 0
+
+
+def _output_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"-o {root}: not a folder")
+
+
+@contextmanager
+def _readonly(root: Path) -> Iterator[Catalog]:
+    _output_folder(root)
+    catalog = Catalog.open(root, readonly=True)
+    try:
+        yield catalog
     finally:
         catalog.close()
-    return 0
 
 
 @contextmanager
 def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
     """The archive folder, locked for this run, with its catalog open."""
+    _output_folder(root)
     if not create:
         require_archive(root)
     try:
@@ -275,16 +346,18 @@ def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
 
 
 def _task_list(args: argparse.Namespace) -> TaskList:
+    if not args.task_ids and not args.input:
+        raise UsageError("no task ids given (arguments, -i FILE or -i -)")
     sources = []
     for name in args.input:
-        if name == "-":
+        if name == report.STDOUT:
             sources.append(("<stdin>", sys.stdin.read().removeprefix("\ufeff").splitlines()))
             continue
         try:
-            text = Path(name).read_text(encoding="utf-8-sig", errors="replace")
+            text = name.read_text(encoding="utf-8-sig", errors="replace")
         except OSError as exc:
             raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
-        sources.append((name, text.splitlines()))
+        sources.append((str(name), text.splitlines()))
     return gather(args.task_ids, sources)
 
 

@@ -6,7 +6,7 @@ Precedence: command line > environment > config file > defaults.
 from __future__ import annotations
 
 import dataclasses
-import math
+import difflib
 import os
 import stat
 from collections.abc import Mapping
@@ -28,6 +28,8 @@ class Config:
     """Every setting the archiver reads; the YAML keys have the same names."""
 
     token: str | None = field(default=None, repr=False)
+    # A file holding the token (e.g. a secrets mount), read when no token is given otherwise.
+    token_file: Path | None = None
     base_url: str = DEFAULT_BASE_URL
     output_dir: Path = Path("runway-archive")
     # HTTP requests in flight at once, API calls and downloads together.
@@ -40,12 +42,19 @@ class Config:
     frame_rate_tolerance: float = 0.01
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
+    # One API answer, headers and body, must arrive within this, however it trickles.
+    api_timeout: float = 60.0
     probe_timeout: float = 60.0
+    ffprobe: str = "ffprobe"
     retry_attempts: int = 5
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 30.0
     retry_total_seconds: float = 300.0
     url_refreshes: int = 2
+    # A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
+    # once per this many seconds; retry_errors (--retry-errors) tries every one now.
+    retry_backoff: float = 86400.0
+    retry_errors: bool = False
     max_file_bytes: int = 8 * 1024**3
     progress: bool = True
     refresh: bool = False
@@ -55,21 +64,30 @@ class Config:
         return self.probe_concurrency or (os.cpu_count() or 1)
 
 
-_POSITIVE_INTS = {"concurrency", "api_concurrency", "download_concurrency", "retry_attempts"}
-_NONNEGATIVE_INTS = {"probe_concurrency", "url_refreshes", "max_file_bytes"}
-_FLOATS = {
-    "duration_tolerance",
-    "frame_rate_tolerance",
-    "connect_timeout",
-    "read_timeout",
-    "probe_timeout",
-    "retry_initial_delay",
-    "retry_max_delay",
-    "retry_total_seconds",
+# key -> the largest value that makes sense: beyond it a value is a typo, not a wish.
+_POSITIVE_INTS = {
+    "concurrency": 1024,
+    "api_concurrency": 1024,
+    "download_concurrency": 1024,
+    "retry_attempts": 100,
 }
-_BOOLS = {"progress", "refresh"}
-_STRINGS = {"token", "base_url"}
-_PATHS = {"output_dir"}
+_NONNEGATIVE_INTS = {"probe_concurrency": 256, "url_refreshes": 100, "max_file_bytes": 2**50}
+_DAY = 86400.0
+_FLOATS = {
+    "duration_tolerance": _DAY,
+    "frame_rate_tolerance": 1.0,
+    "connect_timeout": _DAY,
+    "read_timeout": _DAY,
+    "api_timeout": _DAY,
+    "probe_timeout": _DAY,
+    "retry_initial_delay": _DAY,
+    "retry_max_delay": _DAY,
+    "retry_total_seconds": 7 * _DAY,
+    "retry_backoff": 365 * _DAY,
+}
+_BOOLS = {"progress", "refresh", "retry_errors"}
+_STRINGS = {"token", "base_url", "ffprobe"}
+_PATHS = {"output_dir", "token_file"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))
 
 
@@ -102,7 +120,19 @@ def load(
             values[key] = (env[name], f"environment {name}")
     values.update({k: (v, "command line") for k, v in overrides.items() if v is not None})
     checked = {key: _check(key, value, where) for key, (value, where) in values.items()}
+    if "token" not in checked and "token_file" in checked:
+        where = f"token_file {checked['token_file']}"
+        checked["token"] = _check("token", _read_token(checked["token_file"]), where)
     return Config(**checked), warnings
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"token_file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"token_file {path}: not UTF-8 text") from exc
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -114,6 +144,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: not UTF-8 text") from exc
     try:
         data = yaml.safe_load(text)
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path}: nested too deeply") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
@@ -126,43 +158,82 @@ def _read_file(path: Path) -> dict[str, Any]:
         )
     for key in data:
         if key not in KEYS:
-            raise ConfigError(f"config file {path}: unknown key {key!r}")
+            raise ConfigError(f"config file {path}: unknown key {str(key)!r}{_nearest(key)}")
     return data
+
+
+def _nearest(key: object) -> str:
+    close = difflib.get_close_matches(str(key), sorted(KEYS), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _spell(value: object) -> str:
+    """A value as YAML writes it (`true`, not `True`), cut to a readable length."""
+    if isinstance(value, Path):
+        value = str(value)
+    try:
+        shown = yaml.safe_dump(value, default_flow_style=True, width=1000, allow_unicode=True)
+    except (yaml.YAMLError, RecursionError):
+        shown = repr(value)
+    shown = shown.strip().removesuffix("...").strip()
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _check(key: str, value: Any, where: str) -> Any:
     """Validate one value; the message names the key and the file it came from."""
 
     def bad(expected: str) -> ConfigError:
-        shown = "<hidden>" if key == "token" else repr(value)
+        shown = "<hidden>" if key == "token" else _spell(value)
         return ConfigError(f"config key {key!r} ({where}): expected {expected}, got {shown}")
 
     if key not in KEYS:
-        raise ConfigError(f"unknown config key {key!r} ({where})")
+        raise ConfigError(f"unknown config key {key!r} ({where}){_nearest(key)}")
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if key in _POSITIVE_INTS:
-        if not is_int or value < 1:
-            raise bad("a positive integer")
+        if not is_int or not 1 <= value <= _POSITIVE_INTS[key]:
+            raise bad(f"a whole number from 1 to {_POSITIVE_INTS[key]}")
     elif key in _NONNEGATIVE_INTS:
-        if not is_int or value < 0:
-            raise bad("a whole number >= 0")
+        if not is_int or not 0 <= value <= _NONNEGATIVE_INTS[key]:
+            raise bad(f"a whole number from 0 to {_NONNEGATIVE_INTS[key]}")
     elif key in _FLOATS:
-        if not (is_int or isinstance(value, float)) or not math.isfinite(value) or value < 0:
-            raise bad("a finite number >= 0")
-        return float(value)
+        number = float(value) if is_int and abs(value) < 2**53 else value
+        if not isinstance(number, float) or not 0 <= number <= _FLOATS[key]:
+            raise bad(f"a number from 0 to {_FLOATS[key]:g}")
+        return number
     elif key in _BOOLS:
         if not isinstance(value, bool):
             raise bad("true or false")
+    elif key == "token":
+        return _token(value, where)
     elif key in _STRINGS:
-        if not isinstance(value, str) or not value.strip():
-            raise bad("a non-empty string")
+        if not isinstance(value, str) or not value.strip() or _has_control(value):
+            raise bad("a non-empty string of printable characters")
         if key == "base_url" and not value.startswith(("http://", "https://")):
             raise bad("an http(s) URL")
     elif key in _PATHS:
-        if not isinstance(value, (str, Path)) or not str(value):
+        if not isinstance(value, (str, Path)) or not str(value) or _has_control(str(value)):
             raise bad("a path")
         return Path(value).expanduser()
     return value
+
+
+def _token(value: Any, where: str) -> str:
+    """Stripped of the whitespace and line end a file or `echo` leaves; never sent if odd."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"config key 'token' ({where}): expected a non-empty string, got <hidden>"
+        )
+    token = value.strip()
+    if not all("\x21" <= c <= "\x7e" for c in token):
+        raise ConfigError(
+            f"the token ({where}) holds a space, control or non-ASCII character; not sending it"
+        )
+    return token
+
+
+def _has_control(text: str) -> bool:
+    """Control characters and lone surrogates: nothing a path, URL or name should hold."""
+    return any(c < " " or "\x7f" <= c <= "\x9f" or "\ud800" <= c <= "\udfff" for c in text)
 
 
 def _readable_by_others(path: Path) -> bool:

@@ -1,6 +1,8 @@
 """One URL to one part file, hashed while it streams, resumed with Range when the server allows.
 
-The caller verifies the part file and gives it its final name (files.finalize).
+A resume is trusted only when the 206 answer carries the same validators (strong ETag, else
+Last-Modified) as the bytes already on disk: otherwise it starts from zero, so no file is ever
+two bodies joined. The caller verifies the part file and gives it its final name (files.finalize).
 """
 
 from __future__ import annotations
@@ -8,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import aiohttp
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from . import http
-from .errors import TransferError, TransientError, UrlExpired
+from .errors import StorageError, TaskError, TransferError, TransientError, UrlExpired
 from .files import (
     HEAD_BYTES,
     TAIL_BYTES,
@@ -50,6 +53,44 @@ class Fetched:
     tail: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What identifies one version of a body: its ETag, else its Last-Modified date."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> Validators:
+        return cls(headers.get("ETag") or None, headers.get("Last-Modified") or None)
+
+    @property
+    def if_range(self) -> str | None:
+        """The If-Range value, or None when a resume cannot be proven (RFC 9110 13.1.5)."""
+        if self.etag is not None:
+            return None if self.etag.startswith("W/") else self.etag  # weak: not for ranges
+        return self.last_modified
+
+    def same_body(self, answer: Validators) -> bool:
+        """Does a 206 answer continue the body these validators came with?"""
+        if self.etag is not None:
+            return answer.etag == self.etag and not self.etag.startswith("W/")
+        return answer.etag is None and answer.last_modified == self.last_modified
+
+    def dump(self) -> str:
+        return json.dumps({"etag": self.etag, "last_modified": self.last_modified})
+
+    @classmethod
+    def load(cls, text: str) -> Validators | None:
+        try:
+            data = json.loads(text)
+            found = cls(data.get("etag"), data.get("last_modified"))
+        except (ValueError, AttributeError):
+            return None
+        ok = all(v is None or isinstance(v, str) for v in (found.etag, found.last_modified))
+        return found if ok and found.if_range else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Downloader:
     session: aiohttp.ClientSession
@@ -70,11 +111,10 @@ class Downloader:
             fetched = await retrying(
                 lambda: self._attempt(url, part, expected_size, limit, deadline), self.policy
             )
-        except (TransientError, UrlExpired):
-            raise  # the part file stays: a later attempt or run resumes it
-        except BaseException:
-            discard(part)
-            discard(_etag_path(part))
+        except BaseException as exc:
+            # Only bytes a later resume can prove stay; `_resumable` drops the rest.
+            if not _resumes_later(exc) or _resumable(part)[0] == 0:
+                _start_over(part)
             raise
         discard(_etag_path(part))
         return fetched
@@ -82,10 +122,10 @@ class Downloader:
     async def _attempt(
         self, url: str, part: Path, expected: int | None, limit: int, deadline: float
     ) -> Fetched:
-        have, etag = _resumable(part)
+        have, saved = _resumable(part)
         headers: dict[str, str] = {}
-        if have and etag:
-            headers |= {"Range": f"bytes={have}-", "If-Range": etag}
+        if have and saved is not None and saved.if_range:
+            headers |= {"Range": f"bytes={have}-", "If-Range": saved.if_range}
         try:
             # The deadline starts once a slot is ours: queueing is not slowness.
             async with (
@@ -93,14 +133,18 @@ class Downloader:
                 asyncio.timeout(deadline),
                 http.get(self.session, url, headers=headers) as response,
             ):
-                offset = _start_offset(response, part, have, expected)
+                offset = _start_offset(response, part, have, saved, expected)
                 return await _stream(response, part, offset, limit, self.on_bytes)
         except TimeoutError as exc:
             raise TransientError(f"{http.redact(url)}: timed out") from exc
 
 
 def _start_offset(
-    response: aiohttp.ClientResponse, part: Path, have: int, expected: int | None
+    response: aiohttp.ClientResponse,
+    part: Path,
+    have: int,
+    saved: Validators | None,
+    expected: int | None,
 ) -> int:
     """Where the body starts in the file: 0 for a whole body, `have` for a valid resume."""
     where = http.redact(response.url)
@@ -118,22 +162,45 @@ def _start_offset(
         raise TransferError(f"{where}: HTTP {status}")
     start, total = _content_range(response.headers.get("Content-Range"))
     if start != have or (expected is not None and total != expected):
-        discard(part)
+        _start_over(part)
         raise TransientError(f"{where}: resume answered the wrong range, starting over")
+    if saved is None or not saved.same_body(Validators.of(response.headers)):
+        # A server that ignored If-Range: these bytes belong to another version of the file.
+        _start_over(part)
+        raise TransientError(f"{where}: resume answered another version of the file, starting over")
     return have
+
+
+def _resumes_later(exc: BaseException) -> bool:
+    """Keep the part file unless the body itself was refused or the disk failed.
+
+    A transient failure, a refused URL, a signal or a run-ending error (401, unreachable API)
+    says nothing against the bytes on disk: a later attempt or run resumes after them.
+    """
+    refused = isinstance(exc, TaskError | StorageError)
+    return not refused or isinstance(exc, TransientError | UrlExpired)
+
+
+def _start_over(part: Path) -> None:
+    discard(part)
+    discard(_etag_path(part))
 
 
 class _PartWriter:
     """Gathers chunks and appends them to the part file in large pieces, hashing as they come.
 
-    The ETag goes to disk just before the first bytes that a later resume could start from.
+    The validators go to disk just before the first bytes that a later resume could start from.
     """
 
     def __init__(
-        self, fh: AsyncBufferedIOBase, part: Path, hasher: hashlib._Hash, etag: str | None
+        self,
+        fh: AsyncBufferedIOBase,
+        part: Path,
+        hasher: hashlib._Hash,
+        validators: Validators | None,
     ) -> None:
         self._fh, self._part, self.hasher = fh, part, hasher
-        self._etag = etag  # None once it is on disk (or was there already)
+        self._validators = validators  # None once on disk (or there already, for a resume)
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -147,9 +214,9 @@ class _PartWriter:
     async def flush(self, *, resumable: bool) -> None:
         if not self._pending:
             return
-        if resumable and self._etag is not None:
-            _remember_etag(self._part, self._etag)
-            self._etag = None
+        if resumable and self._validators is not None:
+            _remember(self._part, self._validators)
+            self._validators = None
         data = b"".join(self._pending)  # one copy per piece: growing a bytearray copies per chunk
         self._pending.clear()
         self._size = 0
@@ -168,14 +235,14 @@ async def _stream(
     if announced is not None and offset + announced > limit:
         raise TransferError(f"{where}: {offset + announced} bytes announced, more than allowed")
     hasher = await _hash_prefix(part, offset) if offset else hashlib.sha256()
-    # A fresh body gets a fresh ETag file, and none at all when it completes in one go;
-    # "" (no ETag sent) still removes a stale one. A resumed body keeps the file it has.
-    etag = None if offset else (response.headers.get("ETag") or "")
+    # A fresh body gets fresh validators on disk (none at all when it completes in one go, and
+    # none that cannot prove a resume: then a stale file is removed). A resume keeps its own.
+    validators = None if offset else Validators.of(response.headers)
     head = tail = b""
     received = offset
     try:
         async with aiofiles.open(part, "ab" if offset else "wb", opener=nofollow_opener) as fh:
-            writer = _PartWriter(fh, part, hasher, etag)
+            writer = _PartWriter(fh, part, hasher, validators)
             try:
                 async for chunk in http.chunks(response, READ_CHUNK):
                     received += len(chunk)
@@ -203,19 +270,19 @@ async def _stream(
     return Fetched(part, received, hasher.hexdigest(), response.content_type, head, tail)
 
 
-def _resumable(part: Path) -> tuple[int, str | None]:
-    """Bytes already on disk and the ETag they came with; a part without an ETag starts over."""
+def _resumable(part: Path) -> tuple[int, Validators | None]:
+    """Bytes already on disk and the validators they came with; without usable ones, zero."""
     have = file_size(part)
     if have is None:
         discard(part)  # a symlink planted at our temp name is removed, never written through
         return 0, None
-    etag = None
+    saved = None
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        etag = _etag_path(part).read_text("utf-8").strip() or None
-    if have and not etag:
-        discard(part)
+        saved = Validators.load(_etag_path(part).read_text("utf-8"))
+    if have and saved is None:
+        _start_over(part)
         return 0, None
-    return have, etag
+    return have, saved
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -246,14 +313,14 @@ def _etag_path(part: Path) -> Path:
     return part.with_name(part.name + ".etag")
 
 
-def _remember_etag(part: Path, etag: str | None) -> None:
-    """Kept beside the part file so a resume after a crash can send If-Range."""
+def _remember(part: Path, validators: Validators) -> None:
+    """Kept beside the part file so a resume after a crash can send If-Range and check the 206."""
     path = _etag_path(part)
     discard(path)  # also whatever was planted there: never written through
-    if not etag:
+    if not validators.if_range:
         return
     try:
         with open(path, "w", encoding="utf-8", opener=nofollow_opener) as fh:
-            fh.write(etag)
+            fh.write(validators.dump())
     except OSError as exc:
         raise storage_error(exc, path) from exc

@@ -4,18 +4,24 @@
     ├── UsageError                2  bad command line, task list or config
     │   └── ConfigError           2  a config key is unknown, mistyped or missing
     ├── AuthError                 3  the API rejected the token: the run stops at once
+    ├── ApiUnreachable            1  no request reaches the API: the run stops early
+    ├── Interrupted         130/143  SIGINT or SIGTERM: the run stops, what finished is kept
     ├── LockedError              75  another run holds this archive's lock (EX_TEMPFAIL)
-    ├── StorageError             74  the archive folder cannot be written (EX_IOERR)
+    ├── StorageError             74  the archive folder cannot be written, or the catalog is damaged
     └── TaskError                 1  one task cannot be archived; the run goes on
         ├── ApiError                 the API answered with an error for this task
         ├── InvalidTaskData          the task JSON is not what the API page describes
         ├── UnsafePath               something not ours sits where a task's folder goes
         ├── TransferError            a request failed on the wire or with a bad status
         │   ├── TransientError       worth retrying (5xx, 429, reset, timeout, short body)
+        │   │   └── NetworkError     no HTTP answer at all: refused, reset, timed out
         │   └── UrlExpired           a signed asset URL was refused: fetch the task again
         └── VerifyError              a file disagrees with what the API claimed
+            └── ProbeTimeout         ffprobe did not answer in time (it was killed)
 
-Messages never contain the token or a signed URL's query string (see `http.redact`).
+Anything else escaping is a bug: the command line prints one line and exits 70 (EX_SOFTWARE).
+Messages never contain the token or a signed URL's query string (`scrub.text` is applied to
+every message before it is shown or stored).
 """
 
 from __future__ import annotations
@@ -41,6 +47,18 @@ class AuthError(ArchiverError):
     """The API answered 401: the token is wrong, so no further request is made."""
 
     exit_code = 3
+
+
+class ApiUnreachable(ArchiverError):
+    """Every API request failed on the wire: one line for the run, not one per task."""
+
+
+class Interrupted(ArchiverError):
+    """The run was stopped by a signal; the exit code is 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__("interrupted" + (" (SIGTERM)" if signum == 15 else ""))
+        self.exit_code = 128 + signum
 
 
 class LockedError(ArchiverError):
@@ -87,9 +105,24 @@ class TransientError(TransferError):
         self.retry_after = retry_after
 
 
+class NetworkError(TransientError):
+    """No HTTP answer: the connection was refused, reset or timed out; `reason` says which."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class UrlExpired(TransferError):
     """The CDN refused a signed URL (403/404/410): the task JSON must be fetched again."""
 
 
 class VerifyError(TaskError):
     """A downloaded file disagrees with the API's claims or is not a complete media file."""
+
+
+class ProbeTimeout(VerifyError):
+    """ffprobe did not answer within probe_timeout; it was killed. Says nothing of the file."""
+
+
+EX_SOFTWARE = 70  # an internal error: a bug, reported in one line (the traceback with --debug)

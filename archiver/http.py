@@ -1,6 +1,6 @@
 """The one module that speaks aiohttp: sessions, safe redirects, the token's origin, error mapping.
 
-Every aiohttp or socket error becomes a TransientError here, with signed query strings redacted.
+Every aiohttp or socket error becomes a NetworkError here, with signed query strings redacted.
 """
 
 from __future__ import annotations
@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import math
+import string
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -16,11 +19,14 @@ import aiohttp
 from yarl import URL
 
 from .config import Config
-from .errors import ArchiverError, TransferError, TransientError
+from .errors import ArchiverError, NetworkError, TransferError, TransientError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
+# Every printable ASCII character stays as it is (signed URLs are compared byte for byte);
+# anything else is percent-encoded as UTF-8, as a browser would before sending it.
+_URL_SAFE = "".join(c for c in string.printable if c not in string.whitespace)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,10 @@ class Gate:
         self._until = max(self._until, time.monotonic() + seconds)
 
     @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+    @property
     def paused(self) -> bool:
         return self._until > time.monotonic()
 
@@ -119,7 +129,7 @@ def redact(url: str | URL) -> str:
 def parse_url(text: str) -> URL:
     """Keep the URL byte for byte as given (no re-quoting) and refuse what is not plain http(s)."""
     try:
-        url = URL(text, encoded=True)
+        url = URL(urllib.parse.quote(text, safe=_URL_SAFE), encoded=True)
     except (ValueError, TypeError) as exc:
         raise TransferError(f"not a URL: {redact(text)}") from exc
     if url.scheme not in ("http", "https") or not url.host:
@@ -146,7 +156,8 @@ async def get(
         try:
             response = await session.get(target, headers=sent, allow_redirects=False)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TransientError(f"{redact(target)}: {describe(exc)}") from exc
+            why = describe(exc)
+            raise NetworkError(f"{redact(target)}: {why}", reason=why) from exc
         if response.status not in REDIRECTS or "Location" not in response.headers:
             try:
                 yield response
@@ -176,7 +187,8 @@ async def chunks(response: aiohttp.ClientResponse, size: int) -> AsyncIterator[b
         async for chunk in response.content.iter_chunked(size):
             yield chunk
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise TransientError(f"{redact(response.url)}: {describe(exc)}") from exc
+        why = describe(exc)
+        raise NetworkError(f"{redact(response.url)}: {why}", reason=why) from exc
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -202,11 +214,11 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return float(value) if len(value) < 16 else math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
 

@@ -242,6 +242,8 @@ class ArchivedFile:
     sha256: str
     probe: ProbeResult
     unchecked: tuple[str, ...]  # claims the API left out, so nothing was compared
+    # What this run checked of it: ("size",) for a stat, or all of size, sha256 and media.
+    verified: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,3 +257,7 @@ class TaskOutcome:
     sidecar: str | None = None
     files: tuple[ArchivedFile, ...] = ()
     error: str | None = None
+    sidecar_bytes: int | None = None
+    # A lasting error (the same answer every run: 4xx, bytes that never match): back off.
+    backoff: bool = False
+    next_attempt: str | None = None  # for a task in error left alone this run: when, at the latest

@@ -1,15 +1,17 @@
 """The only module that knows every stage: fetch a task, stream its files, verify, sidecar, catalog.
 
 Tasks stream through with bounded concurrency; a TaskError ends one task in state `error`, any
-other ArchiverError (401, storage, lock) ends the run.
+other ArchiverError (401, unreachable API, storage, a signal) ends the run. Outcomes are handed
+over as each task ends, so a run that is stopped still accounts for what it finished.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import files, http, sidecar, verify
@@ -18,7 +20,14 @@ from .bounded import for_each
 from .catalog import Catalog, TaskRow
 from .config import Config
 from .download import Downloader, Fetched
-from .errors import InvalidTaskData, TaskError, UrlExpired, VerifyError
+from .errors import (
+    InvalidTaskData,
+    ProbeTimeout,
+    TaskError,
+    TransientError,
+    UrlExpired,
+    VerifyError,
+)
 from .model import ArchivedFile, Artifact, FileKind, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
@@ -26,6 +35,11 @@ from .retry import RetryPolicy
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
+FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
+MAX_BACKOFF_RUNS = 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,37 +93,78 @@ class Archiver:
         self.downloader = downloader
         self.reporter = reporter
         self.probes = asyncio.Semaphore(config.probes)
+        self.run_id = 0
         self.tolerances = verify.Tolerances(
             duration=config.duration_tolerance, frame_rate=config.frame_rate_tolerance
         )
 
-    async def run(self, task_ids: Sequence[str]) -> list[TaskOutcome]:
-        """Outcomes in the order of `task_ids`; done tasks are skipped without a request."""
+    async def run(
+        self, task_ids: Sequence[str], into: MutableMapping[str, TaskOutcome], *, run_id: int
+    ) -> None:
+        """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
+        self.run_id = run_id
         known = self.catalog.states()
-        outcomes: dict[str, TaskOutcome] = {}
+        sizes = self.catalog.sizes()
         todo: list[tuple[str, TaskRow | None]] = []
+        self.reporter.start(len(task_ids))
         for task_id in task_ids:
             row = known.get(task_id)
-            if row is not None and self._is_done(row):
-                outcomes[task_id] = TaskOutcome(
-                    task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
-                )
-            else:
+            held = self._held(row, sizes.get(task_id, [])) if row is not None else None
+            if held is None:
                 todo.append((task_id, row))
-        self.reporter.start(len(task_ids))
-        for outcome in outcomes.values():
-            self.reporter.task_done(outcome)
+            else:
+                into[task_id] = held
+                self.reporter.task_done(held)
 
         async def one(item: tuple[str, TaskRow | None]) -> None:
-            outcomes[item[0]] = await self.archive_task(*item)
+            into[item[0]] = await self.archive_task(*item)
 
         await for_each(todo, one, limit=2 * self.config.concurrency)
-        return [outcomes[t] for t in task_ids]
 
-    def _is_done(self, row: TaskRow) -> bool:
-        return row.state is State.ARCHIVED or (
+    def _held(self, row: TaskRow, sizes: list[tuple[str, int]]) -> TaskOutcome | None:
+        """The outcome of a task this run leaves alone, or None when it must be archived."""
+        done = row.state is State.ARCHIVED or (
             row.state is State.FAILED and not self.config.refresh
         )
+        if done and self._intact(row, sizes):
+            return TaskOutcome(
+                row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
+            )
+        if row.state is State.ERROR and row.failures and not self.config.retry_errors:
+            return self._backing_off(row)
+        return None
+
+    def _intact(self, row: TaskRow, sizes: list[tuple[str, int]]) -> bool:
+        """The catalog is trusted only as far as the disk agrees: every file and the sidecar
+        still there at its size (a stat each; no hashing, no request)."""
+        if row.dir is None:
+            return False
+        sidecar_size = files.file_size(self.root / row.dir / sidecar.NAME)
+        if sidecar_size is None or row.sidecar_bytes not in (None, sidecar_size):
+            return False
+        return all(files.file_size(self.root / path) == size for path, size in sizes)
+
+    def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
+        """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
+        once per `retry_backoff`; None when this run is its turn."""
+        wait_runs = min(2 ** (row.failures - 1), MAX_BACKOFF_RUNS)
+        runs_since = self.run_id - (row.failed_run or 0)
+        try:
+            latest = datetime.fromisoformat(row.failed_at or "") + timedelta(
+                seconds=self.config.retry_backoff
+            )
+        except (ValueError, OverflowError):
+            return None  # no usable record of the last failure: try now
+        if runs_since >= wait_runs or datetime.now(UTC) >= latest:
+            return None
+        when = latest.isoformat(timespec="seconds")
+        left = wait_runs - runs_since
+        return TaskOutcome(
+            row.task_id, State.ERROR, row.status, row.dir,
+            error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
+            f"run(s) or after {when}; --retry-errors tries it now)",
+            next_attempt=when,
+        )  # fmt: skip
 
     async def archive_task(self, task_id: str, row: TaskRow | None) -> TaskOutcome:
         """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
@@ -122,8 +177,10 @@ class Archiver:
                 folder = folder or files.task_dir_name(task)
                 outcome = await self._archive_final(task, folder)
         except TaskError as exc:
-            outcome = TaskOutcome(task_id, State.ERROR, dir=folder, error=str(exc))
-        self.catalog.record(outcome, now=now())
+            outcome = TaskOutcome(
+                task_id, State.ERROR, dir=folder, error=str(exc), backoff=lasting(exc)
+            )
+        self.catalog.record(outcome, now=now(), run_id=self.run_id)
         self.reporter.task_done(outcome)
         return outcome
 
@@ -132,11 +189,12 @@ class Archiver:
             plan_files(task)  # refuse a malformed task before its folder is made
         path = files.ensure_dir(self.root, folder)
         if task.has_failed:
-            await self._write_sidecar(task, path, [])
+            written = await self._write_sidecar(task, path, [])
             reason = task.error_message or f"status {task.status}"
             return TaskOutcome(
-                task.task_id, State.FAILED, task.status, folder, _sidecar_path(folder), error=reason
-            )
+                task.task_id, State.FAILED, task.status, folder, _sidecar_path(folder),
+                error=reason, sidecar_bytes=written,
+            )  # fmt: skip
         done = self._reusable(task.task_id)
         try:
             archived = await self._fetch_all(task, folder, done)
@@ -146,9 +204,9 @@ class Archiver:
             await asyncio.to_thread(files.fsync_dir, path)
             return TaskOutcome(
                 task.task_id, State.ERROR, task.status, folder,
-                files=tuple(done.values()), error=str(exc),
+                files=tuple(done.values()), error=str(exc), backoff=lasting(exc),
             )  # fmt: skip
-        await self._write_sidecar(task, path, archived)
+        written = await self._write_sidecar(task, path, archived)
         return TaskOutcome(
             task.task_id,
             State.ARCHIVED,
@@ -156,6 +214,7 @@ class Archiver:
             folder,
             _sidecar_path(folder),
             tuple(archived),
+            sidecar_bytes=written,
         )
 
     def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
@@ -163,7 +222,7 @@ class Archiver:
         kept = {}
         for f in self.catalog.files(task_id):
             if files.file_size(self.root / f.path) == f.size:
-                kept[f.path.rsplit(".", 1)[0]] = f
+                kept[f.path.rsplit(".", 1)[0]] = dataclasses.replace(f, verified=SIZE_CHECKED)
         return kept
 
     async def _fetch_all(
@@ -174,7 +233,8 @@ class Archiver:
             jobs = plan_files(task)
             pending = [j for j in jobs if f"{folder}/{j.stem}" not in done]
             results = await asyncio.gather(
-                *(self._file(job, folder) for job in pending), return_exceptions=True
+                *(self._file(task.task_id, job, folder) for job in pending),
+                return_exceptions=True,
             )
             for job, result in zip(pending, results, strict=True):
                 if isinstance(result, ArchivedFile):
@@ -191,7 +251,7 @@ class Archiver:
             task = await self.api.fetch_task(task.task_id)
         raise AssertionError("unreachable")
 
-    async def _file(self, job: FileJob, folder: str) -> ArchivedFile:
+    async def _file(self, task_id: str, job: FileJob, folder: str) -> ArchivedFile:
         """Download, verify, give the final name; a file failing twice is kept as .rejected."""
         part = self.root / folder / f"{job.stem}{files.PART_SUFFIX}"
         expected = job.artifact.file_size if job.kind is FileKind.ARTIFACT else None
@@ -204,17 +264,20 @@ class Archiver:
             try:
                 probe, unchecked = await self._check(job, ext, fetched)
                 await asyncio.to_thread(files.finalize, part, final)
+            except ProbeTimeout as exc:
+                files.discard(part)  # says nothing of the bytes: no second download
+                raise ProbeTimeout(f"{job.label}: {exc}") from exc
             except VerifyError as exc:
                 if attempt == 2:
                     kept = await asyncio.to_thread(files.reject, part, final)
                     raise VerifyError(f"{job.label}: {exc} (kept as {kept.name})") from exc
                 files.discard(part)
-                self.reporter.note(f"note: {job.label}: {exc}; downloading it once more")
+                self.reporter.note(f"note: {task_id}: {job.label}: {exc}; downloading it once more")
                 continue
             except BaseException:
                 files.discard(part)  # cancelled before its rename: a whole file is no resume
                 raise
-            return ArchivedFile(
+            archived = ArchivedFile(
                 job.kind,
                 job.artifact.index,
                 f"{folder}/{final.name}",
@@ -222,7 +285,10 @@ class Archiver:
                 fetched.sha256,
                 probe,
                 unchecked,
+                FULLY_CHECKED,
             )
+            self.reporter.file_done(task_id, archived)
+            return archived
         raise AssertionError("unreachable")
 
     async def _check(
@@ -234,16 +300,25 @@ class Archiver:
             raise VerifyError("preview is not an image")
         else:
             async with self.probes:
-                probe = await verify.probe_video(fetched.part, timeout=self.config.probe_timeout)
+                probe = await verify.probe_video(
+                    fetched.part, timeout=self.config.probe_timeout, ffprobe=self.config.ffprobe
+                )
         if job.kind is FileKind.PREVIEW:
             return probe, ()
         return probe, verify.compare(job.artifact, fetched.size, probe, self.tolerances)
 
     async def _write_sidecar(
         self, task: Task, folder: Path, archived: Sequence[ArchivedFile]
-    ) -> None:
-        text = sidecar.render(task, archived, archived_at=now())
-        await asyncio.to_thread(sidecar.write, folder, text)
+    ) -> int:
+        """Write task.yaml; its size in bytes, for the next run's check of the disk."""
+        data = sidecar.render(task, archived, archived_at=now()).encode("utf-8")
+        await asyncio.to_thread(files.atomic_write, folder / sidecar.NAME, data)
+        return len(data)
+
+
+def lasting(exc: TaskError) -> bool:
+    """Will the next run most likely meet the same error? Then it backs off (see `_held`)."""
+    return not isinstance(exc, TransientError | UrlExpired | ProbeTimeout)
 
 
 def _pending(task: Task) -> TaskOutcome:
@@ -264,15 +339,26 @@ def _url_path(url: str) -> str:
 
 
 async def archive(
-    config: Config, catalog: Catalog, task_ids: Sequence[str], reporter: Reporter
-) -> list[TaskOutcome]:
-    """Open one HTTP session for the run and archive `task_ids` through it."""
+    config: Config,
+    catalog: Catalog,
+    task_ids: Sequence[str],
+    reporter: Reporter,
+    *,
+    run_id: int,
+    into: MutableMapping[str, TaskOutcome],
+) -> None:
+    """Open one HTTP session for the run and archive `task_ids` through it, `into` outcomes."""
     assert config.token, "the command line checks for a token before a run starts"
     limits = http.Limits.from_config(config)
     policy = RetryPolicy.from_config(config)
     async with http.new_session(config) as session:
         api = ApiClient(
-            session, base_url=config.base_url, token=config.token, limits=limits, policy=policy
+            session,
+            base_url=config.base_url,
+            token=config.token,
+            limits=limits,
+            policy=policy,
+            timeout=config.api_timeout,
         )
         downloader = Downloader(
             session=session,
@@ -282,4 +368,5 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        return await Archiver(config, catalog, api, downloader, reporter).run(task_ids)
+        archiver = Archiver(config, catalog, api, downloader, reporter)
+        await archiver.run(task_ids, into, run_id=run_id)

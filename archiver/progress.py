@@ -1,31 +1,46 @@
 """What a person sees while a run works: tqdm bars on a terminal, plain lines otherwise.
 
+Levels: QUIET prints only what is wrong (errors, warnings), NORMAL adds notes (a retry, a
+re-download), VERBOSE adds one line per file. Every line goes through `scrub.text`.
 This is the only module that imports tqdm.
 """
 
 from __future__ import annotations
 
+import enum
 import sys
 from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
-from .model import State, TaskOutcome
+from . import scrub
+from .model import ArchivedFile, State, TaskOutcome
+
+
+class Level(enum.IntEnum):
+    QUIET = -1
+    NORMAL = 0
+    VERBOSE = 1
 
 
 class Reporter(Protocol):
+    level: Level
+
     def start(self, tasks: int) -> None: ...
     def add_bytes(self, count: int) -> None: ...
     def task_done(self, outcome: TaskOutcome) -> None: ...
+    def file_done(self, task_id: str, archived: ArchivedFile) -> None: ...
     def note(self, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
     def close(self) -> None: ...
 
 
 class PlainReporter:
-    """For cron: no bars; only problems are printed, one line each."""
+    """For cron: no bars; only problems are printed, one line each (and more if verbose)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, level: Level = Level.NORMAL) -> None:
         self._stream = stream
+        self.level = level
 
     def start(self, tasks: int) -> None:
         pass
@@ -35,10 +50,26 @@ class PlainReporter:
 
     def task_done(self, outcome: TaskOutcome) -> None:
         if outcome.state is State.ERROR:
-            self.note(f"error: {outcome.task_id}: {outcome.error}")
+            self._line(f"error: {outcome.task_id}: {outcome.error}")
+
+    def file_done(self, task_id: str, archived: ArchivedFile) -> None:
+        if self.level >= Level.VERBOSE:
+            self._line(f"file: {archived.path} ({archived.size} bytes, sha256 {archived.sha256})")
 
     def note(self, message: str) -> None:
-        print(message, file=self._stream, flush=True)
+        """Something worth knowing that is not wrong: shown unless quiet."""
+        if self.level >= Level.NORMAL:
+            self._line(message)
+
+    def warn(self, message: str) -> None:
+        """Something wrong that did not end a task: shown at every level."""
+        self._line(message)
+
+    def _line(self, message: str) -> None:
+        self._write(scrub.text(message))
+
+    def _write(self, line: str) -> None:
+        print(line, file=self._stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -47,8 +78,8 @@ class PlainReporter:
 class BarReporter(PlainReporter):
     """Two bars, tasks and bytes; problem lines are written above them."""
 
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
+    def __init__(self, stream: TextIO, level: Level = Level.NORMAL) -> None:
+        super().__init__(stream, level)
         self._tasks = tqdm(total=0, unit="task", desc="tasks", file=stream, position=0)
         self._bytes = tqdm(
             total=None,
@@ -70,8 +101,8 @@ class BarReporter(PlainReporter):
         self._tasks.update(1)
         super().task_done(outcome)
 
-    def note(self, message: str) -> None:
-        tqdm.write(message, file=self._stream)
+    def _write(self, line: str) -> None:
+        tqdm.write(line, file=self._stream)
 
     def close(self) -> None:
         self._bytes.close()
@@ -99,8 +130,10 @@ def counter(total: int, *, unit: str, enabled: bool, stream: TextIO | None = Non
     return _NoCounter()
 
 
-def reporter(*, enabled: bool, stream: TextIO | None = None) -> Reporter:
+def reporter(
+    *, enabled: bool, level: Level = Level.NORMAL, stream: TextIO | None = None
+) -> Reporter:
     stream = stream or sys.stderr  # looked up now, not at import: callers may redirect it
-    if enabled and stream.isatty():
-        return BarReporter(stream)
-    return PlainReporter(stream)
+    if enabled and level > Level.QUIET and stream.isatty():
+        return BarReporter(stream, level)
+    return PlainReporter(stream, level)

@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from . import __version__
-from .files import atomic_write
 from .http import redact
 from .model import ArchivedFile, FileKind, Task
 
@@ -76,7 +75,21 @@ def _file(f: ArchivedFile) -> dict[str, Any]:
     return {"path": Path(f.path).name, "bytes": f.size, "sha256": f.sha256, "probe": probe}
 
 
-def write(folder: Path, text: str) -> Path:
-    path = folder / NAME
-    atomic_write(path, text.encode("utf-8"))
-    return path
+def listed_paths(text: str) -> set[str]:
+    """The paths (relative to the task folder) of every file a sidecar names.
+
+    Raises ValueError when `text` is not a sidecar this version writes.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ValueError("not valid YAML") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("artifacts"), list):
+        raise ValueError("not a task sidecar (no artifacts list)")
+    paths: set[str] = set()
+    for artifact in doc["artifacts"]:
+        if not isinstance(artifact, dict):
+            raise ValueError("an artifact entry is not a mapping")
+        entries = [artifact.get("file"), *(artifact.get("previews") or [])]
+        paths.update(e["path"] for e in entries if isinstance(e, dict) and "path" in e)
+    return paths

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .errors import VerifyError
+from .errors import ProbeTimeout, VerifyError
 from .model import Artifact, ProbeResult
 
 IMAGE_TYPES = frozenset({"jpg", "png", "webp", "gif"})
@@ -51,29 +51,42 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-async def probe_video(path: Path, *, timeout: float) -> ProbeResult:
-    """One ffprobe call; a file it cannot read is a VerifyError."""
-    proc = await asyncio.create_subprocess_exec(
-        "ffprobe",
-        *FFPROBE_ARGS,
-        "--",
-        str(path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+async def probe_video(path: Path, *, timeout: float, ffprobe: str = "ffprobe") -> ProbeResult:
+    """One ffprobe call; a file it cannot read is a VerifyError, one it cannot read in time too."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            ffprobe,
+            *FFPROBE_ARGS,
+            "--",
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:  # removed or broken since the start-up check
+        raise VerifyError(f"cannot run ffprobe ({ffprobe}): {exc.strerror or exc}") from exc
     try:
         async with asyncio.timeout(timeout):
             out, err = await proc.communicate()
+    except TimeoutError as exc:
+        await _kill(proc)
+        raise ProbeTimeout(f"ffprobe did not answer within {timeout:g} s (killed)") from exc
     except BaseException:
-        # Timed out or cancelled: never leave an ffprobe behind.
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _kill(proc)  # cancelled: never leave an ffprobe behind
         raise
     if proc.returncode != 0:
         reason = err.decode("utf-8", "replace").strip().splitlines()
         raise VerifyError(f"ffprobe cannot read it: {reason[-1] if reason else 'no output'}")
-    return parse_ffprobe(json.loads(out or b"{}"))
+    try:
+        data = json.loads(out or b"{}")
+    except ValueError as exc:
+        raise VerifyError("ffprobe answered something that is not JSON") from exc
+    return parse_ffprobe(data if isinstance(data, dict) else {})
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
 
 
 def parse_ffprobe(data: dict[str, Any]) -> ProbeResult:

@@ -114,7 +114,9 @@ def test_int_accepted_for_a_float_key(tmp_path: Path) -> None:
 def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     """A misspelt key is a ConfigError naming the key and the file."""
     path = write(tmp_path / "c.yaml", "concurency: 4\n")
-    assert config_error(path) == f"config file {path}: unknown key 'concurency'"
+    assert config_error(path) == (
+        f"config file {path}: unknown key 'concurency' (did you mean 'concurrency'?)"
+    )
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
@@ -126,19 +128,19 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("concurrency: four", "a positive integer, got 'four'"),
-        ("concurrency: 0", "a positive integer, got 0"),
-        ("concurrency: true", "a positive integer, got True"),
-        ("concurrency: 2.5", "a positive integer, got 2.5"),
-        ("url_refreshes: -1", "a whole number >= 0, got -1"),
-        ("read_timeout: slow", "a finite number >= 0, got 'slow'"),
-        ("read_timeout: -1", "a finite number >= 0, got -1"),
-        ("duration_tolerance: [0.1]", "a finite number >= 0, got [0.1]"),
-        ("progress: maybe", "true or false, got 'maybe'"),
+        ("concurrency: four", "a whole number from 1 to 1024, got four"),
+        ("concurrency: 0", "a whole number from 1 to 1024, got 0"),
+        ("concurrency: true", "a whole number from 1 to 1024, got true"),
+        ("concurrency: 2.5", "a whole number from 1 to 1024, got 2.5"),
+        ("url_refreshes: -1", "a whole number from 0 to 100, got -1"),
+        ("read_timeout: slow", "a number from 0 to 86400, got slow"),
+        ("read_timeout: -1", "a number from 0 to 86400, got -1"),
+        ("duration_tolerance: [0.1]", "a number from 0 to 86400, got [0.1]"),
+        ("progress: maybe", "true or false, got maybe"),
         ("refresh: 1", "true or false, got 1"),
-        ("base_url: ftp://api.example/v1", "an http(s) URL, got 'ftp://api.example/v1'"),
-        ("base_url: api.useapi.net/v1", "an http(s) URL, got 'api.useapi.net/v1'"),
-        ("base_url: ''", "a non-empty string, got ''"),
+        ("base_url: ftp://api.example/v1", "an http(s) URL, got ftp://api.example/v1"),
+        ("base_url: api.useapi.net/v1", "an http(s) URL, got api.useapi.net/v1"),
+        ("base_url: ''", "a non-empty string of printable characters, got ''"),
         ("output_dir: 5", "a path, got 5"),
     ],
 )
@@ -154,7 +156,8 @@ def test_nan_for_a_float_key_is_refused(tmp_path: Path, key: str) -> None:
     """`.nan` for a float key is refused (a NaN tolerance would pass every duration)."""
     path = write(tmp_path / "c.yaml", f"{key}: .nan\n")
     assert (
-        config_error(path) == f"config key {key!r} ({path}): expected a finite number >= 0, got nan"
+        config_error(path)
+        == f"config key {key!r} ({path}): expected a number from 0 to 86400, got .nan"
     )
 
 
@@ -215,8 +218,8 @@ def test_no_warning_for_private_file_or_no_token(tmp_path: Path, text: str, mode
             f"token: {{a: {SECRET}}}\n",
             "'token' ({path}): expected a non-empty string, got <hidden>",
         ),
-        (f"token: {SECRET}\nbase_url: ftp://x\n", "an http(s) URL, got 'ftp://x'"),
-        (f"token: {SECRET}\nconcurrency: -1\n", "expected a positive integer, got -1"),
+        (f"token: {SECRET}\nbase_url: ftp://x\n", "an http(s) URL, got ftp://x"),
+        (f"token: {SECRET}\nconcurrency: -1\n", "expected a whole number from 1 to 1024, got -1"),
         (f"token: {SECRET}\nunknown: 1\n", "{path}: unknown key 'unknown'"),
     ],
 )
@@ -291,7 +294,10 @@ def test_cli_unknown_key_exits_2_with_one_line(
     path = write(cli_env / "c.yaml", "concurency: 4\n")
     code, out, err = run_cli(capsys, "run", "-c", str(path), TASK)
     assert code == 2
-    assert err == f"runway-archiver: config file {path}: unknown key 'concurency'\n"
+    assert err == (
+        f"runway-archiver: config file {path}: unknown key 'concurency'"
+        " (did you mean 'concurrency'?)\n"
+    )
     assert out == ""
     assert not (cli_env / "runway-archive").exists()
 
@@ -314,12 +320,21 @@ def test_cli_concurrency_zero_exits_2(cli_env: Path, capsys: pytest.CaptureFixtu
 
 
 def test_cli_without_task_ids_exits_2(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """No ids from arguments or files: exit 2 saying how to give some."""
-    empty = cli_env / "ids.txt"
-    empty.write_text("# nothing here\n\n")
-    code, _, err = run_cli(capsys, "run", "-i", str(empty))
+    """No ids and no task list at all: exit 2 saying how to give some."""
+    code, _, err = run_cli(capsys, "run")
     assert code == 2
     assert err == "runway-archiver: no task ids given (arguments, -i FILE or -i -)\n"
+
+
+def test_cli_empty_task_list_is_zero_tasks(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task list with no ids in it is a run of 0 tasks: exit 0, not an error."""
+    empty = cli_env / "ids.txt"
+    empty.write_text("# nothing here\n\n")
+    code, out, err = run_cli(capsys, "run", "-i", str(empty))
+    assert (code, err) == (0, "")
+    assert out.startswith("0 tasks: 0 archived")
 
 
 def test_cli_unreadable_task_list_exits_2(
@@ -351,7 +366,7 @@ def test_cli_token_never_printed_on_config_error(
     assert SECRET not in out + err
     assert err == (
         f"runway-archiver: config key 'concurrency' ({path}): "
-        "expected a positive integer, got 'zero'\n"
+        "expected a whole number from 1 to 1024, got zero\n"
     )
 
 

@@ -160,7 +160,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_disk_full_stops_with_74_and_keeps_the_archive_consistent(
     runner: Runner, small_disk: Path
 ) -> None:
-    """ENOSPC: exit 74 naming the path, no temp file left, the catalog claims only real files."""
+    """ENOSPC: exit 74 naming the path, only resumable parts left, the catalog claims real files."""
     runner.root = small_disk / "archive"
     tasks = [runner.emu.add_task() for _ in range(12)]
     result = runner.run(*tasks[:1])
@@ -170,18 +170,23 @@ def test_disk_full_stops_with_74_and_keeps_the_archive_consistent(
     assert result.code == 74
     line = result.err.strip().splitlines()[-1]
     assert "No space left on device" in line and str(runner.root) in line
-    assert temp_files(runner.root) == []
+    # Downloads cut short by the stop stay for a resume: each with the validators to prove it.
+    for leftover in temp_files(runner.root):
+        assert leftover.suffix in (".part", ".etag"), leftover
+        twin = leftover.with_suffix("" if leftover.suffix == ".etag" else ".part.etag")
+        assert twin.is_file() and leftover.stat().st_size > 0, leftover
     assert_catalog_honest(runner)
     assert {p: p.read_bytes() for p in first} == first  # nothing already archived was touched
 
 
-def test_output_that_is_not_a_folder_exits_74(runner: Runner, tmp_path: Path) -> None:
-    """-o naming a regular file is a storage error that names it."""
+def test_output_that_is_not_a_folder_exits_2(runner: Runner, tmp_path: Path) -> None:
+    """-o naming a regular file is a usage error: "not a folder", naming it, the file untouched."""
     runner.root = tmp_path / "a-file"
     runner.root.write_text("not a folder")
     result = runner.run(runner.emu.add_task(), report=False)
-    assert result.code == 74
-    assert str(runner.root) in result.err
+    assert result.code == 2
+    assert result.err == f"runway-archiver: -o {runner.root}: not a folder\n"
+    assert runner.root.read_text() == "not a folder"
     assert runner.emu.requests == []
 
 

@@ -97,21 +97,32 @@ def unanswered_port() -> Iterator[int]:
         s.close()
 
 
-def test_connect_timeout_and_refused_end_in_error(runner: Runner, unanswered_port: int) -> None:
-    """Unreachable API: each task errors after its bounded retries with a clear reason."""
+def test_unreachable_api_stops_the_run_with_one_line(runner: Runner, unanswered_port: int) -> None:
+    """An API that times out or refuses every connection: one line naming the base URL, exit 1,
+    a report, and no line per task."""
     runner.configure(connect_timeout=0.2)
-    task = runner.emu.add_task()
-    runner.base_url = f"http://127.0.0.1:{unanswered_port}/v1"
-    result = runner.run(task)
-    assert result.code == 1
-    assert "timed out" in result.task(task)["error"]
+    tasks = [runner.emu.add_task() for _ in range(6)]
+    for port, why in ((unanswered_port, "timed out"), (_closed_port(), "cannot connect")):
+        runner.base_url = f"http://127.0.0.1:{port}/v1"
+        result = runner.run(*tasks)
+        assert result.code == 1
+        lines = result.err.splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"runway-archiver: the API at {runner.base_url} is unreachable")
+        assert why in lines[0]
+        assert result.report is not None
+        assert result.report["stopped"].startswith(f"the API at {runner.base_url}")
+        assert result.report["exit_code"] == 1
+        assert result.report["unfinished"] == tasks  # none was tried beyond the first few
+    assert runner.emu.requests == []
+
+
+def _closed_port() -> int:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
-    runner.base_url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    port = int(closed.getsockname()[1])
     closed.close()
-    refused = runner.run(task)
-    assert refused.code == 1
-    assert "cannot connect" in refused.task(task)["error"]
+    return port
 
 
 def test_429_retry_after_pauses_the_whole_api_lane(runner: Runner) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import io
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,8 @@ from .conftest import Runner
 A = "user:1234-runwayml:me@example.com-task:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
 B = "user:1234-runwayml:me@example.com-task:11111111-2222-4333-8444-555555555555"
 C = "user:99-runwayml:other+tag@example.org-task:aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+D = "user:7-runwayml:a.b-c@mail.example.co.uk-task:AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+EXPECTED = "not a task id (expected user:<n>-runwayml:<email>-task:<uuid>)"
 
 
 def test_comments_and_blank_lines_are_skipped() -> None:
@@ -27,9 +31,9 @@ def test_duplicates_kept_once_in_first_seen_order() -> None:
     """An id repeated across arguments, files and stdin is kept once, where it first appeared."""
     result = gather(
         [B, A, B],
-        [("ids.txt", [C, A, f"{B} # again"]), ("<stdin>", [C, "x1", A, "x1"])],
+        [("ids.txt", [C, A, f"{B} # again"]), ("<stdin>", [C, D, A, D])],
     )
-    assert result.ids == [B, A, C, "x1"]
+    assert result.ids == [B, A, C, D]
     assert result.bad == []
 
 
@@ -47,10 +51,14 @@ def test_bad_lines_are_reported_with_name_and_line() -> None:
     )
     assert result.ids == [A, B]
     assert result.bad == [
-        BadLine("argument 1", "not a task id!", "not a task id"),
-        BadLine("ids.txt:3", "https://api.useapi.net/v1/runwayml/tasks/" + B, "not a task id"),
+        BadLine("argument 1", "not a task id!", EXPECTED),
+        BadLine(
+            "ids.txt:3",
+            "https://api.useapi.net/v1/runwayml/tasks/" + B,
+            "not a task id (it holds one: give the id alone)",
+        ),
     ]
-    assert str(result.bad[0]) == "argument 1: not a task id: 'not a task id!'"
+    assert str(result.bad[0]) == f"argument 1: {EXPECTED}: 'not a task id!'"
 
 
 @pytest.mark.parametrize(
@@ -63,25 +71,54 @@ def test_bad_lines_are_reported_with_name_and_line() -> None:
         ("-rf", "not a task id"),
         ("task?id=1", "not a task id"),
         ("abc#def", "not a task id"),  # '#' only starts a comment after a blank
-        ("a" * 301, "task id too long"),
+        ("a" * 301, "not a task id"),
+        ("user:12x-runwayml:me@example.com-task:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", ""),
+        ("user:1-runwayml:no-at-sign-task:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", ""),
+        ("user:1-runwayml:me@example.com-task:3f2a9c1e-5b7d-4e8f-9a0b", ""),  # short uuid
+        (A + "x", ""),
     ],
 )
 def test_malformed_ids_are_bad_lines(line: str, reason: str) -> None:
-    """Whitespace inside, a URL, a path, an option-like word or 301 characters: a bad line."""
+    """Whitespace, a URL, a path, an option, a wrong user, email or uuid part: a bad line."""
     result = gather([], [("ids.txt", [A, line])])
     assert result.ids == [A]
-    assert result.bad == [BadLine("ids.txt:2", line, reason)]
+    assert [(b.where, b.text) for b in result.bad] == [("ids.txt:2", line)]
+    assert result.bad[0].reason.startswith("not a task id")
 
 
-def test_300_characters_is_still_an_id() -> None:
-    """An id of exactly 300 characters is accepted; the limit is 300."""
-    assert gather(["a" * 300], []).ids == ["a" * 300]
+def test_pasted_quotes_and_trailing_commas_are_stripped() -> None:
+    """Ids pasted from JSON or a spreadsheet ("...", '...', a trailing comma) are accepted."""
+    result = gather([f'"{A}",'], [("ids.txt", [f"'{B}'", f"{C},", f'  "{D}" ,  '])])
+    assert result.ids == [A, B, C, D]
+    assert result.bad == []
 
 
-def test_long_bad_line_is_shortened_in_its_message() -> None:
-    """A bad line's message quotes at most 80 characters of it."""
-    (bad,) = gather(["z" * 301], []).bad
-    assert str(bad) == f"argument 1: task id too long: {'z' * 80!r}"
+def test_a_bare_uuid_says_the_full_form_is_needed() -> None:
+    """A bare uuid gets a line saying the API needs the full task id, and what it looks like."""
+    (bad,) = gather(["3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"], []).bad
+    assert bad.reason == (
+        "a bare uuid; the API needs the full task id, user:<n>-runwayml:<email>-task:<uuid>"
+    )
+
+
+def test_a_file_name_as_an_argument_suggests_dash_i(tmp_path: Path) -> None:
+    """A task list given without -i gets "did you mean -i FILE"; so does anything path-like."""
+    ids = tmp_path / "mine"
+    ids.write_text(A)
+    result = gather([str(ids), "tasks.txt"], [])
+    assert [b.reason for b in result.bad] == [
+        f"not a task id (a file? did you mean -i {ids})",
+        "not a task id (a file? did you mean -i tasks.txt)",
+    ]
+
+
+def test_long_bad_line_is_shortened_with_its_end_visible() -> None:
+    """A long bad line's message keeps its start and its end (ids differ at the end)."""
+    line = "x" * 100 + "THE-END"
+    (bad,) = gather([line], []).bad
+    shown = str(bad).split(": ", 2)[2]
+    assert shown == repr("x" * 49 + "…" + "x" * 23 + "THE-END")
+    assert len(ast.literal_eval(shown)) == 80
 
 
 def test_bad_line_repeated_is_reported_each_time() -> None:
@@ -98,7 +135,7 @@ def test_stdin_ids_are_archived(runner: Runner, monkeypatch: pytest.MonkeyPatch)
     result = runner.run("-i", "-", "--no-progress")
     assert result.code == 1, result.err
     assert result.states() == {first: "archived", second: "archived", "not an id!": "error"}
-    assert result.task("not an id!")["error"] == "<stdin>:6: not a task id: 'not an id!'"
+    assert result.task("not an id!")["error"] == f"<stdin>:6: {EXPECTED}: 'not an id!'"
     api_paths = sorted(r.raw_path for r in runner.emu.requests if r.origin == "api")
     assert api_paths == sorted([f"/v1/runwayml/tasks/{first}", f"/v1/runwayml/tasks/{second}"])
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from archiver import verify
-from archiver.errors import VerifyError
+from archiver.errors import ProbeTimeout, VerifyError
 from archiver.files import HEAD_BYTES, TAIL_BYTES
 from archiver.model import Artifact, ProbeResult
 
@@ -267,11 +267,11 @@ def release(fifo: Path) -> None:
 
 
 async def test_probe_video_timeout_kills_ffprobe(tmp_path: Path) -> None:
-    """A probe that outlives its timeout raises TimeoutError and leaves no ffprobe running."""
+    """A probe that outlives its timeout is a ProbeTimeout and leaves no ffprobe running."""
     fifo = tmp_path / "never-written.fifo"
     os.mkfifo(fifo)
     try:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(ProbeTimeout, match=r"did not answer within 0\.3 s"):
             await verify.probe_video(fifo, timeout=0.3)
         assert ffprobe_processes(str(fifo)) == []
     finally:

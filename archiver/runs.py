@@ -1,0 +1,131 @@
+"""One run's bookkeeping: signals, the run record, the report and the summary, on every exit path.
+
+However a run ends (done, 401, unreachable API, disk full, SIGINT/SIGTERM, a bug) the report
+and the catalog's run record say what finished and the exit code it really ended with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from . import pipeline, report
+from .catalog import Catalog
+from .config import Config
+from .errors import EX_SOFTWARE, ArchiverError, Interrupted
+from .model import ArchivedFile, State, TaskOutcome
+from .progress import Level, reporter
+from .tasklist import BadLine
+
+T = TypeVar("T")
+
+
+def run_until_signal(make: Callable[[], Awaitable[T]]) -> T:
+    """asyncio.run, with SIGINT and SIGTERM cancelling the work cleanly (then `Interrupted`)."""
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        assert main is not None
+        received: list[int] = []
+
+        def stop(signum: int) -> None:
+            if not received:
+                received.append(signum)
+                main.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await make()
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(guarded())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finished:
+    code: int
+    outcomes: list[TaskOutcome]
+
+
+def execute(
+    cfg: Config,
+    catalog: Catalog,
+    task_ids: Sequence[str],
+    bad: Sequence[BadLine] = (),
+    *,
+    report_path: Path | None,
+    level: Level,
+) -> Finished:
+    """Archive `task_ids` under an open catalog; account for the run however it ends."""
+    started = time.monotonic()
+    run_id = catalog.begin_run(now=pipeline.now())
+    shown = reporter(enabled=cfg.progress, level=level)
+    for bad_line in bad:
+        shown.warn(f"error: {bad_line}")
+    finished: dict[str, TaskOutcome] = {}
+    stop: BaseException | None = None
+    try:
+        run_until_signal(
+            lambda: pipeline.archive(cfg, catalog, task_ids, shown, run_id=run_id, into=finished)
+        )
+    except BaseException as exc:  # ends the run; accounted for below, then raised again
+        stop = exc
+    finally:
+        shown.close()
+    outcomes = [finished[t] for t in task_ids if t in finished]
+    outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
+    unfinished = [t for t in task_ids if t not in finished]
+    counts = report.summary(outcomes)
+    code = _exit_code(stop, counts)
+    reason = str(stop) if isinstance(stop, ArchiverError) else None
+    try:
+        if report_path is not None:
+            skipped = {
+                o.task_id: _size_checked(catalog, o) for o in outcomes if o.state is State.SKIPPED
+            }
+            report.write(
+                report_path, outcomes, counts, skipped,
+                code=code, unfinished=unfinished, stopped=reason,
+            )  # fmt: skip
+    finally:
+        catalog.end_run(run_id, now=pipeline.now(), exit_code=code, summary=counts)
+    if level > Level.QUIET or code != 0:
+        line = report.summary_line(
+            counts, time.monotonic() - started, unfinished=len(unfinished), stopped=reason
+        )
+        print(line, file=sys.stderr if report_path == report.STDOUT else sys.stdout, flush=True)
+    if stop is not None:
+        raise stop
+    return Finished(code, outcomes)
+
+
+def _size_checked(catalog: Catalog, outcome: TaskOutcome) -> list[ArchivedFile]:
+    """A skipped task's files: what this run checked of them is their size on disk."""
+    return [
+        dataclasses.replace(f, verified=pipeline.SIZE_CHECKED)
+        for f in catalog.files(outcome.task_id)
+    ]
+
+
+def _exit_code(stop: BaseException | None, counts: dict[str, int]) -> int:
+    if stop is None:
+        return report.exit_code(counts)
+    if isinstance(stop, ArchiverError):
+        return stop.exit_code
+    if isinstance(stop, KeyboardInterrupt):
+        return 130
+    return EX_SOFTWARE

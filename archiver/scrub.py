@@ -1,0 +1,42 @@
+"""Every message is scrubbed before it is shown or stored: no secret, no signed query, one line.
+
+Servers may echo the token or a signed URL back in an error body; whatever they send, what the
+archiver prints or writes outside the archive folder never carries a credential.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+_secrets: set[str] = set()
+# A query string is a signature on the CDN's URLs (`?_jwt=...`): the path is enough to name one.
+_URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*)\?[^\s"'<>]*""")
+_JWT = re.compile(r"""(_jwt=)[^\s&"'<>]+""", re.IGNORECASE)
+_BEARER = re.compile(r"""(\bBearer\s+)[^\s"'<>]+""", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def add_secret(secret: str) -> None:
+    """Remember a credential (the token) so that no message can show it, however it is echoed."""
+    if len(secret) >= 4:  # a shorter "secret" would blank out ordinary words
+        _secrets.add(secret)
+        _secrets.add(urllib.parse.quote(secret, safe=""))
+
+
+def text(message: str) -> str:
+    """`message` fit for a terminal, a log or a report: one line, valid UTF-8, no credential."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        message = message.replace(secret, "<token>")
+    message = _URL_QUERY.sub(r"\1?…", message)
+    message = _JWT.sub(r"\1…", message)
+    message = _BEARER.sub(r"\1…", message)
+    # A lone surrogate (JSON can carry one, UTF-8 cannot) would make every write fail.
+    message = _SURROGATE.sub("\ufffd", message)
+    return _CONTROL.sub(_escape, message)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return " " if char in "\t\r\n" else f"\\x{ord(char):02x}"
