@@ -41,7 +41,17 @@ def render(task: Task, files: Sequence[ArchivedFile], *, archived_at: str) -> st
     }
     if redacted:
         doc["archiver"]["redactedQueryStrings"] = redacted
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return dump(doc)
+
+
+def dump(doc: Any) -> str:
+    """YAML text; a string UTF-8 cannot carry (a lone surrogate) is written as an escape."""
+    options: dict[str, Any] = {"sort_keys": False, "allow_unicode": True, "width": 100}
+    try:
+        return str(yaml.dump(doc, Dumper=_Dumper, **options))
+    except UnicodeEncodeError:
+        # libyaml takes UTF-8 only; the pure dumper escapes what UTF-8 cannot hold ("\uD800").
+        return str(yaml.dump(doc, Dumper=yaml.SafeDumper, **options))
 
 
 def _without_signatures(value: Any, where: str, redacted: list[str]) -> Any:

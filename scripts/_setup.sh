@@ -25,8 +25,8 @@ ensure_venv() {
     # Reinstall only when the project's metadata changed since the last install.
     local stamp=.venv/.installed-pyproject
     if ! cmp -s pyproject.toml "$stamp"; then
-        echo "setup: installing runway-archiver with its test extras into .venv" >&2
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+        echo "setup: installing runway-archiver with its test and emulator extras into .venv" >&2
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,emulator]'
         cp pyproject.toml "$stamp"
     fi
 }

@@ -34,6 +34,7 @@ class ApiFault:
     delay: float = 0.0
     reset: bool = False
     redirect_to: str | None = None
+    trickle: float = 0.0  # seconds between single bytes of the whole answer, headers included
 
 
 @dataclass
@@ -50,6 +51,7 @@ class AssetFault:
     hang: bool = False
     reset: bool = False
     redirect_to: str | None = None
+    ignore_if_range: bool = False  # a broken cache: honours Range whatever If-Range says
 
 
 _F = TypeVar("_F", ApiFault, AssetFault)

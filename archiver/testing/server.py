@@ -200,6 +200,11 @@ class Emulator:
             self._store.tasks.pop(task_id, None)
             self._store.raw.pop(task_id, None)
 
+    def replace_video(self, task_id: str, index: int, video: VideoSpec) -> Path:
+        """Serve another video at artifact `index`'s URL (same path: a new version of the file),
+        and describe it in the task JSON; return the new file."""
+        return self._store.replace_video(task_id, index, video)
+
     def media_of(self, task_id: str) -> list[Path]:
         """Served files in order: artifact 0, its previews, artifact 1, its previews, ..."""
         with self._store.lock:
@@ -255,10 +260,16 @@ class Emulator:
         delay: float = 0.0,
         reset: bool = False,
         redirect_to: str | None = None,
+        trickle: float = 0.0,
     ) -> None:
-        """Misbehave on the next `times` API requests for `task_id` (None: any task)."""
+        """Misbehave on the next `times` API requests for `task_id` (None: any task).
+
+        `trickle` sends the whole answer (the task JSON, or `body`) one byte at a time, that
+        many seconds apart, headers included: a server that never stalls long enough for a
+        read timeout, yet never finishes.
+        """
         self._faults.arm_api(
-            ApiFault(task_id, times, status, body, headers, delay, reset, redirect_to)
+            ApiFault(task_id, times, status, body, headers, delay, reset, redirect_to, trickle)
         )
 
     def asset_fault(
@@ -274,6 +285,7 @@ class Emulator:
         hang: bool = False,
         reset: bool = False,
         redirect_to: str | None = None,
+        ignore_if_range: bool = False,
     ) -> None:
         """Misbehave on the next `times` CDN requests whose raw path contains `match`."""
         self._faults.arm_asset(
@@ -288,6 +300,7 @@ class Emulator:
                 hang,
                 reset,
                 redirect_to,
+                ignore_if_range,
             )
         )
 
@@ -343,6 +356,9 @@ class Emulator:
         if self.api_delay:
             await asyncio.sleep(self.api_delay)
         fault = self._faults.take_api(task_id)
+        if fault is not None and fault.trickle:
+            await self._trickle(request, fault, task_id)
+            return None
         if fault is not None:
             return await self._api_fault_answer(fault)
         if task_id is None or request.method != "GET":
@@ -362,6 +378,22 @@ class Emulator:
             return _error(404, "Not found.")
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")
         return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    async def _trickle(self, request: web.Request, fault: ApiFault, task_id: str | None) -> None:
+        """Write a whole HTTP answer straight to the socket, one byte per `fault.trickle` s."""
+        data = self._store.served_json(task_id) if task_id else None
+        body = fault.body if fault.body is not None else json.dumps(data).encode()
+        head = (
+            f"HTTP/1.1 {fault.status if fault.body is not None else 200} OK\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        transport = request.transport
+        for i in range(len(head + body)):
+            if transport is None or transport.is_closing() or self._stopping.is_set():
+                return
+            transport.write((head + body)[i : i + 1])
+            await asyncio.sleep(fault.trickle)
 
     async def _api_fault_answer(self, fault: ApiFault) -> web.StreamResponse | None:
         if fault.delay:
@@ -413,7 +445,13 @@ class Emulator:
         if plain and "If-Range" not in request.headers:
             # The normal case: sendfile, with aiohttp's own Range and ETag handling.
             return web.FileResponse(path, headers={"Content-Type": content_type})
-        plan = plan_response(request, path, content_type, range_support=self.range_support)
+        plan = plan_response(
+            request,
+            path,
+            content_type,
+            range_support=self.range_support,
+            if_range=not (fault and fault.ignore_if_range),
+        )
         if plan.status == 416:
             return web.Response(status=416, headers=plan.headers)
         return await stream_file(

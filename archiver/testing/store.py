@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archiver.testing.media import Media, MediaLibrary
+from archiver.testing.media import Media, MediaLibrary, VideoSpec
 from archiver.testing.signing import UrlSigner
 from archiver.testing.tasks import (
     ArtifactSpec,
@@ -152,6 +152,22 @@ class Store:
             created_at=timestamp(),
             extra_keys=record.quirks,
         )
+
+    def replace_video(self, task_id: str, index: int, video: VideoSpec) -> Path:
+        """A new version of artifact `index` at the same URL path, described in the JSON."""
+        media = self.media.video(video)
+        with self.lock:
+            record = self.tasks[task_id]
+            assert record.artifacts is not None, "the task has no artifacts yet"
+            artifact = record.artifacts[index]
+            path = artifact["url"][len(self.cdn_url) :].partition("?")[0]
+            self.assets[path] = (media.path, media.content_type)
+            artifact["fileSize"] = str(media.size)
+            artifact["metadata"]["duration"] = round(media.duration or 0, 3)
+            # files: artifact 0, its previews, artifact 1, its previews, ...
+            at = sum(1 + len(a["previewUrls"]) for a in record.artifacts[:index])
+            record.files[at] = media.path
+        return media.path
 
     def _described(self, spec: ArtifactSpec, index: int) -> Media:
         if spec.image is not None:

@@ -37,9 +37,15 @@ class Plan:
 
 
 def plan_response(
-    request: web.Request, path: Path, content_type: str, *, range_support: bool
+    request: web.Request,
+    path: Path,
+    content_type: str,
+    *,
+    range_support: bool,
+    if_range: bool = True,
 ) -> Plan:
-    """Decide 200, 206 or 416 for `request` the way FileResponse would."""
+    """Decide 200, 206 or 416 for `request` the way FileResponse would (`if_range` False: a
+    broken cache that sends the range asked for whatever the validator says)."""
     st = path.stat()
     size = st.st_size
     etag = etag_of(st)
@@ -48,12 +54,12 @@ def plan_response(
     if range_support:
         headers["Accept-Ranges"] = "bytes"
     spec = request.headers.get("Range", "")
-    if_range = request.headers.get("If-Range")
+    validator = request.headers.get("If-Range") if if_range else None
     # A stale If-Range validator means "send the whole new file", as RFC 9110 says.
     if (
         not range_support
         or not spec
-        or (if_range is not None and if_range not in (etag, last_modified))
+        or (validator is not None and validator not in (etag, last_modified))
     ):
         return Plan(200, 0, size, headers)
     match = _RANGE.match(spec.strip())
