@@ -2,7 +2,7 @@
 
 Signed URLs in the options are credentials: their query strings are left out, and listed.
 
-`render` is pure; `write` puts the text in place atomically.
+`render` is pure (the pipeline writes it atomically); `listed_paths` reads one back for verify.
 """
 
 from __future__ import annotations
