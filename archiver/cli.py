@@ -206,13 +206,16 @@ def _with_ffprobe(cfg: config.Config) -> config.Config:
     return dataclasses.replace(cfg, ffprobe=found)
 
 
-def _check_report_path(path: Path | None) -> None:
-    """A report that could not be written is found out now, not after an hour of work."""
+def _check_report_path(path: Path | None, root: Path) -> None:
+    """A report that could not be written is found out now, not after an hour of work.
+
+    Its folder must exist, unless it is the archive folder itself, which the run makes.
+    """
     if path is None or path == report.STDOUT:
         return
     if path.is_dir():
         raise UsageError(f"--report {path}: is a folder")
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() and path.parent.absolute() != root.absolute():
         raise UsageError(f"--report {path}: no folder {path.parent}")
 
 
@@ -228,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not cfg.token:
         raise ConfigError(f"no API token: set {config.ENV_TOKEN} or the config key 'token'")
-    _check_report_path(args.report)
+    _check_report_path(args.report, cfg.output_dir)
     tasks = _task_list(args)
     cfg = _with_ffprobe(cfg)
     with _archive(cfg.output_dir) as catalog:
@@ -242,7 +245,7 @@ def _verify(args: argparse.Namespace) -> int:
     cfg = _with_ffprobe(_load_config(args, progress=False if args.no_progress else None))
     if args.repair and not cfg.token:
         raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
-    _check_report_path(args.report)
+    _check_report_path(args.report, cfg.output_dir)
     level = _level(args)
     if args.repair:
         with _archive(cfg.output_dir, create=False) as catalog:

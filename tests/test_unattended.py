@@ -414,3 +414,12 @@ def test_a_plain_install_needs_no_ffmpeg_python() -> None:
     code = "import sys; sys.modules['ffmpeg'] = None; from archiver import cli; cli.main(['-h'])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.startswith("usage: runway-archiver"), done.stderr
+
+
+def test_report_inside_the_archive_folder_of_a_first_run(runner: Runner) -> None:
+    """--report into the archive folder itself is fine on a first run: the run makes it."""
+    task = runner.emu.add_task(previews=0)
+    target = runner.root / "last-run.json"
+    result = runner.run(task, "--report", str(target), report=False)
+    assert result.code == 0, result.err
+    assert json.loads(target.read_text())["tasks"][0]["state"] == "archived"
