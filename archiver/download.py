@@ -262,7 +262,8 @@ async def _stream(
                 await fh.flush()
                 await asyncio.to_thread(os.fsync, fh.fileno())
     except OSError as exc:
-        raise storage_error(exc, part) from exc
+        # Named by its folder: the part file itself is removed when the disk fails.
+        raise StorageError(f"{part.parent}: {exc.strerror or exc} (writing {part.name})") from exc
     if announced is not None and received != offset + announced:
         raise TransientError(f"{where}: body cut short at {received} of {offset + announced} bytes")
     if offset or received < TAIL_BYTES:
@@ -305,7 +306,7 @@ async def _hash_prefix(part: Path, length: int) -> hashlib._Hash:
         raise storage_error(exc, part) from exc
     if count != length:
         discard(part)
-        raise TransientError(f"{part}: shrank while resuming, starting over")
+        raise TransientError(f"{part.name} shrank while resuming; starting over")
     return hasher
 
 
