@@ -59,7 +59,8 @@ def test_a_trickle_then_a_good_answer_archives(runner: Runner) -> None:
 def test_a_one_hour_retry_after_does_not_hold_up_the_other_tasks(runner: Runner) -> None:
     """A 429 asking for an hour ends that task (it cannot wait that long) and pauses the lane
     no longer than the retry budget: the run finishes and the other tasks are archived."""
-    runner.configure(retry_total_seconds=1, retry_attempts=3)
+    # One API request at a time, the slow task first: the others queue behind its 429.
+    runner.configure(retry_total_seconds=1, retry_attempts=3, api_concurrency=1)
     slow = runner.emu.add_task(previews=0)
     others = [runner.emu.add_task(previews=0) for _ in range(3)]
     runner.emu.api_fault(slow, status=429, headers={"Retry-After": "3600"})
