@@ -193,13 +193,21 @@ class Bench:
 
 
 def media_bytes(folder: Path) -> tuple[int, int]:
-    """Bytes and count of the media files under `folder` (no catalog, sidecars, lists)."""
+    """Bytes and count of the media files under `folder` (no catalog, sidecars, lists).
+
+    A file is counted once however many hard links it has (the rerun profile's synthetic
+    tasks are links to real ones).
+    """
     size = count = 0
+    seen: set[tuple[int, int]] = set()
     for root, _, names in os.walk(folder):
         for name in names:
             if os.path.splitext(name)[1].lower() in MEDIA_SUFFIXES:
-                size += os.stat(os.path.join(root, name)).st_size
-                count += 1
+                st = os.stat(os.path.join(root, name))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    size += st.st_size
+                    count += 1
     return size, count
 
 
