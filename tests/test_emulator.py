@@ -82,12 +82,6 @@ async def emu(media: MediaLibrary) -> AsyncIterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def auth(emu: Emulator) -> dict[str, str]:
     return {"Authorization": f"Bearer {emu.token}"}
 

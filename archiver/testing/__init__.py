@@ -4,8 +4,18 @@ Start it with `Emulator(MediaLibrary(cache_dir))`, or run `python -m archiver.te
 """
 
 from archiver.testing.faults import Seen
+from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import Media, MediaLibrary, VideoSpec
-from archiver.testing.server import Emulator
+from archiver.testing.server import LISTING, Emulator
 from archiver.testing.tasks import ArtifactSpec
 
-__all__ = ["ArtifactSpec", "Emulator", "Media", "MediaLibrary", "Seen", "VideoSpec"]
+__all__ = [
+    "LISTING",
+    "ArtifactSpec",
+    "Emulator",
+    "Lifecycle",
+    "Media",
+    "MediaLibrary",
+    "Seen",
+    "VideoSpec",
+]

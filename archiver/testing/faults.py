@@ -35,6 +35,7 @@ class ApiFault:
     reset: bool = False
     redirect_to: str | None = None
     trickle: float = 0.0  # seconds between single bytes of the whole answer, headers included
+    skip: int = 0  # requests it lets through before it starts
 
 
 @dataclass
@@ -78,6 +79,9 @@ class FaultBook:
         with self._lock:
             for fault in self._api:
                 if fault.task_id is None or fault.task_id == task_id:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     return _consume(self._api, fault)
         return None
 

@@ -23,7 +23,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from archiver.testing import listing
 from archiver.testing.faults import ApiFault, AssetFault, FaultBook, Seen
+from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import MediaLibrary, VideoSpec
 from archiver.testing.signing import UrlSigner
 from archiver.testing.store import RawAnswer, Store
@@ -33,6 +35,8 @@ from archiver.testing.tasks import ArtifactSpec
 _SEEN = web.RequestKey("seen", Seen)
 _DROPPED = web.RequestKey("dropped", bool)
 _PREFIX = "/v1/runwayml/tasks/"
+# The task id faults use for listing requests: `api_fault(LISTING, ...)`.
+LISTING = "<listing>"
 _TASK_ID = re.compile(r"^user:[^\s:]+-runwayml:\S+@\S+-task:[0-9A-Fa-f-]{36}$")
 
 
@@ -57,6 +61,8 @@ class Emulator:
         self.api_delay = 0.0
         self.cdn_rate: float | None = None
         self.range_support = True
+        # The listing's order: "newest" first (the default), "oldest" first, or "shuffled".
+        self.listing_order = "newest"
         self.requests: list[Seen] = []
         # Off for long benchmarks: a log entry per request would grow without bound, while the
         # per-origin counts below are kept either way.
@@ -157,8 +163,14 @@ class Emulator:
         video: VideoSpec = VideoSpec(),  # noqa: B008 - frozen, so sharing the default is safe
         error: dict[str, Any] | None = None,
         quirks: bool = False,
+        created_at: str | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> str:
-        """Seed a task and return its taskId; artifacts=None means one video from `video`."""
+        """Seed a task and return its taskId; artifacts=None means one video from `video`.
+
+        `created_at` is the API's timestamp (`tasks.timestamp(datetime)`); `lifecycle` makes
+        the task move on by itself, starting where it says (`status` is then not used).
+        """
         specs = (
             artifacts if artifacts is not None else [ArtifactSpec(video=video, previews=previews)]
         )
@@ -171,6 +183,8 @@ class Emulator:
             specs=specs,
             error=error,
             quirks=quirks,
+            created_at=created_at,
+            lifecycle=lifecycle,
         )
 
     def set_status(self, task_id: str, status: str) -> None:
@@ -261,16 +275,17 @@ class Emulator:
         reset: bool = False,
         redirect_to: str | None = None,
         trickle: float = 0.0,
+        skip: int = 0,
     ) -> None:
-        """Misbehave on the next `times` API requests for `task_id` (None: any task).
+        """Misbehave on `times` API requests for `task_id` (None: any; LISTING: the listing),
+        after letting `skip` of them through.
 
         `trickle` sends the whole answer (the task JSON, or `body`) one byte at a time, that
         many seconds apart, headers included: a server that never stalls long enough for a
         read timeout, yet never finishes.
         """
-        self._faults.arm_api(
-            ApiFault(task_id, times, status, body, headers, delay, reset, redirect_to, trickle)
-        )
+        fault = ApiFault(task_id, times, status, body, headers, delay, reset, redirect_to)
+        self._faults.arm_api(dataclasses.replace(fault, trickle=trickle, skip=skip))
 
     def asset_fault(
         self,
@@ -353,6 +368,8 @@ class Emulator:
         path = request.raw_path.partition("?")[0]
         # Decode once from the raw path: ':' and '@' may come verbatim or as %3A / %40.
         task_id = unquote(path[len(_PREFIX) :]) if path.startswith(_PREFIX) else None
+        if path in (_PREFIX, _PREFIX.rstrip("/")):
+            task_id = LISTING
         if self.api_delay:
             await asyncio.sleep(self.api_delay)
         fault = self._faults.take_api(task_id)
@@ -365,6 +382,8 @@ class Emulator:
             return _error(404, "Not found.")
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "Unauthorized")
+        if task_id == LISTING:
+            return self._listing_answer(request)
         if not _TASK_ID.match(task_id):
             return _error(400, f"Invalid taskId {task_id!r}: expected user:…-runwayml:…-task:…")
         with self._store.lock:
@@ -394,6 +413,15 @@ class Emulator:
                 return
             transport.write((head + body)[i : i + 1])
             await asyncio.sleep(fault.trickle)
+
+    def _listing_answer(self, request: web.Request) -> web.Response:
+        try:
+            query = listing.parse_query(request.query)
+            page = self._store.listed(query, self.listing_order)
+        except listing.Refused as refused:
+            return _error(refused.status, str(refused))
+        body = json.dumps(page, ensure_ascii=False).encode("utf-8")
+        return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
 
     async def _api_fault_answer(self, fault: ApiFault) -> web.StreamResponse | None:
         if fault.delay:

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archiver.testing import listing
+from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import Media, MediaLibrary, VideoSpec
 from archiver.testing.signing import UrlSigner
 from archiver.testing.tasks import (
+    EMAIL,
     ArtifactSpec,
     apply_status,
     build_artifact,
@@ -38,6 +42,9 @@ class TaskRecord:
     quirks: bool
     artifacts: list[dict[str, Any]] | None = None
     files: list[Path] = field(default_factory=list)
+    lifecycle: Lifecycle | None = None
+    polls: int = 0  # retrieves served so far
+    born: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,10 @@ class Store:
         specs: list[ArtifactSpec],
         error: dict[str, Any] | None,
         quirks: bool,
+        created_at: str | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> str:
-        """Seed one task and return its id."""
+        """Seed one task and return its id; with a lifecycle it starts where that one does."""
         if task_id is None:
             task_id, task_uuid = new_task_id()
         else:
@@ -95,7 +104,7 @@ class Store:
             options=options
             if options is not None
             else default_options(name, prompt, seconds, init_url),
-            created_at=timestamp(),
+            created_at=created_at or timestamp(),
             extra_keys=quirks,
         )
         record = TaskRecord(
@@ -104,11 +113,57 @@ class Store:
             default_name=name or f"Gen-3 Alpha 1234, {prompt}",
             error=error,
             quirks=quirks,
+            lifecycle=lifecycle,
         )
+        if lifecycle is not None and lifecycle.final == "SUCCEEDED":
+            # Made now, in the seeding thread, so no poll waits for media to render.
+            record.artifacts = [self._artifact(record, i, spec) for i, spec in enumerate(specs)]
         with self.lock:
             self.tasks[task_id] = record
-        self.set_status(task_id, status)
+        if lifecycle is None:
+            self.set_status(task_id, status)
+        else:
+            self._advance(record, steps=0)
         return task_id
+
+    def _advance(self, record: TaskRecord, *, steps: float) -> None:
+        """Move a task with a lifecycle to where it stands after `steps`."""
+        assert record.lifecycle is not None
+        stage = record.lifecycle.at(steps)
+        with self.lock:
+            if stage.status != record.json["status"]:
+                self.set_status(record.json["taskId"], stage.status)
+            record.json["progressRatio"] = stage.progress_ratio
+            record.json["estimatedTimeToStartSeconds"] = stage.estimated_start
+
+    def _steps(self, record: TaskRecord, *, polled: bool) -> float | None:
+        """How far a task with a lifecycle has come; None if this request does not move it."""
+        life = record.lifecycle
+        if life is None:
+            return None
+        if life.per == "second":
+            return time.monotonic() - record.born
+        if not polled:
+            return None
+        record.polls += 1
+        return record.polls - 1
+
+    def listed(self, query: listing.Query, order: str) -> list[dict[str, Any]]:
+        """A page of the listing: summaries of the tasks `query` selects, signed afresh."""
+        with self.lock:
+            records = sorted(
+                enumerate(self.tasks.values()),
+                key=lambda item: (str(item[1].json.get("createdAt") or ""), item[0]),
+            )
+            for _, record in records:
+                steps = self._steps(record, polled=False)
+                if steps is not None:
+                    self._advance(record, steps=steps)
+            accounts = {EMAIL} | {listing.email_of(t) or EMAIL for t in self.tasks}
+            page = listing.select(
+                [r.json for _, r in records], query, order=order, accounts=accounts
+            )
+            return [listing.summary(task, self._refresh) for task in page]
 
     def set_status(self, task_id: str, status: str) -> None:
         """Move a task to `status`; artifacts are made the first time it SUCCEEDS."""
@@ -193,6 +248,9 @@ class Store:
             record = self.tasks.get(task_id)
             if record is None:
                 return None
+            steps = self._steps(record, polled=True)
+            if steps is not None:
+                self._advance(record, steps=steps)
             data = copy.deepcopy(record.json)
         for art in data.get("artifacts") or []:
             if isinstance(art, dict):
