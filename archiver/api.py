@@ -1,4 +1,4 @@
-"""The useapi.net client: one request per task, retried when transient, its errors mapped once.
+"""The useapi.net client: a task by id, or a page of the listing; retried, errors mapped once.
 
 A 401 is an AuthError, which stops the whole run, and so does an API that no request reaches
 (ApiUnreachable); anything else wrong is this task's TaskError.
@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from . import http
+from .config import Config
 from .errors import (
     ApiError,
     ApiUnreachable,
@@ -57,13 +58,49 @@ class ApiClient:
         self._answered = False  # has any request of this run got an HTTP answer?
         self._lost_in_a_row = 0
 
+    @classmethod
+    def from_config(
+        cls,
+        session: aiohttp.ClientSession,
+        config: Config,
+        *,
+        limits: http.Limits | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> ApiClient:
+        assert config.token, "the command line checks for a token before any request"
+        return cls(
+            session,
+            base_url=config.base_url,
+            token=config.token,
+            limits=limits or http.Limits.from_config(config),
+            policy=policy or RetryPolicy.from_config(config),
+            timeout=config.api_timeout,
+        )
+
     def task_url(self, task_id: str) -> str:
         return f"{self._base}/runwayml/tasks/{urllib.parse.quote(task_id, safe=_ID_SAFE)}"
 
     async def fetch_task(self, task_id: str) -> Task:
         """The task as the API describes it now."""
+        body = await self._call(self.task_url(task_id))
+        return Task.from_json(parse_json(body), task_id=task_id)
+
+    def listing_url(self, *, offset: int, limit: int, email: str | None = None) -> str:
+        query = {"offset": str(offset), "limit": str(limit)}
+        if email:
+            query["email"] = email
+        return f"{self._base}/runwayml/tasks/?{urllib.parse.urlencode(query)}"
+
+    async def list_tasks(self, *, offset: int, limit: int, email: str | None = None) -> Any:
+        """One page of the account's task listing, as parsed JSON (discover.py reads it)."""
+        return parse_json(
+            await self._call(self.listing_url(offset=offset, limit=limit, email=email))
+        )
+
+    async def _call(self, url: str) -> bytes:
+        """One API answer, retried; an API no request reaches stops the run (ApiUnreachable)."""
         try:
-            body = await retrying(lambda: self._fetch_once(task_id), self._policy)
+            body = await retrying(lambda: self._fetch_once(url), self._policy)
         except NetworkError as exc:
             self._lost_in_a_row += 1
             if not self._answered or self._lost_in_a_row >= UNREACHABLE_AFTER:
@@ -73,10 +110,9 @@ class ApiClient:
                 raise gone from exc
             raise
         self._lost_in_a_row = 0
-        return Task.from_json(parse_json(body), task_id=task_id)
+        return body
 
-    async def _fetch_once(self, task_id: str) -> bytes:
-        url = self.task_url(task_id)
+    async def _fetch_once(self, url: str) -> bytes:
         async with self._limits.slot(self._limits.api, self._gate):
             try:
                 # The whole answer, not only the gap between bytes: a trickle must end too.

@@ -60,11 +60,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN failed_run INTEGER;
     ALTER TABLE tasks ADD COLUMN failed_at TEXT;
     """,
+    # 3: tasks found by `run --all`: their status in the listing, and when it last named them.
+    """
+    ALTER TABLE tasks ADD COLUMN listed_status TEXT;
+    ALTER TABLE tasks ADD COLUMN listed_at TEXT;
+    """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 _FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
+NOT_FETCHED = "found in the listing, not retrieved yet"
 _TASK_COLUMNS = (
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
 )
@@ -142,6 +148,10 @@ class TaskRow:
     failures: int = 0  # runs in a row that ended in the same lasting error
     failed_run: int | None = None
     failed_at: str | None = None
+
+    def is_done(self, *, refresh: bool) -> bool:
+        """Nothing left to fetch: archived, or FAILED/CANCELLED unless a refresh is asked for."""
+        return self.state is State.ARCHIVED or (self.state is State.FAILED and not refresh)
 
 
 def _task_row(r: Sequence[Any]) -> TaskRow:
@@ -313,6 +323,24 @@ class Catalog:
                         json.dumps(list(f.unchecked)),
                     )
                     for f in outcome.files
+                ],
+            )
+
+    def remember_listed(self, listed: Sequence[tuple[str, str | None]], *, now: str) -> None:
+        """Note (task id, listed status) pairs; a task new to the archive is pending until fetched.
+
+        Written before any is fetched, so one not finished is fetched again by later runs even
+        after it has dropped out of the listing's reach.
+        """
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO tasks (task_id, state, status, error, updated_at, listed_status,"
+                " listed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+                " listed_status=excluded.listed_status, listed_at=excluded.listed_at",
+                [
+                    (task_id, str(State.PENDING), shown, NOT_FETCHED, now, shown, now)
+                    for task_id, status in listed
+                    for shown in [scrub.text(status) if status is not None else None]
                 ],
             )
 

@@ -19,13 +19,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from . import __version__, audit, config, lock, pipeline, progress, report, runs, scrub, status
-from .catalog import Catalog
+from . import (
+    __version__,
+    audit,
+    config,
+    lock,
+    pipeline,
+    plan,
+    progress,
+    report,
+    runs,
+    scrub,
+    status,
+)
+from .catalog import FILENAME as CATALOG_FILE
+from .catalog import Catalog, TaskRow
 from .catalog import require as require_archive
+from .discover import Discovery, Query
 from .errors import EX_SOFTWARE, ArchiverError, ConfigError, StorageError, UsageError
 from .model import State
 from .progress import Level
 from .tasklist import TaskList, gather
+from .timespec import parse_duration, parse_since
 
 EX_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 RUN_EXAMPLES = """\
@@ -34,6 +49,14 @@ examples:
   runway-archiver run -i tasks.txt -o ~/runway-archive
   runway-archiver run 'user:1234-runwayml:me@example.com-task:3f2a...' -o archive
   grep -v done ids.txt | runway-archiver run -i - --report run.json -q
+  runway-archiver run --all -o ~/runway-archive           # find the tasks through the listing
+  runway-archiver run --all --since 7d --wait 20m -o archive
+"""
+LIST_EXAMPLES = """\
+examples:
+  runway-archiver list --all -o ~/runway-archive
+  runway-archiver list --all --json -o ~/runway-archive | jq '.tasks[] | select(.action == "fetch")'
+  runway-archiver list -i tasks.txt -o ~/runway-archive   # no token needed without --all
 """
 VERIFY_EXAMPLES = """\
 examples:
@@ -87,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(commands)
+    _add_list(commands)
     _add_verify(commands)
     _add_status(commands)
     return parser
@@ -126,15 +150,14 @@ def _add_run(commands: Subparsers) -> None:
         description="Fetch each task, download its video and previews, verify them with "
         "ffprobe, write task.yaml, and remember what is done.",
     )  # fmt: skip
-    run.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to archive")
+    _add_selection(run)
     run.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        type=_path,
-        metavar="FILE",
-        help="file of task ids, one per line ('-' for stdin); may repeat",
+        "--wait",
+        metavar="DURATION",
+        help="poll unfinished tasks until they end or DURATION (30m, 2h) since the start passed",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="print what would be done (as `list`), do nothing"
     )
     run.add_argument(
         "--report", type=_path, metavar="FILE", help="write a JSON report here ('-': stdout)"
@@ -146,11 +169,47 @@ def _add_run(commands: Subparsers) -> None:
         metavar="N",
         help="HTTP requests in flight at once (API and downloads together)",
     )
-    run.add_argument("--refresh", action="store_true", help="fetch FAILED/CANCELLED tasks again")
     run.add_argument(
         "--retry-errors", action="store_true", help="try tasks in error now, despite back-off"
     )
     run.set_defaults(handler=_run)
+
+
+def _add_selection(sub: argparse.ArgumentParser) -> None:
+    """Which tasks: ids, files of ids, the account's listing; shared by `run` and `list`."""
+    sub.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to archive")
+    sub.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        type=_path,
+        metavar="FILE",
+        help="file of task ids, one per line ('-' for stdin); may repeat",
+    )
+    sub.add_argument(
+        "--all",
+        action="store_true",
+        help="also every task the account's listing names (the newest ~2000), and every "
+        "unfinished task the archive knows",
+    )
+    sub.add_argument("--email", metavar="EMAIL", help="with --all: the RunwayML account to list")
+    sub.add_argument(
+        "--since", metavar="WHEN", help="with --all: listed tasks created since (2024-08-01, 7d)"
+    )
+    sub.add_argument("--refresh", action="store_true", help="fetch FAILED/CANCELLED tasks again")
+
+
+def _add_list(commands: Subparsers) -> None:
+    listing = _subcommand(
+        commands, "list", summary="what a run would do (no retrieve, no download)",
+        examples=LIST_EXAMPLES,
+        description="Each task a run with the same arguments would work on: what it would do "
+        "(fetch or skip), its state in the archive, and with --all its status in the listing.",
+    )  # fmt: skip
+    _add_selection(listing)
+    listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    listing.set_defaults(handler=_list)
 
 
 def _add_verify(commands: Subparsers) -> None:
@@ -229,16 +288,67 @@ def _run(args: argparse.Namespace) -> int:
         refresh=True if args.refresh else None,
         retry_errors=True if args.retry_errors else None,
     )
-    if not cfg.token:
-        raise ConfigError(f"no API token: set {config.ENV_TOKEN} or the config key 'token'")
+    wait = parse_duration(args.wait) if args.wait is not None else None
+    tasks, query = _selection(args)
+    if args.dry_run:
+        return _show_plan(cfg, tasks, query, as_json=False)
+    _require_token(cfg)
     _check_report_path(args.report, cfg.output_dir)
-    tasks = _task_list(args)
     cfg = _with_ffprobe(cfg)
     with _archive(cfg.output_dir) as catalog:
         finished = runs.execute(
-            cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args)
-        )
+            cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
+            query=query, wait=wait,
+        )  # fmt: skip
     return finished.code
+
+
+def _require_token(cfg: config.Config) -> None:
+    if not cfg.token:
+        raise ConfigError(f"no API token: set {config.ENV_TOKEN} or the config key 'token'")
+
+
+def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
+    if not args.all and (args.email or args.since):
+        raise UsageError("--email and --since work with --all only")
+    if not args.all and not args.task_ids and not args.input:
+        raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
+    tasks = _task_list(args)
+    if not args.all:
+        return tasks, None
+    return tasks, Query(email=args.email, since=parse_since(args.since) if args.since else None)
+
+
+def _list(args: argparse.Namespace) -> int:
+    cfg = _load_config(args, refresh=True if args.refresh else None)
+    tasks, query = _selection(args)
+    return _show_plan(cfg, tasks, query, as_json=args.json)
+
+
+def _show_plan(cfg: config.Config, tasks: TaskList, query: Query | None, *, as_json: bool) -> int:
+    """What a run would do, on stdout: a listing request at most, no retrieve, no download."""
+    discovery: Discovery | None = None
+    if query is not None:
+        _require_token(cfg)
+        discovery = runs.run_until_signal(lambda: plan.listing(cfg, query))
+    known: dict[str, TaskRow] = {}
+    if (cfg.output_dir / CATALOG_FILE).is_file():
+        with _readonly(cfg.output_dir) as catalog:
+            known = catalog.states()
+    ids = plan.run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
+    entries = plan.entries(ids, known, discovery, refresh=cfg.refresh)
+    problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
+    if discovery is not None and discovery.error:
+        problems.append(f"error: {discovery.error}")
+    for problem in problems:
+        print(scrub.text(problem), file=sys.stderr)
+    if as_json:
+        print(scrub.text(plan.render_json(entries, discovery)))
+    else:
+        for line in plan.render_text(entries):
+            print(scrub.text(line))
+        print(scrub.text(plan.summary_line(entries, discovery)), file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -349,8 +459,6 @@ def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
 
 
 def _task_list(args: argparse.Namespace) -> TaskList:
-    if not args.task_ids and not args.input:
-        raise UsageError("no task ids given (arguments, -i FILE or -i -)")
     sources = []
     for name in args.input:
         if name == report.STDOUT:

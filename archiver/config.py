@@ -58,6 +58,11 @@ class Config:
     max_file_bytes: int = 8 * 1024**3
     progress: bool = True
     refresh: bool = False
+    # --wait: seconds between polls of an unfinished task, growing from the first to the cap;
+    # wait_time_scale multiplies them and the --wait duration (tests and demos run it fast).
+    poll_interval: float = 10.0
+    poll_max_interval: float = 60.0
+    wait_time_scale: float = 1.0
 
     @property
     def probes(self) -> int:
@@ -85,6 +90,8 @@ _FLOATS = {
     "retry_total_seconds": 7 * _DAY,
     "retry_backoff": 365 * _DAY,
 }
+# Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
+_POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
 _BOOLS = {"progress", "refresh", "retry_errors"}
 _STRINGS = {"token", "base_url", "ffprobe"}
 _PATHS = {"output_dir", "token_file"}
@@ -199,6 +206,11 @@ def _check(key: str, value: Any, where: str) -> Any:
         number = float(value) if is_int and abs(value) < 2**53 else value
         if not isinstance(number, float) or not 0 <= number <= _FLOATS[key]:
             raise bad(f"a number from 0 to {_FLOATS[key]:g}")
+        return number
+    elif key in _POSITIVE_FLOATS:
+        number = float(value) if is_int and abs(value) < 2**53 else value
+        if not isinstance(number, float) or not 0 < number <= _POSITIVE_FLOATS[key]:
+            raise bad(f"a number above 0, at most {_POSITIVE_FLOATS[key]:g}")
         return number
     elif key in _BOOLS:
         if not isinstance(value, bool):

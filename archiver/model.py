@@ -65,6 +65,8 @@ class Task:
     progress_ratio: str | None
     progress_text: str | None
     artifacts: tuple[Artifact, ...]
+    # estimatedTimeToStartSeconds: informative, so anything but a number >= 0 reads as unknown.
+    estimated_start: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -116,6 +118,7 @@ class Task:
             progress_ratio=_scalar_text(data.get("progressRatio")),
             progress_text=_scalar_text(data.get("progressText")),
             artifacts=tuple(_artifact(i, a) for i, a in enumerate(raw_artifacts)),
+            estimated_start=_seconds(data.get("estimatedTimeToStartSeconds")),
         )
 
 
@@ -185,6 +188,16 @@ def _scalar_text(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value)
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _byte_count(value: Any, where: str) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from .errors import (
 from .model import ArchivedFile, Artifact, FileKind, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
+from .waiting import Waiter
 
 
 def now() -> str:
@@ -40,6 +41,8 @@ def now() -> str:
 SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
 MAX_BACKOFF_RUNS = 2**20
+# Chooses the run's task ids once the API is reachable (`run --all` pages the listing).
+Finder = Callable[[ApiClient], Awaitable[Sequence[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class Archiver:
         api: ApiClient,
         downloader: Downloader,
         reporter: Reporter,
+        waiter: Waiter | None = None,
     ) -> None:
         self.config = config
         self.root = config.output_dir
@@ -92,6 +96,7 @@ class Archiver:
         self.api = api
         self.downloader = downloader
         self.reporter = reporter
+        self.waiter = waiter
         self.probes = asyncio.Semaphore(config.probes)
         self.run_id = 0
         self.tolerances = verify.Tolerances(
@@ -119,14 +124,18 @@ class Archiver:
         async def one(item: tuple[str, TaskRow | None]) -> None:
             into[item[0]] = await self.archive_task(*item)
 
-        await for_each(todo, one, limit=2 * self.config.concurrency)
+        async def poll(task_id: str) -> TaskOutcome:
+            return await self.archive_task(task_id, known.get(task_id))
+
+        first_pass = for_each(todo, one, limit=2 * self.config.concurrency)
+        if self.waiter is None:
+            await first_pass
+        else:
+            await self.waiter.alongside(first_pass, poll, into)
 
     def _held(self, row: TaskRow, sizes: list[tuple[str, int]]) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
-        done = row.state is State.ARCHIVED or (
-            row.state is State.FAILED and not self.config.refresh
-        )
-        if done and self._intact(row, sizes):
+        if row.is_done(refresh=self.config.refresh) and self._intact(row, sizes):
             return TaskOutcome(
                 row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
             )
@@ -169,10 +178,13 @@ class Archiver:
     async def archive_task(self, task_id: str, row: TaskRow | None) -> TaskOutcome:
         """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
         folder = row.dir if row else None
+        waited = False
         try:
             task = await self.api.fetch_task(task_id)
             if not task.is_final:
                 outcome = _pending(task)
+                # Handed to the waiter: reported when its waiting ends, not now.
+                waited = self.waiter is not None and self.waiter.take(task)
             else:
                 folder = folder or files.task_dir_name(task)
                 outcome = await self._archive_final(task, folder)
@@ -181,7 +193,8 @@ class Archiver:
                 task_id, State.ERROR, dir=folder, error=str(exc), backoff=lasting(exc)
             )
         self.catalog.record(outcome, now=now(), run_id=self.run_id)
-        self.reporter.task_done(outcome)
+        if not waited:
+            self.reporter.task_done(outcome)
         return outcome
 
     async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
@@ -346,20 +359,17 @@ async def archive(
     *,
     run_id: int,
     into: MutableMapping[str, TaskOutcome],
+    find: Finder | None = None,
+    waiter: Waiter | None = None,
 ) -> None:
-    """Open one HTTP session for the run and archive `task_ids` through it, `into` outcomes."""
-    assert config.token, "the command line checks for a token before a run starts"
+    """Open one HTTP session for the run and archive `task_ids` (or what `find` chooses)
+    through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says."""
     limits = http.Limits.from_config(config)
     policy = RetryPolicy.from_config(config)
     async with http.new_session(config) as session:
-        api = ApiClient(
-            session,
-            base_url=config.base_url,
-            token=config.token,
-            limits=limits,
-            policy=policy,
-            timeout=config.api_timeout,
-        )
+        api = ApiClient.from_config(session, config, limits=limits, policy=policy)
+        if find is not None:
+            task_ids = await find(api)
         downloader = Downloader(
             session=session,
             limits=limits,
@@ -368,5 +378,5 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        archiver = Archiver(config, catalog, api, downloader, reporter)
+        archiver = Archiver(config, catalog, api, downloader, reporter, waiter)
         await archiver.run(task_ids, into, run_id=run_id)

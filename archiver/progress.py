@@ -7,9 +7,12 @@ This is the only module that imports tqdm.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import shutil
 import sys
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
@@ -137,3 +140,46 @@ def reporter(
     if enabled and level > Level.QUIET and stream.isatty():
         return BarReporter(stream, level)
     return PlainReporter(stream, level)
+
+
+class StatusLine(Protocol):
+    def show(self, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class _NoStatusLine:
+    def show(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _TqdmStatusLine:
+    """One line of text under the bars, redrawn in place (the tasks `--wait` is polling)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._line: tqdm[Any] | None = None
+
+    def show(self, text: str) -> None:
+        if self._line is None:
+            # Below the reporter's two bars (positions 0 and 1).
+            self._line = tqdm(file=self._stream, position=2, bar_format="{desc}", leave=False)
+        width = shutil.get_terminal_size().columns
+        with contextlib.suppress(OSError, ValueError):
+            width = os.get_terminal_size(self._stream.fileno()).columns
+        self._line.set_description_str(scrub.text(text)[: max(20, width - 1)])
+
+    def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
+            self._line = None
+
+
+def status_line(*, enabled: bool, stream: TextIO | None = None) -> StatusLine:
+    """A line redrawn in place on a terminal; nothing at all otherwise (cron mail stays short)."""
+    stream = stream or sys.stderr
+    if enabled and stream.isatty():
+        return _TqdmStatusLine(stream)
+    return _NoStatusLine()

@@ -18,10 +18,13 @@ from typing import TypeVar
 from . import pipeline, report
 from .catalog import Catalog
 from .config import Config
+from .discover import Query
 from .errors import EX_SOFTWARE, ArchiverError, Interrupted
 from .model import ArchivedFile, State, TaskOutcome
-from .progress import Level, reporter
+from .plan import Finder
+from .progress import Level, reporter, status_line
 from .tasklist import BadLine
+from .waiting import Waiter, WaitPlan
 
 T = TypeVar("T")
 
@@ -69,28 +72,51 @@ def execute(
     *,
     report_path: Path | None,
     level: Level,
+    query: Query | None = None,
+    wait: float | None = None,
 ) -> Finished:
-    """Archive `task_ids` under an open catalog; account for the run however it ends."""
+    """Archive `task_ids` under an open catalog; account for the run however it ends.
+
+    With a `query` the listing adds to them (`run --all`); with `wait` seconds, unfinished
+    tasks are polled until then (`--wait`).
+    """
     started = time.monotonic()
     run_id = catalog.begin_run(now=pipeline.now())
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
+    finder = None if query is None else Finder(
+        query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=pipeline.now
+    )  # fmt: skip
+    waiter = None if not wait else _waiter(cfg, wait, started, level)
     finished: dict[str, TaskOutcome] = {}
     stop: BaseException | None = None
     try:
         run_until_signal(
-            lambda: pipeline.archive(cfg, catalog, task_ids, shown, run_id=run_id, into=finished)
+            lambda: pipeline.archive(
+                cfg,
+                catalog,
+                task_ids,
+                shown,
+                run_id=run_id,
+                into=finished,
+                find=finder,
+                waiter=waiter,
+            )
         )
     except BaseException as exc:  # ends the run; accounted for below, then raised again
         stop = exc
     finally:
         shown.close()
+    if finder is not None:
+        task_ids, bad = finder.ids, [*bad, *finder.bad]
     outcomes = [finished[t] for t in task_ids if t in finished]
     outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
     unfinished = [t for t in task_ids if t not in finished]
     counts = report.summary(outcomes)
     code = _exit_code(stop, counts)
+    if finder is not None and finder.failed and code == 0:
+        code = 1  # the listing broke off: the account may not be archived in full
     reason = str(stop) if isinstance(stop, ArchiverError) else None
     try:
         if report_path is not None:
@@ -111,6 +137,11 @@ def execute(
     if stop is not None:
         raise stop
     return Finished(code, outcomes)
+
+
+def _waiter(cfg: Config, seconds: float, started: float, level: Level) -> Waiter:
+    plan = WaitPlan.from_config(cfg, seconds=seconds, started=started)
+    return Waiter(plan, status_line(enabled=cfg.progress and level > Level.QUIET))
 
 
 def _size_checked(catalog: Catalog, outcome: TaskOutcome) -> list[ArchivedFile]:

@@ -323,7 +323,7 @@ def test_cli_without_task_ids_exits_2(cli_env: Path, capsys: pytest.CaptureFixtu
     """No ids and no task list at all: exit 2 saying how to give some."""
     code, _, err = run_cli(capsys, "run")
     assert code == 2
-    assert err == "runway-archiver: no task ids given (arguments, -i FILE or -i -)\n"
+    assert err == "runway-archiver: no task ids given (arguments, -i FILE, -i - or --all)\n"
 
 
 def test_cli_empty_task_list_is_zero_tasks(

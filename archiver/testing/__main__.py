@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+from archiver.testing.lifecycle import Lifecycle
+from archiver.testing.listing import ORDERS
 from archiver.testing.media import MediaLibrary, VideoSpec
 from archiver.testing.server import Emulator
 
@@ -32,6 +34,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m archiver.testing", description=__doc__)
     p.add_argument("--tasks", type=int, default=5, help="SUCCEEDED tasks to seed (default 5)")
     p.add_argument("--mix", action="store_true", help="also seed PENDING/RUNNING/.../CANCELLED")
+    p.add_argument(
+        "--progressing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also seed N tasks that are PENDING 5 s, RUNNING 10 s, then SUCCEEDED",
+    )
+    p.add_argument("--listing-order", choices=ORDERS, default="newest", help="listing order")
     p.add_argument("--video", default="320x192@24:2", help="WxH@FPS:SECONDS (default 320x192@24:2)")
     p.add_argument("--bitrate", default=None, help="constant bitrate such as 16M (realistic sizes)")
     p.add_argument("--variants", type=int, default=2, help="distinct video files shared by tasks")
@@ -85,6 +95,10 @@ def seed(emu: Emulator, args: argparse.Namespace) -> list[str]:
         ids.append(emu.add_task(video=spec, previews=args.previews, name=f"Gen-3 Alpha {i}, a cat"))
     if args.mix:
         ids += [emu.add_task(status, name=f"Gen-3 Alpha {status.lower()}") for status in _MIX]
+    life = Lifecycle(pending=5, running=10, per="second", eta=5)
+    ids += [
+        emu.add_task(lifecycle=life, name=f"Gen-3 Alpha late {i}") for i in range(args.progressing)
+    ]
     return ids
 
 
@@ -137,6 +151,7 @@ async def serve(args: argparse.Namespace) -> None:
     emu.cdn_rate = args.cdn_rate
     emu.full_size_previews = args.full_previews
     emu.record_requests = not args.no_request_log
+    emu.listing_order = args.listing_order
     # Seeding may render media for a while; do it off the loop, before listening.
     ids = await asyncio.to_thread(seed, emu, args)
     write_outputs(emu, ids, args)

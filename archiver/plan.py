@@ -1,0 +1,163 @@
+"""Which tasks a run works on: the ids given, the ids the listing names, and (with `--all`)
+every task the archive knows that is not done. `list` and `run --dry-run` print that plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import http
+from .api import ApiClient
+from .catalog import Catalog, TaskRow
+from .config import Config
+from .discover import Discovery, ListedTask, Query, discover
+from .tasklist import BadLine
+
+NEW = "new"  # the catalog state shown for a task the archive has never seen
+
+
+def run_ids(
+    given: Sequence[str],
+    discovery: Discovery | None,
+    known: Mapping[str, TaskRow],
+    *,
+    refresh: bool,
+) -> list[str]:
+    """Given ids first, then listed ones (newest first), then the archive's unfinished ones."""
+    ids = dict.fromkeys(given)
+    if discovery is not None:
+        ids.update(dict.fromkeys(t.task_id for t in discovery.tasks))
+        ids.update(dict.fromkeys(t for t, row in known.items() if not row.is_done(refresh=refresh)))
+    return list(ids)
+
+
+class Finder:
+    """`run --all`: discovery inside the run's session, its ids remembered before any fetch."""
+
+    def __init__(
+        self,
+        query: Query,
+        catalog: Catalog,
+        given: Sequence[str],
+        *,
+        refresh: bool,
+        warn: Callable[[str], None],
+        now: Callable[[], str],
+    ) -> None:
+        self.query = query
+        self.discovery: Discovery | None = None
+        self.ids = list(given)  # the run's ids: the given ones until the listing has answered
+        self._catalog = catalog
+        self._refresh = refresh
+        self._warn = warn
+        self._now = now
+
+    async def __call__(self, api: ApiClient) -> list[str]:
+        found = self.discovery = await discover(api, self.query)
+        for bad in found.bad:
+            self._warn(f"error: {bad}")
+        if found.error:
+            self._warn(f"error: {found.error}; archiving the {len(found.tasks)} tasks found so far")
+        self._catalog.remember_listed([(t.task_id, t.status) for t in found.tasks], now=self._now())
+        self.ids = run_ids(self.ids, found, self._catalog.states(), refresh=self._refresh)
+        return self.ids
+
+    @property
+    def bad(self) -> list[BadLine]:
+        return self.discovery.bad if self.discovery else []
+
+    @property
+    def failed(self) -> bool:
+        return self.discovery is not None and self.discovery.error is not None
+
+
+async def listing(config: Config, query: Query) -> Discovery:
+    """Discovery alone, for `list --all`: the listing's pages and nothing else."""
+    async with http.new_session(config) as session:
+        return await discover(ApiClient.from_config(session, config), query)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of the plan."""
+
+    task_id: str
+    action: str  # "fetch" or "skip"
+    state: str  # the catalog's state, or "new"
+    listed: ListedTask | None
+
+
+def entries(
+    ids: Sequence[str],
+    known: Mapping[str, TaskRow],
+    discovery: Discovery | None,
+    *,
+    refresh: bool,
+) -> list[Entry]:
+    listed = discovery.by_id() if discovery else {}
+    rows = []
+    for task_id in ids:
+        row = known.get(task_id)
+        done = row is not None and row.is_done(refresh=refresh)
+        state = str(row.state) if row else NEW
+        rows.append(Entry(task_id, "skip" if done else "fetch", state, listed.get(task_id)))
+    return rows
+
+
+def render_text(plan: Sequence[Entry]) -> list[str]:
+    """`ACTION STATE LISTED-STATUS TASK-ID`, one task a line; `-` where it was not listed."""
+    lines = []
+    for e in plan:
+        listed = (e.listed.status or "?") if e.listed else "-"
+        lines.append(f"{e.action:<5}  {e.state:<8}  {listed:<9}  {e.task_id}")
+    return lines
+
+
+def summary_line(plan: Sequence[Entry], discovery: Discovery | None) -> str:
+    fetch = sum(1 for e in plan if e.action == "fetch")
+    line = f"{len(plan)} tasks: {fetch} to fetch, {len(plan) - fetch} to skip"
+    if discovery is None:
+        return line
+    line += f"; the listing named {len(discovery.tasks)} in {discovery.requests} request(s)"
+    if discovery.stopped_by_since:
+        line += ", stopped early at --since"
+    if discovery.truncated:
+        line += ", and stops at its offset limit: older tasks are out of its reach"
+    if not discovery.newest_first:
+        line += " (not newest first: filtered by date instead of stopping)"
+    return line
+
+
+def render_json(plan: Sequence[Entry], discovery: Discovery | None) -> str:
+    doc = {
+        "tasks": [
+            {
+                "task_id": e.task_id,
+                "action": e.action,
+                "state": e.state,
+                "listed_status": e.listed.status if e.listed else None,
+                "created_at": e.listed.created_at.isoformat()
+                if e.listed and e.listed.created_at
+                else None,
+                "name": e.listed.name if e.listed else None,
+            }
+            for e in plan
+        ],
+        "listing": None if discovery is None else _listing_json(discovery),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def _listing_json(discovery: Discovery) -> dict[str, Any]:
+    return {
+        "requests": discovery.requests,
+        "found": len(discovery.tasks),
+        "newest_first": discovery.newest_first,
+        "stopped_by_since": discovery.stopped_by_since,
+        "truncated": discovery.truncated,
+        "bad_entries": [str(b) for b in discovery.bad],
+        "error": discovery.error,
+    }

@@ -1,0 +1,189 @@
+"""`--wait`: poll tasks that are not finished yet until they are, or until the run's deadline.
+
+A task's polls come poll_interval apart at first, growing 1.5 times each to poll_max_interval,
+with 10% jitter; a later estimatedTimeToStartSeconds pushes the next poll out (to the cap), and
+a task not finished by the deadline gets one last poll then. A signal ends the run's work as
+a whole (runs.py): what finished is recorded, the tasks still waiting stay pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+
+from .config import Config
+from .model import State, Task, TaskOutcome
+from .progress import StatusLine
+
+WAITABLE = frozenset({"PENDING", "RUNNING", "THROTTLED"})
+SHOWN = 8  # tasks named on the status line; a terminal line holds no more anyway
+Poll = Callable[[str], Awaitable[TaskOutcome]]
+Outcomes = MutableMapping[str, TaskOutcome]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """Seconds between one task's polls."""
+
+    initial: float = 10.0
+    maximum: float = 60.0
+    growth: float = 1.5
+    jitter: float = 0.1
+    scale: float = 1.0
+
+    def nominal(self, poll: int) -> float:
+        """The unjittered, unscaled wait before poll `poll` (1: the first after the fetch)."""
+        return min(self.maximum, self.initial * self.growth ** min(poll - 1, 64))
+
+    def delay(self, poll: int, estimated_start: float | None = None) -> float:
+        """Seconds to wait before poll `poll`, jittered, never past the cap, then scaled."""
+        spread = random.uniform(1 - self.jitter, 1 + self.jitter)
+        wait = min(self.maximum, self.nominal(poll) * spread)
+        if estimated_start:
+            # The API says it will not start sooner: no point asking before (up to the cap).
+            wait = max(wait, min(self.maximum, estimated_start))
+        return wait * self.scale
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitPlan:
+    deadline: float  # time.monotonic() value after which no task is polled again
+    schedule: Schedule
+    limit: int = 32  # polls (and archives of tasks that finished) running at once
+
+    @classmethod
+    def from_config(cls, config: Config, *, seconds: float, started: float) -> WaitPlan:
+        return cls(
+            deadline=started + seconds * config.wait_time_scale,
+            schedule=Schedule(
+                initial=config.poll_interval,
+                maximum=config.poll_max_interval,
+                scale=config.wait_time_scale,
+            ),
+            limit=2 * config.concurrency,
+        )
+
+
+class Waiter:
+    """Runs beside a run's first pass, polling each task handed to it by `take`.
+
+    A poll is the pipeline's own fetch-and-archive of the task, so one that has finished is
+    archived there and then, while the others keep waiting.
+    """
+
+    def __init__(self, plan: WaitPlan, line: StatusLine) -> None:
+        self.plan = plan
+        self._polls: Counter[str] = Counter()
+        self._line = line
+        self._due: list[tuple[float, int, str]] = []  # a heap of (when, tie-breaker, task id)
+        self._order = itertools.count()
+        self._latest: dict[str, Task] = {}  # each waiting task's last answer, for the display
+        self._wake = asyncio.Event()
+        self._open = True  # the first pass may still hand over tasks
+        self._in_flight = 0
+
+    def take(self, task: Task) -> bool:
+        """Poll this unfinished task again later; False if waiting for it is over."""
+        now = time.monotonic()
+        if task.status not in WAITABLE or now >= self.plan.deadline:
+            self._latest.pop(task.task_id, None)
+            return False
+        self._polls[task.task_id] += 1
+        delay = self.plan.schedule.delay(self._polls[task.task_id], task.estimated_start)
+        due = min(now + delay, self.plan.deadline)
+        heapq.heappush(self._due, (due, next(self._order), task.task_id))
+        self._latest[task.task_id] = task
+        self._wake.set()
+        return True
+
+    async def alongside(self, first_pass: Awaitable[None], poll: Poll, outcomes: Outcomes) -> None:
+        """Run the first pass and the polls together, each poll's outcome put into `outcomes`
+        as it ends. Cancelled (a signal), both stop, and `outcomes` holds what was recorded."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._polling(poll, outcomes, group))
+                try:
+                    await first_pass
+                finally:
+                    self._open = False
+                    self._wake.set()
+        except BaseExceptionGroup as eg:
+            raise eg.exceptions[0] from None
+        finally:
+            self._line.close()
+
+    async def _polling(self, poll: Poll, outcomes: Outcomes, group: asyncio.TaskGroup) -> None:
+        slots = asyncio.Semaphore(self.plan.limit)
+        while self._open or self._due or self._in_flight:
+            self._line.show(describe(self._latest, self.plan.deadline - time.monotonic()))
+            timeout = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now:
+                _, _, task_id = heapq.heappop(self._due)
+                await slots.acquire()  # wait for a slot before starting: bounded, as for_each
+                self._in_flight += 1
+                group.create_task(self._poll_one(task_id, poll, outcomes, slots))
+
+    async def _poll_one(
+        self,
+        task_id: str,
+        poll: Poll,
+        outcomes: Outcomes,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        try:
+            outcomes[task_id] = outcome = await poll(task_id)
+            if outcome.state is not State.PENDING:
+                self._latest.pop(task_id, None)
+        finally:
+            slots.release()
+            self._in_flight -= 1
+            self._wake.set()
+
+
+def describe(waiting: Mapping[str, Task], seconds_left: float) -> str:
+    """The status line: how many tasks wait, and each one's status and progress."""
+    if not waiting:
+        return ""
+    parts = [f"waiting for {len(waiting)} (up to {_clock(seconds_left)} more):"]
+    for task in itertools.islice(waiting.values(), SHOWN):
+        part = f"{_short(task.task_id)} {task.status}"
+        percent = _percent(task.progress_ratio)
+        if percent is not None and (task.status == "RUNNING" or percent != "0%"):
+            part += f" {percent}"
+        if task.estimated_start:
+            part += f" starts in ~{_clock(task.estimated_start)}"
+        parts.append(part)
+    if len(waiting) > SHOWN:
+        parts.append(f"+{len(waiting) - SHOWN} more")
+    return parts[0] + " " + " · ".join(parts[1:])
+
+
+def _short(task_id: str) -> str:
+    return task_id.rpartition("-task:")[2][:8] or task_id[-8:]
+
+
+def _percent(ratio: str | None) -> str | None:
+    if ratio is None:
+        return None
+    try:
+        value = float(ratio)
+    except ValueError:
+        return None
+    return f"{value * 100:.0f}%" if 0 <= value <= 1 else None
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -1,0 +1,330 @@
+"""`run --all`, `list` and `run --dry-run` against the emulator's listing, over real loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver import catalog, cli
+from archiver.testing import LISTING, ArtifactSpec, Emulator, Seen
+from archiver.testing.tasks import timestamp
+
+from .conftest import Result, Runner
+from .test_crash import kill, wait_for
+
+LISTING_PATH = "/v1/runwayml/tasks/?"
+TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
+START = datetime(2023, 1, 1, tzinfo=UTC)
+
+
+def listing_requests(emu: Emulator) -> list[Seen]:
+    return [r for r in emu.requests if r.origin == "api" and r.raw_path.startswith(LISTING_PATH)]
+
+
+def retrieved(emu: Emulator) -> list[str]:
+    """Task ids asked for by id, in order."""
+    return [
+        r.raw_path.rsplit("/", 1)[1]
+        for r in emu.requests
+        if r.origin == "api" and not r.raw_path.startswith(LISTING_PATH)
+    ]
+
+
+def cdn_requests(emu: Emulator) -> list[Seen]:
+    return [r for r in emu.requests if r.origin == "cdn"]
+
+
+def seed(emu: Emulator, count: int, *, first_day: int = 0) -> list[str]:
+    """`count` tiny tasks a day apart from START + first_day, oldest first."""
+    return [
+        emu.add_task(
+            artifacts=TINY, created_at=timestamp(START + timedelta(days=first_day + n)), name=None
+        )
+        for n in range(count)
+    ]
+
+
+def run_process(runner: Runner, *args: str) -> Result:
+    """`run` as a real process (the emulator keeps a core of its own), with a report."""
+    path = runner.root.parent / "report.json"
+    path.unlink(missing_ok=True)
+    process = runner.spawn(*args, "--report", str(path))
+    out, err = process.communicate(timeout=300)
+    report = json.loads(path.read_text()) if path.exists() else None
+    return Result(process.returncode, out, err, report)
+
+
+@pytest.mark.slow
+def test_all_over_an_account_of_2500(runner: Runner) -> None:
+    """2,500 tasks: two pages reach the newest 2000; a pending one out of reach is fetched again."""
+    emu = runner.emu
+    pending = emu.add_task("PENDING", artifacts=TINY, created_at=timestamp(START))
+    first = runner.run("--all")
+    assert first.states() == {pending: "pending"}
+    assert runner.catalog_rows("SELECT listed_status FROM tasks") == [("PENDING",)]
+
+    # 2,500 newer tasks push it out of the listing's reach while it finishes.
+    emu.set_status(pending, "SUCCEEDED")
+    newer = seed(emu, 2500, first_day=1)
+    emu.clear_requests()
+    result = run_process(runner, "--all")
+    assert result.code == 0, result.err
+    assert [r.raw_path for r in listing_requests(emu)] == [
+        f"{LISTING_PATH}offset=0&limit=1000",
+        f"{LISTING_PATH}offset=1000&limit=1000",
+    ]
+    reachable = newer[-2000:]
+    assert result.states() == {**dict.fromkeys(reachable[::-1], "archived"), pending: "archived"}
+    assert sorted(retrieved(emu)) == sorted([*reachable, pending])
+    assert len(cdn_requests(emu)) == 2001
+    assert (runner.root / result.task(pending)["sidecar"]).is_file()
+
+    emu.clear_requests()
+    again = run_process(runner, "--all")
+    assert again.code == 0, again.err
+    assert len(listing_requests(emu)) == len(emu.requests) == 2
+    assert again.states() == dict.fromkeys(reachable[::-1], "skipped")
+
+
+@pytest.mark.parametrize(("order", "pages"), [("newest", 1), ("oldest", 2), ("shuffled", 2)])
+def test_since_stops_paging_only_when_newest_first(runner: Runner, order: str, pages: int) -> None:
+    """--since ends paging at the first older entry when newest first; otherwise it filters."""
+    ids = seed(runner.emu, 1200)
+    runner.emu.listing_order = order
+    since = (START + timedelta(days=1195)).date().isoformat()
+    result = runner.run("--all", "--since", since)
+    assert result.code == 0, result.err
+    assert len(listing_requests(runner.emu)) == pages
+    assert result.states() == dict.fromkeys(ids[1195:], "archived")
+    assert sorted(retrieved(runner.emu)) == sorted(ids[1195:])
+
+
+def test_since_accepts_an_age(runner: Runner) -> None:
+    """--since 2d keeps tasks made in the last two days and drops older ones."""
+    now = datetime.now(UTC)
+    old = runner.emu.add_task(artifacts=TINY, created_at=timestamp(now - timedelta(days=3)))
+    new = runner.emu.add_task(artifacts=TINY, created_at=timestamp(now - timedelta(hours=1)))
+    result = runner.run("--all", "--since", "2d")
+    assert result.states() == {new: "archived"}
+    assert retrieved(runner.emu) == [new] and old not in result.out
+
+
+def test_failed_page_ends_discovery_with_exit_1_and_keeps_what_was_found(runner: Runner) -> None:
+    """Page two failing after its retries: exit 1 naming the offset; page one's tasks archived."""
+    unreached = seed(runner.emu, 100)
+    # Page one: mostly FAILED tasks (a sidecar each, nothing to download), and a few videos.
+    failed = [runner.emu.add_task("FAILED") for _ in range(990)]
+    done = seed(runner.emu, 10, first_day=100)
+    runner.emu.api_fault(LISTING, status=503, skip=1, times=10)
+    result = run_process(runner, "--all")
+    assert result.code == 1
+    assert [r.status for r in listing_requests(runner.emu)] == [200, 503, 503, 503]
+    assert result.states() == {**dict.fromkeys(done, "archived"), **dict.fromkeys(failed, "failed")}
+    assert set(retrieved(runner.emu)).isdisjoint(unreached)
+    problems = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert problems == [
+        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?…: HTTP 503;"
+        " archiving the 1000 tasks found so far"
+    ]
+
+
+def test_malformed_entries_are_reported_by_position_and_skipped(runner: Runner) -> None:
+    """Entries that name no task id are reported with their position; the good ones archive."""
+    good = [runner.emu.add_task(artifacts=TINY) for _ in range(2)]
+    entries = [
+        {"taskId": good[0], "status": "SUCCEEDED"},
+        42,
+        {"taskId": None},
+        {"taskId": "not a task id!", "status": "SUCCEEDED"},
+        {"taskId": good[1], "status": 7, "createdAt": "yesterday"},
+    ]
+    runner.emu.api_fault(
+        LISTING, status=200, body=json.dumps(entries).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    result = runner.run("--all")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"error: listing entry 1: expected an object, got int: {'42'!r}",
+        f"error: listing entry 2: taskId: missing: {json.dumps(entries[2])!r}",
+        f"error: listing entry 3: taskId: not a task id: {json.dumps(entries[3])[:80]!r}",
+    ]
+    assert result.report is not None and result.report["summary"]["error"] == 3
+    assert {t: s for t, s in result.states().items() if t in good} == dict.fromkeys(
+        good, "archived"
+    )
+    assert sorted(retrieved(runner.emu)) == sorted(good)
+
+
+def test_all_and_given_ids_are_processed_once(runner: Runner) -> None:
+    """Ids given with --all, listed or not, are each retrieved exactly once."""
+    listed = [runner.emu.add_task(artifacts=TINY) for _ in range(2)]
+    other = runner.emu.add_task(
+        artifacts=TINY,
+        task_id="user:1234-runwayml:other@example.com-task:0b7c6c59-3f0d-4c1e-9a43-6d2f1b0e5a11",
+    )
+    runner.emu.remove_task(listed[0])  # gone from the listing, and from the API
+    kept = runner.emu.add_task(artifacts=TINY)
+    result = runner.run("--all", kept, other, kept)
+    assert result.code == 0, result.err
+    assert sorted(retrieved(runner.emu)) == sorted([kept, other, listed[1]])
+    assert list(result.states()) == [kept, other, listed[1]]
+
+
+def test_429_on_the_listing_pauses_the_api_lane(runner: Runner) -> None:
+    """After a listing 429 with Retry-After: 1, no API request of any kind goes out for a second."""
+    runner.configure(retry_max_delay=5)
+    ids = [runner.emu.add_task(artifacts=TINY) for _ in range(3)]
+    runner.emu.api_fault(LISTING, status=429, headers={"Retry-After": "1"})
+    result = runner.run("--all")
+    assert result.code == 0, result.err
+    api = [r for r in runner.emu.requests if r.origin == "api"]
+    assert api[0].status == 429 and api[1].raw_path == api[0].raw_path
+    assert min(r.at for r in api[1:]) >= api[0].at + 1.0
+    assert set(result.states()) == set(ids)
+
+
+def test_email_picks_the_account_and_an_unknown_one_fails_cleanly(runner: Runner) -> None:
+    """--email goes into the listing query; an account the API does not know is exit 1."""
+    other = "user:1234-runwayml:other@example.com-task:0b7c6c59-3f0d-4c1e-9a43-6d2f1b0e5a11"
+    runner.emu.add_task(artifacts=TINY)
+    runner.emu.add_task(artifacts=TINY, task_id=other)
+    result = runner.run("--all", "--email", "other@example.com")
+    assert result.states() == {other: "archived"}
+    assert listing_requests(runner.emu)[0].raw_path.endswith("&email=other%40example.com")
+    missing = runner.run("--all", "--email", "nobody@example.com")
+    assert missing.code == 1
+    assert "listing at offset 0: the API answered HTTP 404" in missing.err
+    assert "nobody@example.com" in missing.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--email", "a@b.c", "x"], "--email and --since work with --all only"),
+        (["--all", "--since", "last tuesday"], "--since: expected a date (2024-08-01)"),
+        (["--all", "--wait", "soon"], "--wait: expected a duration such as 90s, 30m"),
+    ],
+)
+def test_bad_discovery_arguments_exit_2(runner: Runner, args: list[str], message: str) -> None:
+    """Misused --email/--since/--wait: exit 2 with one line naming the flag, no request."""
+    result = runner.run(*args)
+    assert result.code == 2
+    assert result.err.startswith(f"runway-archiver: {message}") and result.err.count("\n") == 1
+    assert runner.emu.requests == []
+
+
+def test_list_and_dry_run_make_no_retrieve_and_no_download(runner: Runner) -> None:
+    """`list --all` and `run --all --dry-run` print the same plan from the listing alone."""
+    done, new = runner.emu.add_task(artifacts=TINY), runner.emu.add_task("RUNNING")
+    failed = runner.emu.add_task("FAILED")
+    assert runner.run(done).code == 0
+    runner.emu.clear_requests()
+    listed = runner.run("--all", command="list")
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == [
+        f"fetch  new       FAILED     {failed}",
+        f"fetch  new       RUNNING    {new}",
+        f"skip   archived  SUCCEEDED  {done}",
+    ]
+    assert listed.err == "3 tasks: 2 to fetch, 1 to skip; the listing named 3 in 1 request(s)\n"
+    dry = runner.run("--all", "--dry-run", "--wait", "20m", report=False)
+    assert (dry.code, dry.out, dry.err) == (0, listed.out, listed.err)
+    assert len(runner.emu.requests) == 2 and cdn_requests(runner.emu) == []
+    assert retrieved(runner.emu) == []
+    assert runner.catalog_rows("SELECT task_id FROM tasks") == [(done,)]
+
+
+def test_list_without_all_needs_no_token_and_no_network(runner: Runner) -> None:
+    """`list ids` reads the catalog only: no token needed, no request made."""
+    done = runner.emu.add_task(artifacts=TINY)
+    assert runner.run(done).code == 0
+    runner.emu.clear_requests()
+    runner.monkeypatch.delenv("USEAPI_TOKEN")
+    runner.capsys.readouterr()
+    new = "user:1234-runwayml:someone@example.com-task:00000000-0000-4000-8000-000000000000"
+    argv = ["list", "-o", str(runner.root), "-c", str(runner.config), done, new]
+    assert cli.main(argv) == 0
+    assert runner.capsys.readouterr().out.splitlines() == [
+        f"skip   archived  -          {done}",
+        f"fetch  new       -          {new}",
+    ]
+    assert runner.emu.requests == []
+
+
+def test_list_json(runner: Runner) -> None:
+    """`list --all --json` is one JSON document: each task's action, state and listed status."""
+    task = runner.emu.add_task("PENDING", created_at="2024-08-01T10:00:00.000Z", name="a cat")
+    result = runner.run("--all", "--json", command="list")
+    assert result.code == 0
+    doc = json.loads(result.out)
+    assert doc["tasks"] == [
+        {
+            "task_id": task,
+            "action": "fetch",
+            "state": "new",
+            "listed_status": "PENDING",
+            "created_at": "2024-08-01T10:00:00+00:00",
+            "name": "a cat",
+        }
+    ]
+    assert doc["listing"] == {
+        "requests": 1,
+        "found": 1,
+        "newest_first": True,
+        "stopped_by_since": False,
+        "truncated": False,
+        "bad_entries": [],
+        "error": None,
+    }
+
+
+def test_found_ids_are_in_the_catalog_before_any_fetch(runner: Runner) -> None:
+    """Killed before any retrieve answered: the listed ids are in the catalog, fetched next run."""
+    ids = [runner.emu.add_task(artifacts=TINY) for _ in range(3)]
+    runner.emu.api_fault(None, status=200, delay=60, skip=1, times=10)  # retrieves hang
+    process = runner.spawn("--all")
+
+    def remembered() -> bool:
+        try:
+            return len(runner.catalog_rows("SELECT 1 FROM tasks")) == 3
+        except sqlite3.OperationalError:  # not created yet by the child
+            return False
+
+    try:
+        wait_for(remembered, "the listed ids in the catalog")
+    finally:
+        kill(process)
+    rows = runner.catalog_rows("SELECT task_id, state, listed_status, error FROM tasks")
+    assert sorted(rows) == sorted((t, "pending", "SUCCEEDED", catalog.NOT_FETCHED) for t in ids)
+
+    runner.emu.clear_faults()
+    runner.emu.api_fault(LISTING, status=503, times=10)  # and the listing is down next time
+    result = runner.run("--all")
+    assert result.code == 1
+    assert result.states() == dict.fromkeys(ids, "archived")
+
+
+def test_an_archive_of_schema_1_gains_the_listing_columns(tmp_path: Path) -> None:
+    """A catalog made before discovery is migrated in place; its rows are kept."""
+    root = tmp_path
+    with sqlite3.connect(root / catalog.FILENAME) as db:
+        db.executescript(catalog.SCHEMA + "PRAGMA user_version=1;")
+        db.execute("INSERT INTO tasks VALUES ('t', 'archived', 'SUCCEEDED', 'd', NULL, 'now')")
+    opened = catalog.Catalog.open(root)
+    try:
+        opened.remember_listed([("t", "SUCCEEDED"), ("u", "RUNNING")], now="later")
+        rows = {r.task_id: r.state for r in opened.all_tasks()}
+    finally:
+        opened.close()
+    assert rows == {"t": "archived", "u": "pending"}
+    with sqlite3.connect(root / catalog.FILENAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (catalog.SCHEMA_VERSION,)
+        assert list(db.execute("SELECT task_id, listed_status FROM tasks ORDER BY 1")) == [
+            ("t", "SUCCEEDED"),
+            ("u", "RUNNING"),
+        ]
