@@ -356,6 +356,10 @@ class Catalog:
                 (now, exit_code, json.dumps(summary), run_id),
             )
 
+    def next_run_id(self) -> int:
+        """The id the next run will get (`list` plans as that run would)."""
+        return int(self._rows("SELECT COALESCE(MAX(id), 0) + 1 FROM runs")[0][0])
+
     def last_run(self) -> dict[str, Any] | None:
         rows = self._rows(
             "SELECT started_at, finished_at, exit_code, summary FROM runs ORDER BY id DESC LIMIT 1"

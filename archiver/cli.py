@@ -32,10 +32,9 @@ from . import (
     scrub,
     status,
 )
-from .catalog import FILENAME as CATALOG_FILE
-from .catalog import Catalog, TaskRow
+from .catalog import Catalog
 from .catalog import require as require_archive
-from .discover import Discovery, Query
+from .discover import Query
 from .errors import EX_SOFTWARE, ArchiverError, ConfigError, StorageError, UsageError
 from .model import State
 from .progress import Level
@@ -291,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
     wait = parse_duration(args.wait) if args.wait is not None else None
     tasks, query = _selection(args)
     if args.dry_run:
-        return _show_plan(cfg, tasks, query, as_json=False)
+        return plan.show(cfg, tasks, query, as_json=False)
     _require_token(cfg)
     _check_report_path(args.report, cfg.output_dir)
     cfg = _with_ffprobe(cfg)
@@ -305,7 +304,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _require_token(cfg: config.Config) -> None:
     if not cfg.token:
-        raise ConfigError(f"no API token: set {config.ENV_TOKEN} or the config key 'token'")
+        raise ConfigError(config.NO_TOKEN)
 
 
 def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
@@ -322,33 +321,7 @@ def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
 def _list(args: argparse.Namespace) -> int:
     cfg = _load_config(args, refresh=True if args.refresh else None)
     tasks, query = _selection(args)
-    return _show_plan(cfg, tasks, query, as_json=args.json)
-
-
-def _show_plan(cfg: config.Config, tasks: TaskList, query: Query | None, *, as_json: bool) -> int:
-    """What a run would do, on stdout: a listing request at most, no retrieve, no download."""
-    discovery: Discovery | None = None
-    if query is not None:
-        _require_token(cfg)
-        discovery = runs.run_until_signal(lambda: plan.listing(cfg, query))
-    known: dict[str, TaskRow] = {}
-    if (cfg.output_dir / CATALOG_FILE).is_file():
-        with _readonly(cfg.output_dir) as catalog:
-            known = catalog.states()
-    ids = plan.run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
-    entries = plan.entries(ids, known, discovery, refresh=cfg.refresh)
-    problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
-    if discovery is not None and discovery.error:
-        problems.append(f"error: {discovery.error}")
-    for problem in problems:
-        print(scrub.text(problem), file=sys.stderr)
-    if as_json:
-        print(scrub.text(plan.render_json(entries, discovery)))
-    else:
-        for line in plan.render_text(entries):
-            print(scrub.text(line))
-        print(scrub.text(plan.summary_line(entries, discovery)), file=sys.stderr)
-    return 1 if problems else 0
+    return plan.show(cfg, tasks, query, as_json=args.json)
 
 
 def _verify(args: argparse.Namespace) -> int:

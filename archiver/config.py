@@ -21,6 +21,7 @@ from .errors import ConfigError
 DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 ENV_TOKEN = "USEAPI_TOKEN"
 ENV_BASE_URL = "USEAPI_BASE_URL"
+NO_TOKEN = f"no API token: set {ENV_TOKEN} or the config key 'token'"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -78,6 +78,57 @@ def plan_files(task: Task) -> list[FileJob]:
     return jobs
 
 
+@dataclass(frozen=True, slots=True)
+class Holds:
+    """Which tasks run `run_id` leaves alone, without a request: done and still whole on disk,
+    or backing off after the same lasting error (`list` asks it too, to show a run's plan)."""
+
+    config: Config
+    run_id: int
+
+    def held(self, row: TaskRow, sizes: list[tuple[str, int]]) -> TaskOutcome | None:
+        """The outcome of a task this run leaves alone, or None when it must be archived."""
+        if row.is_done(refresh=self.config.refresh) and self._intact(row, sizes):
+            return TaskOutcome(
+                row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
+            )
+        if row.state is State.ERROR and row.failures and not self.config.retry_errors:
+            return self._backing_off(row)
+        return None
+
+    def _intact(self, row: TaskRow, sizes: list[tuple[str, int]]) -> bool:
+        """The catalog is trusted only as far as the disk agrees: every file and the sidecar
+        still there at its size (a stat each; no hashing, no request)."""
+        if row.dir is None:
+            return False
+        sidecar_size = files.file_size(self.config.output_dir / row.dir / sidecar.NAME)
+        if sidecar_size is None or row.sidecar_bytes not in (None, sidecar_size):
+            return False
+        return all(files.file_size(self.config.output_dir / path) == size for path, size in sizes)
+
+    def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
+        """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
+        once per `retry_backoff`; None when this run is its turn."""
+        wait_runs = min(2 ** (row.failures - 1), MAX_BACKOFF_RUNS)
+        runs_since = self.run_id - (row.failed_run or 0)
+        try:
+            latest = datetime.fromisoformat(row.failed_at or "") + timedelta(
+                seconds=self.config.retry_backoff
+            )
+        except (ValueError, OverflowError):
+            return None  # no usable record of the last failure: try now
+        if runs_since >= wait_runs or datetime.now(UTC) >= latest:
+            return None
+        when = latest.isoformat(timespec="seconds")
+        left = wait_runs - runs_since
+        return TaskOutcome(
+            row.task_id, State.ERROR, row.status, row.dir,
+            error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
+            f"run(s) or after {when}; --retry-errors tries it now)",
+            next_attempt=when,
+        )  # fmt: skip
+
+
 class Archiver:
     """One run's stages, wired; `run` archives a list of task ids."""
 
@@ -110,11 +161,12 @@ class Archiver:
         self.run_id = run_id
         known = self.catalog.states()
         sizes = self.catalog.sizes()
+        holds = Holds(self.config, run_id)
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
         for task_id in task_ids:
             row = known.get(task_id)
-            held = self._held(row, sizes.get(task_id, [])) if row is not None else None
+            held = holds.held(row, sizes.get(task_id, [])) if row is not None else None
             if held is None:
                 todo.append((task_id, row))
             else:
@@ -132,48 +184,6 @@ class Archiver:
             await first_pass
         else:
             await self.waiter.alongside(first_pass, poll, into)
-
-    def _held(self, row: TaskRow, sizes: list[tuple[str, int]]) -> TaskOutcome | None:
-        """The outcome of a task this run leaves alone, or None when it must be archived."""
-        if row.is_done(refresh=self.config.refresh) and self._intact(row, sizes):
-            return TaskOutcome(
-                row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
-            )
-        if row.state is State.ERROR and row.failures and not self.config.retry_errors:
-            return self._backing_off(row)
-        return None
-
-    def _intact(self, row: TaskRow, sizes: list[tuple[str, int]]) -> bool:
-        """The catalog is trusted only as far as the disk agrees: every file and the sidecar
-        still there at its size (a stat each; no hashing, no request)."""
-        if row.dir is None:
-            return False
-        sidecar_size = files.file_size(self.root / row.dir / sidecar.NAME)
-        if sidecar_size is None or row.sidecar_bytes not in (None, sidecar_size):
-            return False
-        return all(files.file_size(self.root / path) == size for path, size in sizes)
-
-    def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
-        """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
-        once per `retry_backoff`; None when this run is its turn."""
-        wait_runs = min(2 ** (row.failures - 1), MAX_BACKOFF_RUNS)
-        runs_since = self.run_id - (row.failed_run or 0)
-        try:
-            latest = datetime.fromisoformat(row.failed_at or "") + timedelta(
-                seconds=self.config.retry_backoff
-            )
-        except (ValueError, OverflowError):
-            return None  # no usable record of the last failure: try now
-        if runs_since >= wait_runs or datetime.now(UTC) >= latest:
-            return None
-        when = latest.isoformat(timespec="seconds")
-        left = wait_runs - runs_since
-        return TaskOutcome(
-            row.task_id, State.ERROR, row.status, row.dir,
-            error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
-            f"run(s) or after {when}; --retry-errors tries it now)",
-            next_attempt=when,
-        )  # fmt: skip
 
     async def archive_task(self, task_id: str, row: TaskRow | None) -> TaskOutcome:
         """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
@@ -330,7 +340,7 @@ class Archiver:
 
 
 def lasting(exc: TaskError) -> bool:
-    """Will the next run most likely meet the same error? Then it backs off (see `_held`)."""
+    """Will the next run most likely meet the same error? Then it backs off (see `Holds`)."""
     return not isinstance(exc, TransientError | UrlExpired | ProbeTimeout)
 
 

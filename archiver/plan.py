@@ -1,20 +1,28 @@
 """Which tasks a run works on: the ids given, the ids the listing names, and (with `--all`)
-every task the archive knows that is not done. `list` and `run --dry-run` print that plan.
+every task the archive knows that is not done. `list` and `run --dry-run` print that plan,
+having made no request but the listing's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import http
+from . import http, scrub
 from .api import ApiClient
+from .catalog import FILENAME as CATALOG_FILE
 from .catalog import Catalog, TaskRow
-from .config import Config
+from .config import NO_TOKEN, Config
 from .discover import Discovery, ListedTask, Query, discover
-from .tasklist import BadLine
+from .errors import ConfigError
+from .model import State
+from .pipeline import Holds
+from .tasklist import BadLine, TaskList
 
 NEW = "new"  # the catalog state shown for a task the archive has never seen
 
@@ -74,6 +82,38 @@ class Finder:
         return self.discovery is not None and self.discovery.error is not None
 
 
+def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) -> int:
+    """Print what a run would do; 1 if a line, an entry or the listing was bad."""
+    discovery: Discovery | None = None
+    if query is not None:
+        if not cfg.token:
+            raise ConfigError(NO_TOKEN)
+        discovery = asyncio.run(listing(cfg, query))  # Ctrl-C: KeyboardInterrupt, exit 130
+    known: dict[str, TaskRow] = {}
+    sizes: dict[str, list[tuple[str, int]]] = {}
+    next_run = 1
+    if (cfg.output_dir / CATALOG_FILE).is_file():
+        archive = Catalog.open(cfg.output_dir, readonly=True)
+        try:
+            known, sizes, next_run = archive.states(), archive.sizes(), archive.next_run_id()
+        finally:
+            archive.close()
+    ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
+    plan = entries(ids, known, sizes, discovery, Holds(cfg, next_run))
+    problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
+    if discovery is not None and discovery.error:
+        problems.append(f"error: {discovery.error}")
+    for problem in problems:
+        print(scrub.text(problem), file=sys.stderr)
+    if as_json:
+        print(scrub.text(render_json(plan, discovery)))
+    else:
+        for line in render_text(plan):
+            print(scrub.text(line))
+        print(scrub.text(summary_line(plan, discovery)), file=sys.stderr)
+    return 1 if problems else 0
+
+
 async def listing(config: Config, query: Query) -> Discovery:
     """Discovery alone, for `list --all`: the listing's pages and nothing else."""
     async with http.new_session(config) as session:
@@ -85,7 +125,7 @@ class Entry:
     """One line of the plan."""
 
     task_id: str
-    action: str  # "fetch" or "skip"
+    action: str  # "fetch", "skip" (done, and whole on disk) or "hold" (backing off an error)
     state: str  # the catalog's state, or "new"
     listed: ListedTask | None
 
@@ -93,17 +133,19 @@ class Entry:
 def entries(
     ids: Sequence[str],
     known: Mapping[str, TaskRow],
+    sizes: Mapping[str, list[tuple[str, int]]],
     discovery: Discovery | None,
-    *,
-    refresh: bool,
+    holds: Holds,
 ) -> list[Entry]:
+    """Each id with what the run `holds` describes would do, decided as that run decides."""
     listed = discovery.by_id() if discovery else {}
     rows = []
     for task_id in ids:
         row = known.get(task_id)
-        done = row is not None and row.is_done(refresh=refresh)
+        held = holds.held(row, sizes.get(task_id, [])) if row is not None else None
+        action = "fetch" if held is None else "skip" if held.state is State.SKIPPED else "hold"
         state = str(row.state) if row else NEW
-        rows.append(Entry(task_id, "skip" if done else "fetch", state, listed.get(task_id)))
+        rows.append(Entry(task_id, action, state, listed.get(task_id)))
     return rows
 
 
@@ -117,8 +159,10 @@ def render_text(plan: Sequence[Entry]) -> list[str]:
 
 
 def summary_line(plan: Sequence[Entry], discovery: Discovery | None) -> str:
-    fetch = sum(1 for e in plan if e.action == "fetch")
-    line = f"{len(plan)} tasks: {fetch} to fetch, {len(plan) - fetch} to skip"
+    actions = Counter(e.action for e in plan)
+    line = f"{len(plan)} tasks: {actions['fetch']} to fetch, {actions['skip']} to skip"
+    if actions["hold"]:
+        line += f", {actions['hold']} in error backing off"
     if discovery is None:
         return line
     line += f"; the listing named {len(discovery.tasks)} in {discovery.requests} request(s)"

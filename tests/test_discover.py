@@ -127,7 +127,7 @@ def test_failed_page_ends_discovery_with_exit_1_and_keeps_what_was_found(runner:
     assert set(retrieved(runner.emu)).isdisjoint(unreached)
     problems = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert problems == [
-        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?…: HTTP 503;"
+        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?… HTTP 503;"
         " archiving the 1000 tasks found so far"
     ]
 
@@ -328,3 +328,34 @@ def test_an_archive_of_schema_1_gains_the_listing_columns(tmp_path: Path) -> Non
             ("t", "SUCCEEDED"),
             ("u", "RUNNING"),
         ]
+
+
+def test_list_shows_what_the_run_then_does(runner: Runner) -> None:
+    """A file gone from disk is fetched, a lasting error backing off is held, as the run does."""
+    emu = runner.emu
+    whole, damaged = emu.add_task(artifacts=TINY), emu.add_task(artifacts=TINY)
+    gone = emu.add_task(artifacts=TINY)
+    emu.remove_task(gone)  # 404: a lasting error, so after two runs it backs off
+    assert runner.run(whole, damaged, gone).code == 1
+    assert runner.run(gone).code == 1
+    ((path,),) = runner.catalog_rows("SELECT path FROM files WHERE task_id = ?", damaged)
+    (runner.root / path).unlink()
+    new = emu.add_task(artifacts=TINY)
+    emu.clear_requests()
+    listed = runner.run(whole, damaged, gone, new, command="list")
+    assert [line.split()[:2] for line in listed.out.splitlines()] == [
+        ["skip", "archived"],
+        ["fetch", "archived"],
+        ["hold", "error"],
+        ["fetch", "new"],
+    ]
+    assert listed.err.startswith("4 tasks: 2 to fetch, 1 to skip, 1 in error backing off")
+    assert emu.requests == []
+    result = runner.run(whole, damaged, gone, new)
+    assert sorted(retrieved(emu)) == sorted([damaged, new])
+    assert result.states() == {
+        whole: "skipped",
+        damaged: "archived",
+        gone: "error",
+        new: "archived",
+    }

@@ -7,6 +7,7 @@ the poll counts are checked against the schedule the README states, in unscaled 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 
@@ -132,13 +133,16 @@ def test_a_signal_while_waiting_ends_the_run_cleanly(
     out, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == code
     assert err.splitlines() == [
-        f"{signum.name}: stopping; what is done is recorded, the rest pending"
+        "runway-archiver: interrupted" + (" (SIGTERM)" if signum == signal.SIGTERM else "")
     ]
     assert out.startswith("2 tasks: 1 archived, 0 skipped, 1 pending")
     rows = dict(runner.catalog_rows("SELECT task_id, state FROM tasks"))
     assert rows == {done: "archived", endless: "pending"}
     assert runner.catalog_rows("SELECT exit_code FROM runs") == [(code,)]
-    assert report.is_file()
+    doc = json.loads(report.read_text())
+    states = {t["task_id"]: t["state"] for t in doc["tasks"]}
+    assert states == {done: "archived", endless: "pending"}
+    assert doc["exit_code"] == code and doc["unfinished"] == []
 
 
 def test_waiting_tasks_are_shown_on_a_terminal_only(runner: Runner) -> None:
