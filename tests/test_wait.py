@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -24,28 +25,29 @@ SCALE = 0.02  # --wait 2m lasts 2.4 s; polls 0.2 s apart growing to 1.2 s
 INITIAL, MAXIMUM, GROWTH, JITTER = 10.0, 60.0, 1.5, 0.1
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
 FOREVER = Lifecycle(pending=0, running=None)
-# The first fetch may come this late after the run starts (unscaled s: 0.4 s here).
-STARTUP = 20.0
+# Each answer may take this long (unscaled s: 20 ms here) before the next wait starts.
+LATENCY = 1.0
 
 
 def hits(emu: Emulator, task_id: str, origin: str = "api") -> list[Seen]:
     return [r for r in emu.requests if r.origin == origin and task_id in r.raw_path]
 
 
-def poll_bounds(deadline: float, *, late_start: float) -> tuple[int, int]:
-    """Fewest and most polls after a task's first fetch that the stated schedule allows: each
-    wait initial x growth^(n-1) capped at maximum, jittered by +-10%, one last poll at the
-    deadline; the first fetch at 0 (most) or `late_start` (fewest)."""
+def poll_bounds(deadline: float, *, first: float) -> tuple[int, int]:
+    """Fewest and most polls after a task's first answer that the stated schedule allows: each
+    wait initial x growth^(n-1) capped at maximum, jittered by +-10%, then one last poll at
+    the deadline. The fewest: first answered at `first`, every answer taking LATENCY; the
+    most: answered at once."""
 
-    def count(spread: float, start: float) -> int:
-        at, polls = start, 0
+    def count(spread: float, at: float, latency: float) -> int:
+        polls = 0
         while True:
             polls += 1
-            at += min(MAXIMUM, min(MAXIMUM, INITIAL * GROWTH ** (polls - 1)) * spread)
+            at += min(MAXIMUM, min(MAXIMUM, INITIAL * GROWTH ** (polls - 1)) * spread) + latency
             if at >= deadline:
                 return polls  # this one is the last look, at the deadline
 
-    return count(1 + JITTER, late_start), count(1 - JITTER, 0.0)
+    return count(1 + JITTER, first, LATENCY), count(1 - JITTER, 0.0, 0.0)
 
 
 def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> None:
@@ -55,6 +57,7 @@ def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> 
     done = emu.add_task(artifacts=TINY, lifecycle=Lifecycle(pending=1, running=2))
     failed = emu.add_task(lifecycle=Lifecycle(pending=0, running=1, final="FAILED"))
     endless = emu.add_task(lifecycle=FOREVER)
+    started = time.monotonic()  # the run starts after this; the emulator keeps the same clock
     result = runner.run(done, failed, endless, "--wait", "2m")
     assert result.code == 0, result.err
     assert result.states() == {done: "archived", failed: "failed", endless: "pending"}
@@ -68,7 +71,7 @@ def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> 
     (download,) = hits(emu, url.split("?")[0].removeprefix(emu.cdn_url), "cdn")
     endless_polls = hits(emu, endless)
     assert download.at < endless_polls[-1].at
-    fewest, most = poll_bounds(120, late_start=STARTUP)
+    fewest, most = poll_bounds(120, first=(endless_polls[0].at - started) / SCALE)
     assert fewest <= len(endless_polls) - 1 <= most
     gaps = [b.at - a.at for a, b in itertools.pairwise(endless_polls)]
     for n, gap in enumerate(gaps[:-1], 1):  # the last one may be cut short by the deadline
