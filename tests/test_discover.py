@@ -15,6 +15,7 @@ from archiver.testing.tasks import timestamp
 
 from .conftest import Result, Runner
 from .test_crash import kill, wait_for
+from .test_faults import _closed_port
 
 LISTING_PATH = "/v1/runwayml/tasks/?"
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
@@ -359,3 +360,17 @@ def test_list_shows_what_the_run_then_does(runner: Runner) -> None:
         gone: "error",
         new: "archived",
     }
+
+
+def test_an_unreachable_api_stops_discovery_with_one_line(runner: Runner) -> None:
+    """No listing request gets through: exit 1, one line naming the base URL, the catalog's
+    unfinished tasks left for the next run."""
+    pending = runner.emu.add_task("PENDING")
+    assert runner.run("--all").states() == {pending: "pending"}
+    runner.base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    result = runner.run("--all")
+    assert result.code == 1
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"runway-archiver: the API at {runner.base_url} is unreachable: ")
+    assert result.report is not None and result.report["stopped"].startswith("the API at")
+    assert runner.catalog_rows("SELECT state FROM tasks") == [("pending",)]
