@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import StorageError, UnsafePath
@@ -197,6 +198,26 @@ def file_size(path: Path) -> int | None:
     except OSError as exc:
         raise storage_error(exc, path) from exc
     return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def changed_on_disk(root: Path, tasks: Iterable[tuple[str, Iterable[tuple[str, int]]]]) -> set[str]:
+    """The tasks with a file gone, or of another size, than the catalog says: a stat each.
+
+    On the rerun's hot path (100,000 tasks, 400,000 files): plain strings and os.lstat, no Path.
+    """
+    base = f"{root}/"
+    changed = set()
+    for task_id, sizes in tasks:
+        for path, size in sizes:
+            try:
+                st = os.lstat(base + path)
+            except OSError:
+                changed.add(task_id)
+                break
+            if st.st_size != size or not stat.S_ISREG(st.st_mode):
+                changed.add(task_id)
+                break
+    return changed
 
 
 def storage_error(exc: OSError, path: Path) -> StorageError:

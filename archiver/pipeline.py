@@ -85,10 +85,15 @@ class Holds:
 
     config: Config
     run_id: int
+    changed: set[str]  # tasks with a file gone or resized since the catalog recorded it
 
-    def held(self, row: TaskRow, sizes: list[tuple[str, int]]) -> TaskOutcome | None:
+    @classmethod
+    def of(cls, config: Config, run_id: int, catalog: Catalog) -> Holds:
+        return cls(config, run_id, files.changed_on_disk(config.output_dir, catalog.file_sizes()))
+
+    def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
-        if row.is_done(refresh=self.config.refresh) and self._intact(row, sizes):
+        if row.is_done(refresh=self.config.refresh) and self._intact(row):
             return TaskOutcome(
                 row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
             )
@@ -96,15 +101,13 @@ class Holds:
             return self._backing_off(row)
         return None
 
-    def _intact(self, row: TaskRow, sizes: list[tuple[str, int]]) -> bool:
+    def _intact(self, row: TaskRow) -> bool:
         """The catalog is trusted only as far as the disk agrees: every file and the sidecar
         still there at its size (a stat each; no hashing, no request)."""
-        if row.dir is None:
+        if row.dir is None or row.task_id in self.changed:
             return False
         sidecar_size = files.file_size(self.config.output_dir / row.dir / sidecar.NAME)
-        if sidecar_size is None or row.sidecar_bytes not in (None, sidecar_size):
-            return False
-        return all(files.file_size(self.config.output_dir / path) == size for path, size in sizes)
+        return sidecar_size is not None and row.sidecar_bytes in (None, sidecar_size)
 
     def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
         """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
@@ -160,13 +163,12 @@ class Archiver:
         """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
         self.run_id = run_id
         known = self.catalog.states()
-        sizes = self.catalog.sizes()
-        holds = Holds(self.config, run_id)
+        holds = Holds.of(self.config, run_id, self.catalog)
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
         for task_id in task_ids:
             row = known.get(task_id)
-            held = holds.held(row, sizes.get(task_id, [])) if row is not None else None
+            held = holds.held(row) if row is not None else None
             if held is None:
                 todo.append((task_id, row))
             else:

@@ -90,16 +90,16 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
             raise ConfigError(NO_TOKEN)
         discovery = asyncio.run(listing(cfg, query))  # Ctrl-C: KeyboardInterrupt, exit 130
     known: dict[str, TaskRow] = {}
-    sizes: dict[str, list[tuple[str, int]]] = {}
-    next_run = 1
+    holds = Holds(cfg, 1, set())
     if (cfg.output_dir / CATALOG_FILE).is_file():
         archive = Catalog.open(cfg.output_dir, readonly=True)
         try:
-            known, sizes, next_run = archive.states(), archive.sizes(), archive.next_run_id()
+            known = archive.states()
+            holds = Holds.of(cfg, archive.next_run_id(), archive)
         finally:
             archive.close()
     ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
-    plan = entries(ids, known, sizes, discovery, Holds(cfg, next_run))
+    plan = entries(ids, known, discovery, holds)
     problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
     if discovery is not None and discovery.error:
         problems.append(f"error: {discovery.error}")
@@ -133,7 +133,6 @@ class Entry:
 def entries(
     ids: Sequence[str],
     known: Mapping[str, TaskRow],
-    sizes: Mapping[str, list[tuple[str, int]]],
     discovery: Discovery | None,
     holds: Holds,
 ) -> list[Entry]:
@@ -142,7 +141,7 @@ def entries(
     rows = []
     for task_id in ids:
         row = known.get(task_id)
-        held = holds.held(row, sizes.get(task_id, [])) if row is not None else None
+        held = holds.held(row) if row is not None else None
         action = "fetch" if held is None else "skip" if held.state is State.SKIPPED else "hold"
         state = str(row.state) if row else NEW
         rows.append(Entry(task_id, action, state, listed.get(task_id)))
