@@ -200,8 +200,10 @@ def file_size(path: Path) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def changed_on_disk(root: Path, tasks: Iterable[tuple[str, Iterable[tuple[str, int]]]]) -> set[str]:
-    """The tasks with a file gone, or of another size, than the catalog says: a stat each.
+def changed_on_disk(
+    root: Path, tasks: Iterable[tuple[str, Iterable[tuple[str, int | None]]]]
+) -> set[str]:
+    """The tasks with a file gone, or of another size (None: any), than the catalog says.
 
     On the rerun's hot path (100,000 tasks, 400,000 files): plain strings and os.lstat, no Path.
     """
@@ -214,7 +216,7 @@ def changed_on_disk(root: Path, tasks: Iterable[tuple[str, Iterable[tuple[str, i
             except OSError:
                 changed.add(task_id)
                 break
-            if st.st_size != size or not stat.S_ISREG(st.st_mode):
+            if (size is not None and st.st_size != size) or not stat.S_ISREG(st.st_mode):
                 changed.add(task_id)
                 break
     return changed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,8 +88,18 @@ class Holds:
     changed: set[str]  # tasks with a file gone or resized since the catalog recorded it
 
     @classmethod
-    def of(cls, config: Config, run_id: int, catalog: Catalog) -> Holds:
-        return cls(config, run_id, files.changed_on_disk(config.output_dir, catalog.file_sizes()))
+    def of(
+        cls, config: Config, run_id: int, catalog: Catalog, known: Mapping[str, TaskRow]
+    ) -> Holds:
+        """Holds for a run, with one stat of every file and sidecar the catalog names."""
+        sidecars = (
+            (r.task_id, [(f"{r.dir}/{sidecar.NAME}", r.sidecar_bytes)])
+            for r in known.values()
+            if r.dir is not None
+        )
+        changed = files.changed_on_disk(config.output_dir, catalog.file_sizes())
+        changed |= files.changed_on_disk(config.output_dir, sidecars)
+        return cls(config, run_id, changed)
 
     def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
@@ -103,11 +113,8 @@ class Holds:
 
     def _intact(self, row: TaskRow) -> bool:
         """The catalog is trusted only as far as the disk agrees: every file and the sidecar
-        still there at its size (a stat each; no hashing, no request)."""
-        if row.dir is None or row.task_id in self.changed:
-            return False
-        sidecar_size = files.file_size(self.config.output_dir / row.dir / sidecar.NAME)
-        return sidecar_size is not None and row.sidecar_bytes in (None, sidecar_size)
+        still there at its size (a stat each in `of`; no hashing, no request)."""
+        return row.dir is not None and row.task_id not in self.changed
 
     def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
         """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
@@ -163,7 +170,7 @@ class Archiver:
         """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
         self.run_id = run_id
         known = self.catalog.states()
-        holds = Holds.of(self.config, run_id, self.catalog)
+        holds = Holds.of(self.config, run_id, self.catalog, known)
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
         for task_id in task_ids:

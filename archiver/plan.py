@@ -95,7 +95,7 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
         archive = Catalog.open(cfg.output_dir, readonly=True)
         try:
             known = archive.states()
-            holds = Holds.of(cfg, archive.next_run_id(), archive)
+            holds = Holds.of(cfg, archive.next_run_id(), archive, known)
         finally:
             archive.close()
     ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
