@@ -11,7 +11,10 @@ import urllib.parse
 
 _secrets: set[str] = set()
 # A query string is a signature on the CDN's URLs (`?_jwt=...`): the path is enough to name one.
-_URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*)\?[^\s"'<>]*""")
+# The query ends where the URL does; punctuation just before a blank belongs to the sentence.
+_URL_QUERY = re.compile(
+    r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*)\?[^\s"'<>]*?(?=[:;,.)\]]*(?:[\s"'<>]|$))"""
+)
 _JWT = re.compile(r"""(_jwt=)[^\s&"'<>]+""", re.IGNORECASE)
 _BEARER = re.compile(r"""(\bBearer\s+)[^\s"'<>]+""", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")

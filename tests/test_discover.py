@@ -128,7 +128,7 @@ def test_failed_page_ends_discovery_with_exit_1_and_keeps_what_was_found(runner:
     assert set(retrieved(runner.emu)).isdisjoint(unreached)
     problems = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert problems == [
-        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?… HTTP 503;"
+        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?…: HTTP 503;"
         " archiving the 1000 tasks found so far"
     ]
 
