@@ -112,7 +112,8 @@ async def _probe(
     if before.duration is None and before.frame_rate is None:
         head, tail = await asyncio.to_thread(files.read_head_tail, path)
         return verify.probe_image(verify.sniff(head) or "", head, tail, size)
-    return await verify.probe_video(path, timeout=timeout, ffprobe=ffprobe)
+    # a video, or an audio input
+    return await verify.probe_media(path, timeout=timeout, ffprobe=ffprobe)
 
 
 def write_report(path: Path, checked: int, damaged: list[Damage], repaired: set[str]) -> None:

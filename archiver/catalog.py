@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from . import scrub
 from .errors import StorageError, UsageError
-from .model import ArchivedFile, FileKind, ProbeResult, State, TaskOutcome
+from .model import ArchivedFile, FileKind, Missing, MissingInput, ProbeResult, State, TaskOutcome
 
 T = TypeVar("T")
 FILENAME = "catalog.sqlite3"
@@ -66,6 +66,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tasks ADD COLUMN listed_status TEXT;
     ALTER TABLE tasks ADD COLUMN listed_at TEXT;
+    """,
+    # 4: inputs the CDN no longer has, so no later run asks for them again
+    """
+    CREATE TABLE IF NOT EXISTS unavailable_inputs (
+        task_id     TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
+        option      TEXT NOT NULL,
+        url         TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (task_id, option)
+    ) WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -333,6 +344,28 @@ class Catalog:
                     for f in outcome.files
                 ],
             )
+            # Kept once found: a later outcome without them does not make them fetchable again.
+            db.executemany(
+                "INSERT OR IGNORE INTO unavailable_inputs VALUES (?, ?, ?, ?, ?)",
+                [
+                    (outcome.task_id, m.option, m.url, m.reason, now)
+                    for m in outcome.missing
+                    if m.why is Missing.UNAVAILABLE
+                ],
+            )
+
+    def unavailable(self) -> dict[str, tuple[MissingInput, ...]]:
+        """Inputs found gone for good, by task id (a small table: read whole)."""
+        found: dict[str, list[MissingInput]] = {}
+        rows = self._rows(
+            "SELECT task_id, option, url, reason FROM unavailable_inputs"
+            " ORDER BY task_id, recorded_at, option"
+        )
+        for task_id, option, url, reason in rows:
+            found.setdefault(task_id, []).append(
+                MissingInput(option, url, Missing.UNAVAILABLE, reason)
+            )
+        return {task_id: tuple(entries) for task_id, entries in found.items()}
 
     def remember_listed(self, listed: Sequence[tuple[str, str | None]], *, now: str) -> None:
         """Note (task id, listed status) pairs; a task new to the archive is pending until fetched.

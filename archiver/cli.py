@@ -171,6 +171,9 @@ def _add_run(commands: Subparsers) -> None:
     run.add_argument(
         "--retry-errors", action="store_true", help="try tasks in error now, despite back-off"
     )
+    run.add_argument(
+        "--no-inputs", action="store_true", help="do not download the input assets in the options"
+    )
     run.set_defaults(handler=_run)
 
 
@@ -286,6 +289,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         refresh=True if args.refresh else None,
         retry_errors=True if args.retry_errors else None,
+        inputs=False if args.no_inputs else None,
     )
     wait = parse_duration(args.wait) if args.wait is not None else None
     tasks, query = _selection(args)

@@ -57,6 +57,11 @@ class Config:
     retry_backoff: float = 86400.0
     retry_errors: bool = False
     max_file_bytes: int = 8 * 1024**3
+    # Input assets named in a task's options (--no-inputs), at most this many per task,
+    # each at most this large: a hostile task cannot make the archiver fetch without end.
+    inputs: bool = True
+    max_inputs: int = 32
+    max_input_bytes: int = 2 * 1024**3
     progress: bool = True
     refresh: bool = False
     # --wait: seconds between polls of an unfinished task, growing from the first to the cap;
@@ -77,7 +82,13 @@ _POSITIVE_INTS = {
     "download_concurrency": 1024,
     "retry_attempts": 100,
 }
-_NONNEGATIVE_INTS = {"probe_concurrency": 256, "url_refreshes": 100, "max_file_bytes": 2**50}
+_NONNEGATIVE_INTS = {
+    "probe_concurrency": 256,
+    "url_refreshes": 100,
+    "max_file_bytes": 2**50,
+    "max_inputs": 10_000,
+    "max_input_bytes": 2**50,
+}
 _DAY = 86400.0
 _FLOATS = {
     "duration_tolerance": _DAY,
@@ -93,7 +104,7 @@ _FLOATS = {
 }
 # Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
 _POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
-_BOOLS = {"progress", "refresh", "retry_errors"}
+_BOOLS = {"progress", "refresh", "retry_errors", "inputs"}
 _STRINGS = {"token", "base_url", "ffprobe"}
 _PATHS = {"output_dir", "token_file"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))

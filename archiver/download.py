@@ -21,7 +21,15 @@ import aiohttp
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from . import http
-from .errors import StorageError, TaskError, TransferError, TransientError, UrlExpired
+from .errors import (
+    AssetGone,
+    StorageError,
+    TaskError,
+    TooLarge,
+    TransferError,
+    TransientError,
+    UrlExpired,
+)
 from .files import (
     HEAD_BYTES,
     TAIL_BYTES,
@@ -39,6 +47,7 @@ WRITE_CHUNK = 512 * 1024  # aiofiles costs a thread hop per write: write in larg
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
 MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we give up
 EXPIRED_STATUSES = frozenset({403, 404, 410})
+GONE_STATUSES = frozenset({404, 410})  # expired, or no longer there: a fresh URL tells
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +109,15 @@ class Downloader:
     read_timeout: float
     on_bytes: Callable[[int], None] = lambda count: None
 
-    async def fetch(self, url: str, part: Path, *, expected_size: int | None) -> Fetched:
-        """Download `url` into `part` (resuming what is there), retrying transient failures."""
+    async def fetch(
+        self, url: str, part: Path, *, expected_size: int | None, max_bytes: int | None = None
+    ) -> Fetched:
+        """Download `url` into `part` (resuming what is there), retrying transient failures.
+
+        `max_bytes` lowers the downloader's own size cap for this file (inputs have their own).
+        """
         http.parse_url(url)  # refuse file:, data:, ftp: before anything is written
-        limit = self.max_bytes
+        limit = self.max_bytes if max_bytes is None else min(self.max_bytes, max_bytes)
         if expected_size is not None:
             limit = min(limit, expected_size + OVERRUN_MARGIN)
         deadline = self.read_timeout + (expected_size or 0) / MIN_RATE
@@ -130,10 +144,14 @@ class Downloader:
             # The deadline starts once a slot is ours: queueing is not slowness.
             async with (
                 self.limits.slot(self.limits.download),
-                asyncio.timeout(deadline),
+                asyncio.timeout(deadline) as clock,
                 http.get(self.session, url, headers=headers) as response,
             ):
                 offset = _start_offset(response, part, have, saved, expected)
+                if expected is None and response.content_length:
+                    # Unknown beforehand (previews, inputs): the announced length sets the pace.
+                    extra = response.content_length / MIN_RATE
+                    clock.reschedule(asyncio.get_running_loop().time() + deadline + extra)
                 return await _stream(response, part, offset, limit, self.on_bytes)
         except TimeoutError as exc:
             raise TransientError(f"{http.redact(url)}: timed out") from exc
@@ -149,6 +167,8 @@ def _start_offset(
     """Where the body starts in the file: 0 for a whole body, `have` for a valid resume."""
     where = http.redact(response.url)
     status = response.status
+    if status in GONE_STATUSES:
+        raise AssetGone(f"{where}: HTTP {status} (signed URL refused)", status=status)
     if status in EXPIRED_STATUSES:
         raise UrlExpired(f"{where}: HTTP {status} (signed URL refused)")
     if status == 416:
@@ -233,7 +253,7 @@ async def _stream(
     where = http.redact(response.url)
     announced = response.content_length
     if announced is not None and offset + announced > limit:
-        raise TransferError(f"{where}: {offset + announced} bytes announced, more than allowed")
+        raise TooLarge(f"{where}: {offset + announced} bytes announced, more than allowed")
     hasher = await _hash_prefix(part, offset) if offset else hashlib.sha256()
     # A fresh body gets fresh validators on disk (none at all when it completes in one go, and
     # none that cannot prove a resume: then a stale file is removed). A resume keeps its own.
@@ -247,7 +267,7 @@ async def _stream(
                 async for chunk in http.chunks(response, READ_CHUNK):
                     received += len(chunk)
                     if received > limit:
-                        raise TransferError(f"{where}: body exceeds {limit} bytes, cut off")
+                        raise TooLarge(f"{where}: body exceeds {limit} bytes, cut off")
                     on_bytes(len(chunk))
                     tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
                     if len(head) < HEAD_BYTES:

@@ -11,11 +11,14 @@
     └── TaskError                 1  one task cannot be archived; the run goes on
         ├── ApiError                 the API answered with an error for this task
         ├── InvalidTaskData          the task JSON is not what the API page describes
+        ├── InvalidSidecar           a task.yaml does not parse or lacks what the archiver writes
         ├── UnsafePath               something not ours sits where a task's folder goes
         ├── TransferError            a request failed on the wire or with a bad status
         │   ├── TransientError       worth retrying (5xx, 429, reset, timeout, short body)
         │   │   └── NetworkError     no HTTP answer at all: refused, reset, timed out
+        │   ├── TooLarge             a body is larger than a size limit allows
         │   └── UrlExpired           a signed asset URL was refused: fetch the task again
+        │       └── AssetGone        ... with 404/410: the CDN may no longer have the asset
         └── VerifyError              a file disagrees with what the API claimed
             └── ProbeTimeout         ffprobe did not answer in time (it was killed)
 
@@ -86,7 +89,18 @@ class ApiError(TaskError):
 
 
 class InvalidTaskData(TaskError):
-    """The task JSON is malformed; the message names the field at fault."""
+    """The task JSON is malformed; the message names the field at fault.
+
+    `task_status` is the API's `status` when the JSON carried one, for the report.
+    """
+
+    def __init__(self, message: str, *, task_status: str | None = None) -> None:
+        super().__init__(message)
+        self.task_status = task_status
+
+
+class InvalidSidecar(TaskError, ValueError):
+    """A task.yaml is not a sidecar the archiver wrote: it does not parse or misses its sections."""
 
 
 class UnsafePath(TaskError):
@@ -113,8 +127,20 @@ class NetworkError(TransientError):
         self.reason = reason
 
 
+class TooLarge(TransferError):
+    """A body announced or streamed more bytes than the limit for that file allows."""
+
+
 class UrlExpired(TransferError):
     """The CDN refused a signed URL (403/404/410): the task JSON must be fetched again."""
+
+
+class AssetGone(UrlExpired):
+    """The CDN answered 404/410: expired, or gone for good if a fresh URL gets the same."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class VerifyError(TaskError):

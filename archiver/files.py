@@ -19,6 +19,7 @@ from .model import Task
 
 ALLOWED_EXTENSIONS = frozenset(
     {"mp4", "m4v", "mov", "webm", "mkv", "jpg", "jpeg", "png", "webp", "gif"}
+    | {"mp3", "m4a", "aac", "wav", "ogg", "flac"}  # audio inputs
 )
 CONTENT_TYPES = {
     "video/mp4": "mp4",
@@ -29,6 +30,13 @@ CONTENT_TYPES = {
     "image/png": "png",
     "image/webp": "webp",
     "image/gif": "gif",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
 }
 HASH_BLOCK = 1024 * 1024
 HEAD_BYTES = 256 * 1024  # enough for magic bytes and image headers

@@ -1,6 +1,7 @@
 """Typed records of the archiver: the task as the API describes it, and what a run made of it.
 
-`Task.from_json` is the only place that reads the API's JSON; every field is optional there.
+`Task.from_json` is the only place that reads the API's JSON; every field is optional there,
+and `Task.raw` keeps that JSON as served, for the sidecar.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 from .errors import InvalidTaskData
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 FAILED_STATUSES = frozenset({"FAILED", "CANCELLED"})
+# Real tasks nest a few levels; far deeper JSON could not be written as YAML (recursion).
+MAX_DEPTH = 100
 
 
 class State(enum.StrEnum):
@@ -30,6 +33,7 @@ class State(enum.StrEnum):
 class FileKind(enum.StrEnum):
     ARTIFACT = "artifact"
     PREVIEW = "preview"
+    INPUT = "input"  # an asset the generation was made from, found in the task's options
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Artifact:
     frame_rate: float | None
     preview_urls: tuple[str, ...]
     metadata: Mapping[str, Any] | None
+    has_audio: bool | None = None  # metadata.hasAudio (2025 shape): checked against the file
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,8 @@ class Task:
     artifacts: tuple[Artifact, ...]
     # estimatedTimeToStartSeconds: informative, so anything but a number >= 0 reads as unknown.
     estimated_start: float | None = None
+    # The JSON exactly as served; not part of equality, which is about the typed values.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_final(self) -> bool:
@@ -78,22 +85,34 @@ class Task:
 
     @property
     def error_message(self) -> str | None:
-        """A one-line reason from the API's error object, whatever shape it came in."""
+        """A one-line reason from the API's error, object or string: `REASON: message`."""
         err = self.error
         if err is None:
             return None
         if isinstance(err, Mapping):
-            for key in ("errorMessage", "message", "reason"):
-                if isinstance(err.get(key), str) and err[key]:
-                    return str(err[key])
-            return None
-        return str(err)
+            reason = _text(err.get("reason"))
+            message = _text(err.get("errorMessage")) or _text(err.get("message"))
+            if reason and message:
+                return f"{reason}: {message}"
+            return message or reason
+        return str(err) or None
 
     @classmethod
     def from_json(cls, data: Any, *, task_id: str) -> Task:
         """Parse one retrieved task; raise InvalidTaskData naming the first bad field."""
         if not isinstance(data, Mapping):
             raise InvalidTaskData(f"task JSON is {_kind(data)}, not an object")
+        status = data.get("status")
+        try:
+            return cls._parse(data, task_id)
+        except InvalidTaskData as exc:
+            if exc.task_status is None and isinstance(status, str):
+                exc.task_status = status  # the report still says what the API said
+            raise
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any], task_id: str) -> Task:
+        _check_depth(data)
         raw_artifacts = data.get("artifacts")
         if raw_artifacts is None:
             raw_artifacts = []
@@ -119,7 +138,25 @@ class Task:
             progress_text=_scalar_text(data.get("progressText")),
             artifacts=tuple(_artifact(i, a) for i, a in enumerate(raw_artifacts)),
             estimated_start=_seconds(data.get("estimatedTimeToStartSeconds")),
+            raw=data,
         )
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH, without recursion of our own."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidTaskData(f"task JSON nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, Mapping):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _artifact(index: int, data: Any) -> Artifact:
@@ -149,10 +186,12 @@ def _artifact(index: int, data: Any) -> Artifact:
         frame_rate=_positive(meta.get("frameRate"), f"{where}.metadata.frameRate"),
         preview_urls=tuple(previews),
         metadata=data.get("metadata") if isinstance(data.get("metadata"), Mapping) else None,
+        has_audio=_flag(meta.get("hasAudio"), f"{where}.metadata.hasAudio"),
     )
 
 
 def _dimensions(meta: Mapping[str, Any], where: str) -> tuple[int | None, int | None]:
+    """From `dimensions` (2024), else `size`, else top-level `width`/`height` (2025)."""
     dims = meta.get("dimensions")
     if dims is not None:
         if (
@@ -173,7 +212,20 @@ def _dimensions(meta: Mapping[str, Any], where: str) -> tuple[int | None, int | 
             and min(w, h) > 0
         ):
             return w, h
-    return None, None
+    width, height = meta.get("width"), meta.get("height")
+    if width is None and height is None:
+        return None, None
+    if _positive_int(width) and _positive_int(height):
+        return width, height
+    raise InvalidTaskData(
+        f"{where}.width/height: expected two positive integers, got {width!r}, {height!r}"
+    )
+
+
+def _flag(value: Any, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidTaskData(f"{where}: expected true or false, got {value!r}")
 
 
 def _str(data: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -228,6 +280,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _positive_int(value: Any) -> TypeGuard[int]:
+    return _is_int(value) and int(value) > 0
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -242,6 +298,7 @@ class ProbeResult:
     height: int | None
     duration: float | None
     frame_rate: float | None
+    audio_codec: str | None = None  # the first audio stream's codec; None: no audio stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +314,25 @@ class ArchivedFile:
     unchecked: tuple[str, ...]  # claims the API left out, so nothing was compared
     # What this run checked of it: ("size",) for a stat, or all of size, sha256 and media.
     verified: tuple[str, ...] = ()
+    # For an input: every option path whose URL it was downloaded from (not in the catalog).
+    options: tuple[str, ...] = ()
+
+
+class Missing(enum.StrEnum):
+    """Why an input named in the options is not in the archive."""
+
+    UNAVAILABLE = "unavailable"  # the CDN no longer has it: recorded, never fetched again
+    SKIPPED = "skipped"  # beyond max_inputs or max_input_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MissingInput:
+    """An input of the task that is not archived, and why."""
+
+    option: str  # its option path, e.g. options.referenceImages[1].url
+    url: str  # without its query string (the signature)
+    why: Missing
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,3 +350,4 @@ class TaskOutcome:
     # A lasting error (the same answer every run: 4xx, bytes that never match): back off.
     backoff: bool = False
     next_attempt: str | None = None  # for a task in error left alone this run: when, at the latest
+    missing: tuple[MissingInput, ...] = ()  # inputs not archived (unavailable or skipped)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import files, http, sidecar, verify
+from . import files, http, inputs, sidecar, verify
 from .api import ApiClient
 from .bounded import for_each
 from .catalog import Catalog, TaskRow
@@ -28,7 +28,8 @@ from .errors import (
     UrlExpired,
     VerifyError,
 )
-from .model import ArchivedFile, Artifact, FileKind, ProbeResult, State, Task, TaskOutcome
+from .jobs import FileJob, lost_input, plan, plan_files
+from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
 from .waiting import Waiter
@@ -43,39 +44,6 @@ FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by th
 MAX_BACKOFF_RUNS = 2**20
 # Chooses the run's task ids once the API is reachable (`run --all` pages the listing).
 Finder = Callable[[ApiClient], Awaitable[Sequence[str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class FileJob:
-    """One URL of a task and the name (without extension) it will have in the task's folder."""
-
-    kind: FileKind
-    artifact: Artifact
-    stem: str
-    url: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.stem}"
-
-
-def plan_files(task: Task) -> list[FileJob]:
-    """Every file of a task, named from the artifact and unique within the task."""
-    if not task.artifacts:
-        raise InvalidTaskData(f"artifacts: none in a {task.status} task")
-    used: set[str] = set()
-    jobs = []
-    for artifact in task.artifacts:
-        if not artifact.url:
-            raise InvalidTaskData(f"artifacts[{artifact.index}].url: missing")
-        stem = files.unique_stem(
-            files.slug(artifact.filename, fallback=f"artifact-{artifact.index + 1}"), used
-        )
-        jobs.append(FileJob(FileKind.ARTIFACT, artifact, stem, artifact.url))
-        for n, url in enumerate(artifact.preview_urls, 1):
-            preview = files.unique_stem(f"{stem}.preview-{n}", used)
-            jobs.append(FileJob(FileKind.PREVIEW, artifact, preview, url))
-    return jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +131,7 @@ class Archiver:
         self.tolerances = verify.Tolerances(
             duration=config.duration_tolerance, frame_rate=config.frame_rate_tolerance
         )
+        self.gone: dict[str, tuple[MissingInput, ...]] = {}
 
     async def run(
         self, task_ids: Sequence[str], into: MutableMapping[str, TaskOutcome], *, run_id: int
@@ -171,6 +140,7 @@ class Archiver:
         self.run_id = run_id
         known = self.catalog.states()
         holds = Holds.of(self.config, run_id, self.catalog, known)
+        self.gone = self.catalog.unavailable()
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
         for task_id in task_ids:
@@ -179,6 +149,8 @@ class Archiver:
             if held is None:
                 todo.append((task_id, row))
             else:
+                if task_id in self.gone and held.state is State.SKIPPED:
+                    held = dataclasses.replace(held, missing=self.gone[task_id])
                 into[task_id] = held
                 self.reporter.task_done(held)
 
@@ -198,6 +170,7 @@ class Archiver:
         """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
         folder = row.dir if row else None
         waited = False
+        task: Task | None = None
         try:
             task = await self.api.fetch_task(task_id)
             if not task.is_final:
@@ -208,8 +181,12 @@ class Archiver:
                 folder = folder or files.task_dir_name(task)
                 outcome = await self._archive_final(task, folder)
         except TaskError as exc:
+            # The API's status whenever its JSON arrived, even when that JSON is unusable.
+            status = task.status if task else None
+            if isinstance(exc, InvalidTaskData) and task is None:
+                status = exc.task_status
             outcome = TaskOutcome(
-                task_id, State.ERROR, dir=folder, error=str(exc), backoff=lasting(exc)
+                task_id, State.ERROR, status, dir=folder, error=str(exc), backoff=lasting(exc)
             )
         self.catalog.record(outcome, now=now(), run_id=self.run_id)
         if not waited:
@@ -217,19 +194,14 @@ class Archiver:
         return outcome
 
     async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
+        """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
             plan_files(task)  # refuse a malformed task before its folder is made
         path = files.ensure_dir(self.root, folder)
-        if task.has_failed:
-            written = await self._write_sidecar(task, path, [])
-            reason = task.error_message or f"status {task.status}"
-            return TaskOutcome(
-                task.task_id, State.FAILED, task.status, folder, _sidecar_path(folder),
-                error=reason, sidecar_bytes=written,
-            )  # fmt: skip
         done = self._reusable(task.task_id)
+        lost = {m.option: m for m in self.gone.get(task.task_id, ())}
         try:
-            archived = await self._fetch_all(task, folder, done)
+            archived, over = await self._fetch_all(task, folder, done, lost)
         except TaskError as exc:
             # What did verify stays recorded, so the next run fetches only the rest;
             # its renames are made durable before the catalog names them.
@@ -237,16 +209,26 @@ class Archiver:
             return TaskOutcome(
                 task.task_id, State.ERROR, task.status, folder,
                 files=tuple(done.values()), error=str(exc), backoff=lasting(exc),
+                missing=tuple(lost.values()),
             )  # fmt: skip
-        written = await self._write_sidecar(task, path, archived)
+        if over:
+            self.reporter.note(
+                f"warning: {task.task_id}: {len(over)} input(s) beyond max_inputs "
+                f"({self.config.max_inputs}) not fetched"
+            )
+        missing = (*lost.values(), *over)
+        written = await self._write_sidecar(task, path, archived, missing)
+        failed = task.has_failed
         return TaskOutcome(
             task.task_id,
-            State.ARCHIVED,
+            State.FAILED if failed else State.ARCHIVED,
             task.status,
             folder,
             _sidecar_path(folder),
             tuple(archived),
+            error=(task.error_message or f"status {task.status}") if failed else None,
             sidecar_bytes=written,
+            missing=missing,
         )
 
     def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
@@ -258,22 +240,32 @@ class Archiver:
         return kept
 
     async def _fetch_all(
-        self, task: Task, folder: str, done: dict[str, ArchivedFile]
-    ) -> list[ArchivedFile]:
-        """All files of the task; an expired signed URL makes us fetch the task again (bounded)."""
+        self, task: Task, folder: str, done: dict[str, ArchivedFile], lost: dict[str, MissingInput]
+    ) -> tuple[list[ArchivedFile], list[MissingInput]]:
+        """All files of the task; an expired signed URL makes us fetch the task again (bounded).
+
+        An input refused with 404/410 after a fresh fetch, or too large, goes into `lost`.
+        """
         for refresh in range(self.config.url_refreshes + 1):
-            jobs = plan_files(task)
+            jobs, over = plan(task, self.config, lost=lost)
             pending = [j for j in jobs if f"{folder}/{j.stem}" not in done]
+            if any(j.kind is FileKind.INPUT for j in pending):
+                files.ensure_dir(self.root / folder, inputs.FOLDER)
             results = await asyncio.gather(
                 *(self._file(task.task_id, job, folder) for job in pending),
                 return_exceptions=True,
             )
+            failures: list[BaseException] = []
             for job, result in zip(pending, results, strict=True):
                 if isinstance(result, ArchivedFile):
                     done[f"{folder}/{job.stem}"] = result
-            failures = [r for r in results if isinstance(r, BaseException)]
+                elif missing := lost_input(job, result, refreshed=refresh > 0, config=self.config):
+                    self._lose(task, job, missing, lost)
+                else:
+                    failures.append(result)
             if not failures:
-                return [done[f"{folder}/{j.stem}"] for j in jobs]
+                kept = [j for j in jobs if f"{folder}/{j.stem}" in done]
+                return [_for_job(done[f"{folder}/{j.stem}"], j) for j in kept], over
             fatal = [e for e in failures if not isinstance(e, UrlExpired)]
             if fatal or refresh == self.config.url_refreshes:
                 raise (fatal or failures)[0]
@@ -283,12 +275,27 @@ class Archiver:
             task = await self.api.fetch_task(task.task_id)
         raise AssertionError("unreachable")
 
+    def _lose(
+        self, task: Task, job: FileJob, missing: list[MissingInput], lost: dict[str, MissingInput]
+    ) -> None:
+        lost.update((m.option, m) for m in missing)
+        first = missing[0]
+        # The URL goes last: scrubbing cuts a query (here "?…") up to the next blank.
+        self.reporter.note(
+            f"warning: {task.task_id}: {job.label} {first.why} ({first.reason}),"
+            f" archived without it: {first.url}"
+        )
+
     async def _file(self, task_id: str, job: FileJob, folder: str) -> ArchivedFile:
         """Download, verify, give the final name; a file failing twice is kept as .rejected."""
         part = self.root / folder / f"{job.stem}{files.PART_SUFFIX}"
-        expected = job.artifact.file_size if job.kind is FileKind.ARTIFACT else None
+        artifact = job.artifact if job.kind is FileKind.ARTIFACT else None
+        expected = artifact.file_size if artifact else None
+        cap = self.config.max_input_bytes if job.kind is FileKind.INPUT else None
         for attempt in (1, 2):
-            fetched = await self.downloader.fetch(job.url, part, expected_size=expected)
+            fetched = await self.downloader.fetch(
+                job.url, part, expected_size=expected, max_bytes=cap
+            )
             ext = files.choose_extension(
                 verify.sniff(fetched.head), _url_path(job.url), fetched.content_type
             )
@@ -311,13 +318,14 @@ class Archiver:
                 raise
             archived = ArchivedFile(
                 job.kind,
-                job.artifact.index,
-                f"{folder}/{final.name}",
+                job.index,
+                f"{folder}/{final.relative_to(self.root / folder).as_posix()}",
                 fetched.size,
                 fetched.sha256,
                 probe,
                 unchecked,
                 FULLY_CHECKED,
+                job.options,
             )
             self.reporter.file_done(task_id, archived)
             return archived
@@ -326,24 +334,34 @@ class Archiver:
     async def _check(
         self, job: FileJob, ext: str, fetched: Fetched
     ) -> tuple[ProbeResult, tuple[str, ...]]:
+        """Verification by kind: image headers in-process; one ffprobe for video and audio."""
         if ext in verify.IMAGE_TYPES:
             probe = verify.probe_image(ext, fetched.head, fetched.tail, fetched.size)
         elif job.kind is FileKind.PREVIEW:
             raise VerifyError("preview is not an image")
         else:
             async with self.probes:
-                probe = await verify.probe_video(
+                probe = await verify.probe_media(
                     fetched.part, timeout=self.config.probe_timeout, ffprobe=self.config.ffprobe
                 )
-        if job.kind is FileKind.PREVIEW:
+            if job.kind is FileKind.INPUT:
+                verify.check_input(ext, probe)
+            elif probe.codec is None:
+                raise VerifyError("ffprobe found no video stream")
+        if job.artifact is None or job.kind is not FileKind.ARTIFACT:
             return probe, ()
         return probe, verify.compare(job.artifact, fetched.size, probe, self.tolerances)
 
     async def _write_sidecar(
-        self, task: Task, folder: Path, archived: Sequence[ArchivedFile]
+        self,
+        task: Task,
+        folder: Path,
+        archived: Sequence[ArchivedFile],
+        missing: Sequence[MissingInput],
     ) -> int:
         """Write task.yaml; its size in bytes, for the next run's check of the disk."""
-        data = sidecar.render(task, archived, archived_at=now()).encode("utf-8")
+        text = sidecar.render(task, archived, archived_at=now(), missing=missing)
+        data = text.encode("utf-8")
         await asyncio.to_thread(files.atomic_write, folder / sidecar.NAME, data)
         return len(data)
 
@@ -360,6 +378,13 @@ def _pending(task: Task) -> TaskOutcome:
     if task.progress_text:
         reason += f": {task.progress_text}"
     return TaskOutcome(task.task_id, State.PENDING, task.status, error=reason)
+
+
+def _for_job(archived: ArchivedFile, job: FileJob) -> ArchivedFile:
+    """A reused input's record from the catalog, with the option paths of this task's JSON."""
+    if job.kind is FileKind.INPUT and archived.options != job.options:
+        return dataclasses.replace(archived, options=job.options)
+    return archived
 
 
 def _sidecar_path(folder: str | None) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import scrub
 from .files import atomic_write
-from .model import ArchivedFile, State, TaskOutcome
+from .model import ArchivedFile, Missing, State, TaskOutcome
 
 STDOUT = Path("-")
 
@@ -92,4 +92,12 @@ def _task(outcome: TaskOutcome, files: Sequence[ArchivedFile]) -> dict[str, Any]
         ],
         "error": scrub.text(outcome.error) if outcome.error is not None else None,
         "next_attempt": outcome.next_attempt,
+        **{
+            f"{why}_inputs": [
+                {"option": scrub.text(m.option), "url": scrub.text(m.url), "reason": m.reason}
+                for m in outcome.missing
+                if m.why is why
+            ]
+            for why in Missing
+        },
     }

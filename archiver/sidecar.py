@@ -1,80 +1,76 @@
-"""task.yaml beside the media: the task's options as given, and what was archived and checked.
+"""task.yaml beside the media: `task:` the JSON exactly as served, `archiver:` what we added.
 
-Signed URLs in the options are credentials: their query strings are left out, and listed.
-
-`render` is pure (the pipeline writes it atomically); `listed_paths` reads one back for verify.
+Signed URLs stay in `task:` with their query strings: the sidecar is the record, inside the
+archive, beside the media they point at. `render` is pure (the pipeline writes it atomically);
+`listed_paths` reads back which files a sidecar names, for verify.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
 from . import __version__
-from .http import redact
-from .model import ArchivedFile, FileKind, Task
+from .errors import InvalidSidecar
+from .model import ArchivedFile, FileKind, Missing, MissingInput, Task
 
 NAME = "task.yaml"
-# libyaml's safe dumper when PyYAML was built with it (as its wheels are): ~10x the pure one.
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# libyaml when PyYAML was built with it (as its wheels are): ~10x the pure Python code.
+_FastDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STYLE: dict[str, Any] = {"sort_keys": False, "allow_unicode": True, "width": 100}
 
 
-def render(task: Task, files: Sequence[ArchivedFile], *, archived_at: str) -> str:
-    redacted: list[str] = []
-    options = _without_signatures(task.options, "options", redacted)
-    doc: dict[str, Any] = {
-        "taskId": task.task_id,
-        "id": task.id,
-        "name": task.name,
-        "taskType": task.task_type,
-        "status": task.status,
-        "createdAt": task.created_at,
-        "updatedAt": task.updated_at,
-        "options": options,
-        "error": task.error,
-        "artifacts": [_artifact(task, i, files) for i in range(len(task.artifacts))],
-        "archiver": {"version": __version__, "archivedAt": archived_at},
+def render(
+    task: Task,
+    files: Sequence[ArchivedFile],
+    *,
+    archived_at: str,
+    missing: Sequence[MissingInput] = (),
+) -> str:
+    """The sidecar text; paths in it are relative to the task's folder."""
+    ours: dict[str, Any] = {
+        "version": __version__,
+        "archivedAt": archived_at,
+        "artifacts": [_artifact(i, files) for i in range(len(task.artifacts))],
+        "inputs": [
+            {"option": option, **_file(f)}
+            for f in files
+            if f.kind is FileKind.INPUT
+            for option in f.options
+        ],
     }
-    if redacted:
-        doc["archiver"]["redactedQueryStrings"] = redacted
-    return dump(doc)
+    for why, key in (
+        (Missing.UNAVAILABLE, "unavailableInputs"),
+        (Missing.SKIPPED, "skippedInputs"),
+    ):
+        listed = [
+            {"option": m.option, "url": m.url, "reason": m.reason} for m in missing if m.why is why
+        ]
+        if listed:
+            ours[key] = listed
+    return _dump({"task": dict(task.raw), "archiver": ours})
 
 
-def dump(doc: Any) -> str:
-    """YAML text; a string UTF-8 cannot carry (a lone surrogate) is written as an escape."""
-    options: dict[str, Any] = {"sort_keys": False, "allow_unicode": True, "width": 100}
+def _dump(doc: dict[str, Any]) -> str:
     try:
-        return str(yaml.dump(doc, Dumper=_Dumper, **options))
+        text: str = yaml.dump(doc, Dumper=_FastDumper, **_STYLE)
     except UnicodeEncodeError:
-        # libyaml takes UTF-8 only; the pure dumper escapes what UTF-8 cannot hold ("\uD800").
-        return str(yaml.dump(doc, Dumper=yaml.SafeDumper, **options))
+        # libyaml takes UTF-8 only, and JSON can carry lone surrogates ("\ud800"): the pure
+        # Python dumper writes them as "\uD800" escapes, which yaml.safe_load reads back.
+        text = yaml.dump(doc, Dumper=yaml.SafeDumper, **_STYLE)
+    return text
 
 
-def _without_signatures(value: Any, where: str, redacted: list[str]) -> Any:
-    """The options with every http(s) URL's query string (its signature) cut off."""
-    if isinstance(value, Mapping):
-        return {k: _without_signatures(v, f"{where}.{k}", redacted) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_signatures(v, f"{where}[{i}]", redacted) for i, v in enumerate(value)]
-    if isinstance(value, str) and value.startswith(("http://", "https://")) and "?" in value:
-        redacted.append(where)
-        return redact(value)
-    return value
-
-
-def _artifact(task: Task, index: int, files: Sequence[ArchivedFile]) -> dict[str, Any]:
-    artifact = task.artifacts[index]
-    mine = [f for f in files if f.artifact_index == index]
+def _artifact(index: int, files: Sequence[ArchivedFile]) -> dict[str, Any]:
+    mine = [f for f in files if f.artifact_index == index and f.kind is not FileKind.INPUT]
     main = next((f for f in mine if f.kind is FileKind.ARTIFACT), None)
     return {
-        "id": artifact.id,
-        "filename": artifact.filename,
         "file": _file(main) if main else None,
-        "metadata": artifact.metadata,
         "unchecked": list(main.unchecked) if main else None,
         "previews": [_file(f) for f in mine if f.kind is FileKind.PREVIEW],
     }
@@ -82,24 +78,73 @@ def _artifact(task: Task, index: int, files: Sequence[ArchivedFile]) -> dict[str
 
 def _file(f: ArchivedFile) -> dict[str, Any]:
     probe = {k: v for k, v in dataclasses.asdict(f.probe).items() if v is not None}
-    return {"path": Path(f.path).name, "bytes": f.size, "sha256": f.sha256, "probe": probe}
+    inside = f.path.partition("/")[2]  # catalog paths start with the task's folder
+    return {"path": inside, "bytes": f.size, "sha256": f.sha256, "probe": probe}
 
 
 def listed_paths(text: str) -> set[str]:
-    """The paths (relative to the task folder) of every file a sidecar names.
+    """Every file the sidecar names (outputs, previews, inputs), relative to the task's folder.
 
-    Raises ValueError when `text` is not a sidecar this version writes.
+    Raises InvalidSidecar (a ValueError) naming what is wrong when `text` is not a sidecar.
+    Sidecars of the layout before `task:`/`archiver:` (one level, `artifacts[].file`) are read too.
     """
+    doc = _load(text)
+    if not isinstance(doc, dict):
+        raise InvalidSidecar(f"{NAME}: expected a mapping, got {type(doc).__name__}")
+    ours = doc.get("archiver")
+    if "task" in doc and isinstance(ours, dict):
+        where, artifacts, inputs = "archiver.", ours.get("artifacts"), ours.get("inputs", [])
+    elif "taskId" in doc and "artifacts" in doc:
+        where, artifacts, inputs = "", doc["artifacts"], []
+    else:
+        raise InvalidSidecar(f"{NAME}: no archiver section")
+    found: set[str] = set()
+    for i, art in enumerate(_list(artifacts, f"{where}artifacts")):
+        at = f"{where}artifacts[{i}]"
+        art = _mapping(art, at)
+        if art.get("file") is not None:
+            found.add(_path(art["file"], f"{at}.file"))
+        for j, preview in enumerate(_list(art.get("previews", []), f"{at}.previews")):
+            found.add(_path(preview, f"{at}.previews[{j}]"))
+    for k, entry in enumerate(_list(inputs, f"{where}inputs")):
+        found.add(_path(entry, f"{where}inputs[{k}]"))
+    return found
+
+
+def _load(text: str) -> Any:
     try:
-        doc = yaml.safe_load(text)
+        loader = _FastLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError:
+        pass  # libyaml refuses "\uD800" escapes that render() may write: try the pure parser
+    try:
+        return yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:
-        raise ValueError("not valid YAML") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("artifacts"), list):
-        raise ValueError("not a task sidecar (no artifacts list)")
-    paths: set[str] = set()
-    for artifact in doc["artifacts"]:
-        if not isinstance(artifact, dict):
-            raise ValueError("an artifact entry is not a mapping")
-        entries = [artifact.get("file"), *(artifact.get("previews") or [])]
-        paths.update(e["path"] for e in entries if isinstance(e, dict) and "path" in e)
-    return paths
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise InvalidSidecar(f"{NAME}: not valid YAML{line}") from exc
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidSidecar(f"{NAME}: {where}: expected a list")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidSidecar(f"{NAME}: {where}: expected a mapping")
+    return value
+
+
+def _path(entry: Any, where: str) -> str:
+    """A path inside the task's folder: relative, no `..`, no empty parts."""
+    value = _mapping(entry, where).get("path")
+    text = value if isinstance(value, str) else ""
+    parts = PurePosixPath(text).parts if text else ()
+    if not parts or parts[0] == "/" or ".." in parts or "\0" in text:
+        raise InvalidSidecar(f"{NAME}: {where}.path: expected a relative path, got {value!r}")
+    return str(PurePosixPath(*parts))

@@ -1,4 +1,4 @@
-"""Is a downloaded file what the API claimed? ffprobe for video, a header check for images.
+"""Is a downloaded file what the API claimed? ffprobe for video and audio, headers for images.
 
 ffprobe runs as an asyncio subprocess, not through ffmpeg-python's blocking probe(), which holds
 a thread and leaves ffprobe running on timeout; here a timed-out ffprobe is killed.
@@ -18,6 +18,7 @@ from .errors import ProbeTimeout, VerifyError
 from .model import Artifact, ProbeResult
 
 IMAGE_TYPES = frozenset({"jpg", "png", "webp", "gif"})
+AUDIO_TYPES = frozenset({"mp3", "m4a", "aac", "wav", "ogg", "flac"})
 FFPROBE_ARGS = (
     "-v",
     "error",
@@ -47,12 +48,35 @@ def sniff(head: bytes) -> str | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "webm" if b"webm" in head[:64] else "mkv"
     if head[4:8] == b"ftyp":
-        return "mov" if head[8:12] == b"qt  " else "mp4"
+        return {b"qt  ": "mov", b"M4A ": "m4a"}.get(head[8:12], "mp4")
+    return _sniff_audio(head)
+
+
+def _sniff_audio(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "mp3"
+    if head[:2] in (b"\xff\xf1", b"\xff\xf9"):
+        return "aac"  # ADTS
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"fLaC"):
+        return "flac"
     return None
 
 
 async def probe_video(path: Path, *, timeout: float, ffprobe: str = "ffprobe") -> ProbeResult:
-    """One ffprobe call; a file it cannot read is a VerifyError, one it cannot read in time too."""
+    """One ffprobe call; a file it cannot read, or without a video stream, is a VerifyError."""
+    probe = await probe_media(path, timeout=timeout, ffprobe=ffprobe)
+    if probe.codec is None:
+        raise VerifyError("ffprobe found no video stream")
+    return probe
+
+
+async def probe_media(path: Path, *, timeout: float, ffprobe: str = "ffprobe") -> ProbeResult:
+    """One ffprobe call, for video and audio streams alike; unreadable media is a VerifyError,
+    and so is one ffprobe cannot read in time."""
     try:
         proc = await asyncio.create_subprocess_exec(
             ffprobe,
@@ -90,19 +114,32 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
 
 
 def parse_ffprobe(data: dict[str, Any]) -> ProbeResult:
+    """The first video and the first audio stream; a file with neither is not media."""
     fmt = data.get("format") or {}
-    video = next((s for s in data.get("streams") or [] if s.get("codec_type") == "video"), None)
-    if video is None:
-        raise VerifyError("ffprobe found no video stream")
-    duration = _number(fmt.get("duration")) or _number(video.get("duration"))
+    streams = data.get("streams") or []
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None and audio is None:
+        raise VerifyError("ffprobe found no video or audio stream")
+    main = video or audio or {}
+    duration = _number(fmt.get("duration")) or _number(main.get("duration"))
     return ProbeResult(
         format_name=fmt.get("format_name"),
-        codec=video.get("codec_name"),
-        width=video.get("width"),
-        height=video.get("height"),
+        codec=video.get("codec_name") if video else None,
+        width=video.get("width") if video else None,
+        height=video.get("height") if video else None,
         duration=duration,
-        frame_rate=_rate(video.get("avg_frame_rate")),
+        frame_rate=_rate(video.get("avg_frame_rate")) if video else None,
+        audio_codec=(audio.get("codec_name") or "unknown") if audio else None,
     )
+
+
+def check_input(ext: str, probe: ProbeResult) -> None:
+    """An input named as audio must hold audio, one named as video must hold video."""
+    if ext in AUDIO_TYPES and probe.audio_codec is None:
+        raise VerifyError(f"{ext} without an audio stream")
+    if ext not in AUDIO_TYPES and ext != "bin" and probe.codec is None:
+        raise VerifyError(f"{ext} without a video stream")
 
 
 def probe_image(kind: str, head: bytes, tail: bytes, size: int) -> ProbeResult:
@@ -122,8 +159,15 @@ def probe_image(kind: str, head: bytes, tail: bytes, size: int) -> ProbeResult:
 
 
 def compare(artifact: Artifact, size: int, probe: ProbeResult, tol: Tolerances) -> tuple[str, ...]:
-    """Raise VerifyError on the first disagreement; return the claims the API left out."""
+    """Raise VerifyError on the first disagreement; return the claims the API left out.
+
+    `hasAudio` is only in the 2025 shape: when absent it is not listed as unchecked.
+    """
     unchecked: list[str] = []
+    if artifact.has_audio is True and probe.audio_codec is None:
+        raise VerifyError("no audio stream, API says hasAudio: true")
+    if artifact.has_audio is False and probe.audio_codec is not None:
+        raise VerifyError(f"an audio stream ({probe.audio_codec}), API says hasAudio: false")
     if artifact.file_size is None:
         unchecked.append("fileSize")
     elif size != artifact.file_size:

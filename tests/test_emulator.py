@@ -123,7 +123,7 @@ async def test_task_json_matches_page_and_served_media(
     assert meta["frameRate"] == 24 and stream["avg_frame_rate"] == "24/1"
     files = emu.media_of(task_id)
     assert body == files[0].read_bytes() and len(art["previewUrls"]) == 3
-    for url, path in zip(art["previewUrls"], files[1:], strict=True):
+    for url, path in zip(art["previewUrls"], files[1:4], strict=True):
         status, preview, headers = await fetch(http, url)
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
         assert preview == path.read_bytes() and preview[:2] == b"\xff\xd8"
@@ -246,7 +246,8 @@ async def test_task_states_and_mismatch(emu: Emulator, http: aiohttp.ClientSessi
     task_id = emu.add_task(artifacts=[ArtifactSpec(serve=short, previews=0)], quirks=True)
     data = await get_task(http, emu, task_id)
     assert data["artifacts"][0]["metadata"]["duration"] == 2.0 and data["progressRatio"] is None
-    assert emu.media_of(task_id) == [emu.media.video(short).path]
+    assert emu.media_of(task_id)[:1] == [emu.media.video(short).path]
+    assert emu.media_of(task_id)[1:] == list(emu.inputs_of(task_id).values())  # init_image
     emu.task_json(task_id)["artifacts"][0]["fileSize"] = "123"
     assert (await get_task(http, emu, task_id))["artifacts"][0]["fileSize"] == "123"
 

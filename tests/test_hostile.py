@@ -175,7 +175,7 @@ def test_left_out_claim_is_archived_and_listed_unchecked(runner: Runner, case: s
     assert result.states() == {task: "archived"}
     sidecar = runner.root / result.task(task)["sidecar"]
     doc = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
-    assert doc["artifacts"][0]["unchecked"] == unchecked
+    assert doc["archiver"]["artifacts"][0]["unchecked"] == unchecked
     rows = runner.catalog_rows("SELECT unchecked FROM files WHERE kind = 'artifact'")
     assert [json.loads(r[0]) for r in rows] == [unchecked]
 
@@ -207,7 +207,7 @@ def test_hostile_names_stay_inside_the_archive(runner: Runner) -> None:
     folders = [p for p in runner.root.iterdir() if p.is_dir()]
     assert len(folders) == 1 and folders[0].name.endswith(task.rpartition(":")[2])
     paths = [f["path"] for f in result.task(task)["files"]]
-    assert len(paths) == len(set(paths)) == 12
+    assert len(paths) == len(set(paths)) == 13  # 6 videos, 6 previews, the init_image
     stems = [Path(p).name for p in paths if p.endswith(".mp4")]
     assert stems[:2] == ["a-b.mp4", "a-b-2.mp4"]
     assert stems[2] == "artifact-3.mp4"
@@ -216,8 +216,8 @@ def test_hostile_names_stay_inside_the_archive(runner: Runner) -> None:
         assert (runner.root / entry["path"]).read_bytes() == source.read_bytes()
     sidecar = runner.root / result.task(task)["sidecar"]
     doc = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
-    assert doc["name"] == HOSTILE_NAME
-    assert [a["filename"] for a in doc["artifacts"]] == filenames
+    assert doc["task"]["name"] == HOSTILE_NAME
+    assert [a["filename"] for a in doc["task"]["artifacts"]] == filenames
     check()
 
 
@@ -254,7 +254,7 @@ def test_body_far_larger_than_file_size_is_cut_off(runner: Runner) -> None:
     assert_only_bad_failed(result, bad, good, "more than allowed")
     folder = runner.root / folder_of(runner.emu, bad)
     stem = files.slug(runner.emu.task_json(bad)["artifacts"][0]["filename"])
-    assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.preview-1.jpg"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{stem}.preview-1.jpg", "inputs"])
     check()
 
 
@@ -270,8 +270,14 @@ def test_file_above_max_file_bytes_is_refused(runner: Runner) -> None:
     check = sandbox(runner)
     result = runner.run("--no-progress", bad, good)
     assert_only_bad_failed(result, bad, good, "more than allowed")
-    assert list((runner.root / folder_of(emu, bad)).iterdir()) == []
-    assert runner.catalog_rows("SELECT COUNT(*) FROM files WHERE task_id = ?", bad) == [(0,)]
+    # only the small init_image input is there: the video was refused
+    folder = runner.root / folder_of(emu, bad)
+    assert [p.relative_to(folder).as_posix() for p in folder.rglob("*")] == [
+        "inputs",
+        "inputs/init_image.jpg",
+    ]
+    kinds = runner.catalog_rows("SELECT kind FROM files WHERE task_id = ?", bad)
+    assert kinds == [("input",)]  # what verified stays recorded; the video does not
     check()
 
 
@@ -413,14 +419,22 @@ def test_token_and_signed_queries_never_leak_into_output_report_or_catalog(
         assert "X-Amz-Credential" not in text, name
 
 
-def test_signed_queries_never_leak_into_sidecars(runner: Runner) -> None:
-    """No task.yaml holds the token or a signed query string (options.init_image included)."""
-    _, texts = _leaky_run(runner)
+def test_sidecars_keep_signed_urls_but_never_the_token(runner: Runner) -> None:
+    """task.yaml, the record inside the archive, keeps the signed URLs as served; no token."""
+    result, texts = _leaky_run(runner)
     sidecars = {k: v for k, v in texts.items() if k.endswith("task.yaml")}
     assert len(sidecars) == 1
+    good = next(t for t, s in result.states().items() if s == "archived")
+    served = runner.emu.task_json(good)
     for name, text in sidecars.items():
         assert TOKEN not in text, name
-        assert "_jwt=" not in text, name
+        task = yaml.safe_load(text)["task"]
+        assert "_jwt=" in task["options"]["init_image"], name
+        assert task["options"]["init_image"].startswith(runner.emu.uploads_url + "/datasets/")
+        assert (
+            task["artifacts"][0]["url"].split("?")[0] == served["artifacts"][0]["url"].split("?")[0]
+        )
+        assert "X-Amz-Credential" in task["artifacts"][0]["url"], name
 
 
 # -- planted symlinks ----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def tree(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def archive_two(runner: Runner) -> tuple[list[str], Result]:
-    """A clean archive of two tasks, each one video and three previews."""
+    """A clean archive of two tasks, each one video, three previews and its init_image input."""
     tasks = [runner.emu.add_task(previews=3), runner.emu.add_task(previews=3)]
     result = runner.run("--no-progress", *tasks)
     assert result.code == 0, result.err
@@ -72,7 +72,7 @@ def damage(runner: Runner, tasks: list[str], result: Result) -> dict[str, str]:
 
 
 def test_verify_clean_archive_exits_0_without_a_request(runner: Runner) -> None:
-    """A clean archive of 2 tasks verifies as 8 ok files, exit 0, and the emulator sees nothing."""
+    """A clean archive of 2 tasks verifies as 10 ok files, exit 0, and the emulator sees nothing."""
     archive_two(runner)
     before = snapshot(runner)
     result = verify(runner)
@@ -140,7 +140,7 @@ def test_verify_repair_fetches_only_what_is_damaged(runner: Runner) -> None:
         for f, src in zip(archived.task(t)["files"], served[t], strict=True)
     }
     cdn_path_of = {
-        f["path"]: u.split("?")[0].removeprefix(emu.cdn_url)
+        f["path"]: u.split("?")[0].removeprefix(emu.cdn_url).removeprefix(emu.uploads_url)
         for t in tasks
         for f, u in zip(archived.task(t)["files"], _urls(runner, t), strict=True)
     }
@@ -163,8 +163,10 @@ def test_verify_repair_fetches_only_what_is_damaged(runner: Runner) -> None:
 
 
 def _urls(runner: Runner, task_id: str) -> list[str]:
-    artifact = runner.emu.task_json(task_id)["artifacts"][0]
-    return [artifact["url"], *artifact["previewUrls"]]
+    """The task's URLs in the order of its files: video, previews, init_image."""
+    data = runner.emu.task_json(task_id)
+    artifact = data["artifacts"][0]
+    return [artifact["url"], *artifact["previewUrls"], data["options"]["init_image"]]
 
 
 def test_verify_without_a_catalog_exits_2_naming_the_folder(runner: Runner) -> None:
@@ -198,10 +200,11 @@ def test_status_summarises_the_archive_without_a_request(runner: Runner) -> None
     assert emu.requests == []
     assert tree(runner.root) == before
     lines = result.out.splitlines()
-    total = sum(p.stat().st_size for p in emu.media_of(done))
+    total = sum(p.stat().st_size for t in (done, failed) for p in emu.media_of(t))
     assert lines[0] == f"archive: {runner.root}"
     assert lines[1] == "tasks: 1 archived, 1 pending, 1 failed, 1 error"
-    assert lines[2] == f"files: 3 verified, {total / 1024:.1f} KiB"
+    # video, 2 previews, its input; and the FAILED task's input
+    assert lines[2] == f"files: 5 verified, {total / 1024:.1f} KiB"
     assert lines[3].startswith("last run: ")
     assert lines[3].endswith(", exit 1 (1 archived, 1 pending, 1 failed, 1 error)")
     per_task = {line.split()[1]: line for line in lines[4:]}

@@ -339,18 +339,24 @@ def test_huge_integer_claim_is_invalid_task_data(key: str) -> None:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        ({"errorMessage": "Prompt flagged", "message": "m", "reason": "r"}, "Prompt flagged"),
-        ({"message": "Out of credits", "reason": "r"}, "Out of credits"),
+        ({"errorMessage": "Prompt flagged", "message": "m", "reason": "r"}, "r: Prompt flagged"),
+        ({"message": "Out of credits", "reason": "r"}, "r: Out of credits"),
+        ({"errorMessage": "Blocked", "message": "m"}, "Blocked"),
+        (
+            {"errorMessage": "Your request was blocked.", "reason": "SAFETY.OUTPUT.THIRD_PARTY"},
+            "SAFETY.OUTPUT.THIRD_PARTY: Your request was blocked.",
+        ),
         ({"reason": "SAFETY.INPUT.TEXT"}, "SAFETY.INPUT.TEXT"),
         ({"errorMessage": "", "message": None, "reason": "fallback"}, "fallback"),
         ({"moderation_category": "violence", "tally_asimov": True}, None),
         ({}, None),
         ("Generation failed", "Generation failed"),
+        ("", None),
         (None, None),
     ],
 )
 def test_error_message_for_each_error_shape(error: Any, message: str | None) -> None:
-    """error_message takes errorMessage, then message, then reason; a string is used as is."""
+    """error_message is `REASON: message` (errorMessage, else message); a string is kept as is."""
     data = example()
     data["status"] = "FAILED"
     data["error"] = error

@@ -66,13 +66,14 @@ def test_bytes_on_disk_equal_the_served_media(runner: Runner) -> None:
     assert result.code == 0
     served = runner.emu.media_of(task)
     files = result.task(task)["files"]
-    assert [f["kind"] for f in files] == ["artifact", "preview", "preview", "preview"]
+    assert [f["kind"] for f in files] == ["artifact", "preview", "preview", "preview", "input"]
     for entry, source in zip(files, served, strict=True):
         path = runner.root / entry["path"]
         assert path.read_bytes() == source.read_bytes()
         assert entry["sha256"] == sha(source)
         assert entry["bytes"] == source.stat().st_size
-    assert [p.suffix for p in runner.final_files()] == [".mp4", ".jpg", ".jpg", ".jpg", ".yaml"]
+    assert [p.suffix for p in runner.final_files()] == [".mp4", *[".jpg"] * 4, ".yaml"]
+    assert files[-1]["path"].endswith("/inputs/init_image.jpg")
 
 
 def test_sidecar_round_trips_with_options_verbatim(runner: Runner) -> None:
@@ -91,15 +92,16 @@ def test_sidecar_round_trips_with_options_verbatim(runner: Runner) -> None:
     assert result.code == 0, result.err
     sidecar = runner.root / result.task(task)["sidecar"]
     doc = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
-    assert doc["options"] == runner.emu.task_json(task)["options"]
-    assert doc["options"]["gen2Options"]["motion_vector"] == {"x": 0.5, "y": -1, "z": 0}
-    assert doc["taskId"] == task
-    art = doc["artifacts"][0]
-    assert art["file"]["sha256"] == result.task(task)["files"][0]["sha256"]
+    assert doc["task"]["options"] == runner.emu.task_json(task)["options"]
+    assert doc["task"]["options"]["gen2Options"]["motion_vector"] == {"x": 0.5, "y": -1, "z": 0}
+    assert doc["task"]["taskId"] == task
     assert (
-        art["file"]["probe"]["width"]
-        == runner.emu.task_json(task)["artifacts"][0]["metadata"]["dimensions"][0]
+        doc["task"]["artifacts"][0]["metadata"]
+        == runner.emu.task_json(task)["artifacts"][0]["metadata"]
     )
+    art = doc["archiver"]["artifacts"][0]
+    assert art["file"]["sha256"] == result.task(task)["files"][0]["sha256"]
+    assert art["file"]["probe"]["width"] == doc["task"]["artifacts"][0]["metadata"]["dimensions"][0]
     assert art["unchecked"] == []
     assert len(art["previews"]) == 3
 
@@ -116,7 +118,7 @@ def test_rerun_skips_archived_and_makes_no_request(runner: Runner) -> None:
     assert set(again.states().values()) == {"skipped"}
     assert emu.requests == []
     assert {p: p.stat().st_mtime_ns for p in runner.final_files()} == before
-    assert len(again.task(tasks[0])["files"]) == 4  # the report still lists what is archived
+    assert len(again.task(tasks[0])["files"]) == 5  # the report still lists what is archived
 
 
 def test_pending_is_fetched_again_and_failed_only_with_refresh(runner: Runner) -> None:
@@ -209,7 +211,13 @@ def test_image_artifacts_and_shared_filenames(runner: Runner) -> None:
     result = runner.run(task)
     assert result.code == 0, result.err
     names = sorted(Path(f["path"]).name for f in result.task(task)["files"])
-    assert names == ["same-2.mp4", "same-2.preview-1.jpg", "same.png", "same.preview-1.jpg"]
+    assert names == [
+        "init_image.jpg",
+        "same-2.mp4",
+        "same-2.preview-1.jpg",
+        "same.png",
+        "same.preview-1.jpg",
+    ]
 
 
 def test_locked_archive_exits_75(runner: Runner) -> None:

@@ -6,16 +6,21 @@ Start it with `Emulator(MediaLibrary(cache_dir))`, or run `python -m archiver.te
 from archiver.testing.faults import Seen
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import Media, MediaLibrary, VideoSpec
+from archiver.testing.scenarios import SCENARIOS, Scenario
 from archiver.testing.server import LISTING, Emulator
-from archiver.testing.tasks import ArtifactSpec
+from archiver.testing.tasks import ArtifactSpec, Hook, Upload
 
 __all__ = [
     "LISTING",
+    "SCENARIOS",
     "ArtifactSpec",
     "Emulator",
+    "Hook",
     "Lifecycle",
     "Media",
     "MediaLibrary",
+    "Scenario",
     "Seen",
+    "Upload",
     "VideoSpec",
 ]

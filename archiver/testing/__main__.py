@@ -18,7 +18,9 @@ from pathlib import Path
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.listing import ORDERS
 from archiver.testing.media import MediaLibrary, VideoSpec
+from archiver.testing.scenarios import SCENARIOS
 from archiver.testing.server import Emulator
+from archiver.testing.tasks import default_options
 
 _VIDEO = re.compile(r"^(\d+)x(\d+)@(\d+):([\d.]+)$")
 _MIX = ("PENDING", "RUNNING", "THROTTLED", "FAILED", "CANCELLED")
@@ -42,6 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also seed N tasks that are PENDING 5 s, RUNNING 10 s, then SUCCEEDED",
     )
     p.add_argument("--listing-order", choices=ORDERS, default="newest", help="listing order")
+    p.add_argument(
+        "--scenarios",
+        default="",
+        metavar="NAMES",
+        help=f"also seed these scenarios, comma-separated, or 'all': {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--no-inputs",
+        action="store_true",
+        help="seeded tasks name no input asset (init_image null), as for benchmarks",
+    )
     p.add_argument("--video", default="320x192@24:2", help="WxH@FPS:SECONDS (default 320x192@24:2)")
     p.add_argument("--bitrate", default=None, help="constant bitrate such as 16M (realistic sizes)")
     p.add_argument("--variants", type=int, default=2, help="distinct video files shared by tasks")
@@ -81,7 +94,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--video must look like 1280x768@24:5.2, not {args.video!r}")
     if args.variants < 1 or args.tasks < 0:
         p.error("--variants must be >= 1 and --tasks >= 0")
+    args.scenarios = list(SCENARIOS) if args.scenarios == "all" else _names(args.scenarios)
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
     return args
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def seed(emu: Emulator, args: argparse.Namespace) -> list[str]:
@@ -92,13 +113,16 @@ def seed(emu: Emulator, args: argparse.Namespace) -> list[str]:
     ids = []
     for i in range(args.tasks):
         spec = VideoSpec(int(w), int(h), int(fps), float(secs), i % args.variants, args.bitrate)
-        ids.append(emu.add_task(video=spec, previews=args.previews, name=f"Gen-3 Alpha {i}, a cat"))
+        name = f"Gen-3 Alpha {i}, a cat"
+        options = default_options(name, "a cat", spec.seconds, None) if args.no_inputs else None
+        ids.append(emu.add_task(video=spec, previews=args.previews, name=name, options=options))
     if args.mix:
         ids += [emu.add_task(status, name=f"Gen-3 Alpha {status.lower()}") for status in _MIX]
     life = Lifecycle(pending=5, running=10, per="second", eta=5)
     ids += [
         emu.add_task(lifecycle=life, name=f"Gen-3 Alpha late {i}") for i in range(args.progressing)
     ]
+    ids += [emu.add_scenario(name) for name in args.scenarios]
     return ids
 
 
@@ -123,7 +147,7 @@ def write_outputs(emu: Emulator, ids: list[str], args: argparse.Namespace) -> No
 
 
 def manifest(emu: Emulator, ids: list[str]) -> list[dict[str, object]]:
-    """Per task, every asset URL in the order of the JSON with its kind, size and served file."""
+    """Per task, every output URL in the order of the JSON with its kind, size and served file."""
     tasks: list[dict[str, object]] = []
     for task_id in ids:
         data = emu.task_json(task_id)
@@ -170,7 +194,13 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signal.SIGUSR1, report)
     async with emu:
         ready = json.dumps(
-            {"api_url": emu.api_url, "cdn_url": emu.cdn_url, "token": emu.token, "pid": os.getpid()}
+            {
+                "api_url": emu.api_url,
+                "cdn_url": emu.cdn_url,
+                "uploads_url": emu.uploads_url,
+                "token": emu.token,
+                "pid": os.getpid(),
+            }
         )
         if args.ready_file:
             _atomic_write(args.ready_file, ready + "\n")

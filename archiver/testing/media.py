@@ -23,7 +23,7 @@ _HUE_STEP = 67
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """What to render: size, frame rate, length, a content variant and an optional CBR rate."""
+    """What to render: size, frame rate, length, a content variant, a CBR rate, an AAC track."""
 
     width: int = 320
     height: int = 192
@@ -31,12 +31,15 @@ class VideoSpec:
     seconds: float = 2.0
     variant: int = 0
     bitrate: str | None = None
+    audio: bool = False  # a sine tone as an AAC track beside the video
 
     def key(self) -> str:
         """A file-name-safe, unique key for this spec."""
         rate = self.bitrate or "crf"
+        sound = "-aac" if self.audio else ""
         return (
             f"video-{self.width}x{self.height}-{self.fps}-{self.seconds:g}s-v{self.variant}-{rate}"
+            + sound
         )
 
 
@@ -51,6 +54,7 @@ class Media:
     height: int
     duration: float | None
     fps: float | None
+    audio: bool = False  # ffprobe sees an audio stream
 
 
 class MediaLibrary:
@@ -84,6 +88,12 @@ class MediaLibrary:
             path, ctype, lambda tmp: _render_image(width, height, variant, png, tmp, noise)
         )
 
+    def audio(self, seconds: float = 2.0, variant: int = 0, *, wav: bool = False) -> Media:
+        """Return an audio-only file: AAC in an M4A container, or PCM in a WAV one."""
+        ext, ctype = ("wav", "audio/wav") if wav else ("m4a", "audio/mp4")
+        path = self.cache_dir / f"audio-{seconds:g}s-v{variant}.{ext}"
+        return self._get(path, ctype, lambda tmp: _render_audio(seconds, variant, wav, tmp))
+
     def _get(self, path: Path, content_type: str, render: Callable[[Path], None]) -> Media:
         with self._lock:
             key = str(path)
@@ -105,7 +115,7 @@ def _render_video(spec: VideoSpec, out: Path) -> None:
     stream = ffmpeg.input(src, f="lavfi")
     if spec.variant:
         stream = stream.filter("hue", h=(spec.variant * _HUE_STEP) % 360)
-    opts: dict[str, str] = {}
+    opts: dict[str, str | None] = {}
     if spec.bitrate:
         # Real Gen-3 files are ~16 Mbit/s; a synthetic pattern compresses far better, so
         # force CBR with filler data to get realistic sizes for the benchmark.
@@ -117,9 +127,27 @@ def _render_video(spec: VideoSpec, out: Path) -> None:
             "x264-params": "nal-hrd=cbr:force-cfr=1",
             "preset": "veryfast",
         }
-    stream.output(
-        str(out), f="mp4", vcodec="libx264", pix_fmt="yuv420p", movflags="+faststart", **opts
+    streams = [stream]
+    if spec.audio:
+        tone = 220 * (spec.variant + 2)
+        streams.append(ffmpeg.input(f"sine=frequency={tone}:duration={spec.seconds:g}", f="lavfi"))
+        opts |= {"acodec": "aac", "shortest": None}
+    ffmpeg.output(
+        *streams,
+        str(out),
+        f="mp4",
+        vcodec="libx264",
+        pix_fmt="yuv420p",
+        movflags="+faststart",
+        **opts,
     ).overwrite_output().run(quiet=True)
+
+
+def _render_audio(seconds: float, variant: int, wav: bool, out: Path) -> None:
+    tone = ffmpeg.input(f"sine=frequency={330 + 110 * variant}:duration={seconds:g}", f="lavfi")
+    # "ipod" is ffmpeg's M4A muxer: the ftyp brand audio players (and sniffers) expect.
+    codec = {"f": "wav", "acodec": "pcm_s16le"} if wav else {"f": "ipod", "acodec": "aac"}
+    tone.output(str(out), **codec).overwrite_output().run(quiet=True)
 
 
 def _render_image(
@@ -138,21 +166,24 @@ def _render_image(
 
 def _measure(path: Path, content_type: str) -> Media:
     info = ffmpeg.probe(str(path))
-    video = next(s for s in info["streams"] if s.get("codec_type") == "video")
+    kinds = {s.get("codec_type"): s for s in reversed(info["streams"])}
+    video = kinds.get("video") or {}
     duration: float | None = None
     fps: float | None = None
-    if content_type.startswith("video/"):
+    if not content_type.startswith("image/"):
         # The format duration is what the API reports (5.209 for a 5.208333 s stream).
         duration = float(info["format"]["duration"])
+    if content_type.startswith("video/"):
         fps = float(Fraction(video["avg_frame_rate"]))
     return Media(
         path=path,
         size=path.stat().st_size,
         content_type=content_type,
-        width=int(video["width"]),
-        height=int(video["height"]),
+        width=int(video.get("width", 0)),
+        height=int(video.get("height", 0)),
         duration=duration,
         fps=fps,
+        audio="audio" in kinds,
     )
 
 

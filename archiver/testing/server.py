@@ -1,4 +1,4 @@
-"""The useapi.net emulator: an API origin and a CDN origin on loopback, with switchable faults.
+"""The useapi.net emulator: API, CDN and uploads origins on loopback, with switchable faults.
 
 Tests seed tasks and arm faults from their own thread; both servers run on one event loop.
 """
@@ -27,8 +27,9 @@ from archiver.testing import listing
 from archiver.testing.faults import ApiFault, AssetFault, FaultBook, Seen
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import MediaLibrary, VideoSpec
+from archiver.testing.scenarios import SCENARIOS
 from archiver.testing.signing import UrlSigner
-from archiver.testing.store import RawAnswer, Store
+from archiver.testing.store import CDN, UPLOADS, RawAnswer, Store
 from archiver.testing.streaming import drop_connection, plan_response, stream_file
 from archiver.testing.tasks import ArtifactSpec
 
@@ -51,7 +52,11 @@ def _bind() -> socket.socket:
 
 
 class Emulator:
-    """useapi.net's "Retrieve task" endpoint plus a signed-URL CDN, both on 127.0.0.1."""
+    """useapi.net's "Retrieve task" endpoint plus signed-URL CDN and uploads hosts, on 127.0.0.1.
+
+    Outputs (artifacts, previews) come from the CDN, input assets named in the options from the
+    uploads host, as with RunwayML's two CloudFront hosts.
+    """
 
     def __init__(
         self, media: MediaLibrary, *, token: str = "test-token", url_ttl: float = 3600.0
@@ -71,11 +76,14 @@ class Emulator:
         self.statuses: Counter[str] = Counter()
         self._faults = FaultBook()
         self._signer = UrlSigner()
-        # Bind now so api_url/cdn_url (and seeded URLs) are known before start().
-        self._socks = (_bind(), _bind())
-        self.api_url = f"http://127.0.0.1:{self._socks[0].getsockname()[1]}/v1"
-        self.cdn_url = f"http://127.0.0.1:{self._socks[1].getsockname()[1]}"
-        self._store = Store(media, self._signer, self.cdn_url, url_ttl)
+        # Bind now so the URLs (and seeded URLs) are known before start().
+        self._socks = (_bind(), _bind(), _bind())
+        ports = [sock.getsockname()[1] for sock in self._socks]
+        self.api_url = f"http://127.0.0.1:{ports[0]}/v1"
+        self.cdn_url = f"http://127.0.0.1:{ports[1]}"
+        self.uploads_url = f"http://127.0.0.1:{ports[2]}"
+        origins = {CDN: self.cdn_url, UPLOADS: self.uploads_url}
+        self._store = Store(media, self._signer, origins, url_ttl)
         self._runners: list[web.AppRunner] = []
         self._stopping = asyncio.Event()
 
@@ -84,7 +92,8 @@ class Emulator:
     async def start(self) -> None:
         """Start listening on both origins."""
         self._stopping = asyncio.Event()
-        for sock, handler in zip(self._socks, (self._api, self._cdn), strict=True):
+        handlers = (self._api, self._asset_handler(CDN), self._asset_handler(UPLOADS))
+        for sock, handler in zip(self._socks, handlers, strict=True):
             app = web.Application()
             app.on_response_prepare.append(self._on_prepare)
             app.router.add_route("*", "/{tail:.*}", handler)
@@ -161,15 +170,18 @@ class Emulator:
         artifacts: list[ArtifactSpec] | None = None,
         previews: int = 3,
         video: VideoSpec = VideoSpec(),  # noqa: B008 - frozen, so sharing the default is safe
-        error: dict[str, Any] | None = None,
+        error: Any = None,
         quirks: bool = False,
         created_at: str | None = None,
         lifecycle: Lifecycle | None = None,
+        task_type: str = "gen3a",
     ) -> str:
         """Seed a task and return its taskId; artifacts=None means one video from `video`.
 
         `created_at` is the API's timestamp (`tasks.timestamp(datetime)`); `lifecycle` makes
         the task move on by itself, starting where it says (`status` is then not used).
+        options=None gives the page's Gen-3 options with a signed `init_image` input; `Upload`s
+        anywhere in `options` become signed input URLs on the uploads host.
         """
         specs = (
             artifacts if artifacts is not None else [ArtifactSpec(video=video, previews=previews)]
@@ -185,6 +197,21 @@ class Emulator:
             quirks=quirks,
             created_at=created_at,
             lifecycle=lifecycle,
+            task_type=task_type,
+        )
+
+    def add_scenario(self, name: str) -> str:
+        """Seed one of `SCENARIOS` (today's response shapes, real media) and return its taskId."""
+        if name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; expected one of {sorted(SCENARIOS)}")
+        spec = SCENARIOS[name]()
+        return self.add_task(
+            spec.status,
+            name=spec.name,
+            options=spec.options,
+            artifacts=spec.artifacts,
+            error=spec.error,
+            task_type=spec.task_type,
         )
 
     def set_status(self, task_id: str, status: str) -> None:
@@ -220,9 +247,14 @@ class Emulator:
         return self._store.replace_video(task_id, index, video)
 
     def media_of(self, task_id: str) -> list[Path]:
-        """Served files in order: artifact 0, its previews, artifact 1, its previews, ..."""
+        """Served files in order: artifact 0, its previews, artifact 1, ..., then each input."""
+        return self._store.media_of(task_id)
+
+    def inputs_of(self, task_id: str) -> dict[str, Path]:
+        """Each option path that holds an input URL (`options.referenceImages[1].url`), and the
+        file served behind it."""
         with self._store.lock:
-            return list(self._store.tasks[task_id].files)
+            return dict(self._store.tasks[task_id].inputs)
 
     @property
     def url_ttl(self) -> float:
@@ -440,13 +472,16 @@ class Emulator:
             headers.setdefault("Content-Type", "application/json")
         return web.Response(body=body, status=fault.status, headers=headers)
 
-    # -- CDN origin ----------------------------------------------------------------------
+    # -- CDN and uploads origins ---------------------------------------------------------
 
-    async def _cdn(self, request: web.Request) -> web.StreamResponse:
-        self._arrive("cdn", request)
-        return await self._answer_or_drop(request, await self._cdn_answer(request))
+    def _asset_handler(self, origin: str) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self._arrive(origin, request)
+            return await self._answer_or_drop(request, await self._asset_answer(origin, request))
 
-    async def _cdn_answer(self, request: web.Request) -> web.StreamResponse | None:
+        return handle
+
+    async def _asset_answer(self, origin: str, request: web.Request) -> web.StreamResponse | None:
         raw = request.raw_path
         fault = self._faults.take_asset(raw)
         if fault is not None:
@@ -457,8 +492,7 @@ class Emulator:
             early = _early_asset_answer(fault)
             if early is not None:
                 return early
-        with self._store.lock:
-            asset = self._store.assets.get(raw.partition("?")[0])
+        asset = self._store.asset(origin, raw.partition("?")[0])
         if asset is None:
             return web.json_response({"error": "not found"}, status=404)
         refusal = self._signer.check(raw)

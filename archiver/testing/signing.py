@@ -15,7 +15,7 @@ import threading
 import time
 from urllib.parse import quote
 
-_JWT = "&_jwt="
+_JWT = "_jwt="
 
 
 def _b64(data: bytes) -> str:
@@ -36,8 +36,13 @@ class UrlSigner:
         self._serial = 0
         self._floor = 0
 
-    def sign(self, path: str, ttl: float, *, download_name: str = "clip.mp4") -> str:
-        """Return `path?query` valid for `ttl` seconds; `path` must already be URL-safe."""
+    def sign(
+        self, path: str, ttl: float, *, download_name: str = "clip.mp4", jwt_only: bool = False
+    ) -> str:
+        """Return `path?query` valid for `ttl` seconds; `path` must already be URL-safe.
+
+        Outputs carry a download name and a credential too; uploads (`jwt_only`) only `_jwt`.
+        """
         with self._lock:
             self._serial += 1
             serial = self._serial
@@ -45,10 +50,13 @@ class UrlSigner:
         credential = quote("AKIAEMULATOR/20240801/us-east-1/s3/aws4_request", safe="")
         payload = {"exp": int(time.time() + ttl), "p": path, "n": serial}
         token = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        unsigned = (
-            f"{path}?response-content-disposition={disposition}"
-            f"&X-Amz-Credential={credential}{_JWT}{token}."
-        )
+        if jwt_only:
+            unsigned = f"{path}?{_JWT}{token}."
+        else:
+            unsigned = (
+                f"{path}?response-content-disposition={disposition}"
+                f"&X-Amz-Credential={credential}&{_JWT}{token}."
+            )
         return unsigned + self._mac(unsigned)
 
     def expire_all(self) -> None:
@@ -60,9 +68,9 @@ class UrlSigner:
         """Return None if `raw_path` is a valid, live URL, else the reason it is refused."""
         head, dot, sig = raw_path.rpartition(".")
         unsigned = head + dot
-        if not dot or _JWT not in unsigned or not hmac.compare_digest(sig, self._mac(unsigned)):
+        path, _, query = unsigned.partition("?")
+        if not dot or _JWT not in query or not hmac.compare_digest(sig, self._mac(unsigned)):
             return "signature mismatch"
-        path = unsigned.partition("?")[0]
         token = head.rpartition(_JWT)[2]
         try:
             payload = json.loads(_unb64(token))

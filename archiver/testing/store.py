@@ -1,11 +1,14 @@
-"""The emulator's seeded state: tasks, the files behind each CDN path, and URL re-signing.
+"""The emulator's seeded state: tasks, the files behind each asset path, and URL re-signing.
 
-Mutated from the test thread and read by the server thread, so every access takes one lock.
+Outputs are served from the CDN origin, inputs (`Upload`s in the options) from the uploads
+origin, like RunwayML's two CloudFront hosts. Mutated from the test thread and read by the
+server thread, so every access takes one lock.
 """
 
 from __future__ import annotations
 
 import copy
+import mimetypes
 import threading
 import time
 import uuid
@@ -20,6 +23,8 @@ from archiver.testing.signing import UrlSigner
 from archiver.testing.tasks import (
     EMAIL,
     ArtifactSpec,
+    Hook,
+    Upload,
     apply_status,
     build_artifact,
     build_task,
@@ -29,6 +34,8 @@ from archiver.testing.tasks import (
 )
 
 _PREVIEW_NOISE = (10, 12, 14)
+CDN = "cdn"
+UPLOADS = "uploads"
 
 
 @dataclass
@@ -38,10 +45,13 @@ class TaskRecord:
     json: dict[str, Any]
     specs: list[ArtifactSpec]
     default_name: str
-    error: dict[str, Any] | None
+    error: Any
     quirks: bool
     artifacts: list[dict[str, Any]] | None = None
     files: list[Path] = field(default_factory=list)
+    # Each option path holding an input URL, with the file served behind it.
+    inputs: dict[str, Path] = field(default_factory=dict)
+    input_files: list[Path] = field(default_factory=list)  # one per distinct input URL
     lifecycle: Lifecycle | None = None
     polls: int = 0  # retrieves served so far
     born: float = field(default_factory=time.monotonic)
@@ -57,19 +67,20 @@ class RawAnswer:
 
 
 class Store:
-    """Tasks by id and CDN files by URL path, with signed URLs built from `cdn_url`."""
+    """Tasks by id and asset files by origin and URL path, with signed URLs built per origin."""
 
     def __init__(
-        self, media: MediaLibrary, signer: UrlSigner, cdn_url: str, url_ttl: float
+        self, media: MediaLibrary, signer: UrlSigner, origins: dict[str, str], url_ttl: float
     ) -> None:
         self.media = media
         self.signer = signer
-        self.cdn_url = cdn_url
+        self.origins = origins  # "cdn"/"uploads" -> base URL
+        self.cdn_url = origins[CDN]
         self.url_ttl = url_ttl
         self.lock = threading.RLock()
         self.tasks: dict[str, TaskRecord] = {}
         self.raw: dict[str, RawAnswer] = {}
-        self.assets: dict[str, tuple[Path, str]] = {}
+        self.assets: dict[str, dict[str, tuple[Path, str]]] = {name: {} for name in origins}
         # Off: previews at 1, 1/2 and 1/4 of the video's size (small, fast tests). On: every
         # preview at full size with grain, 70-120 KB at 1280x768 like real ones (benchmarks).
         self.full_size_previews = False
@@ -83,28 +94,34 @@ class Store:
         prompt: str,
         options: dict[str, Any] | None,
         specs: list[ArtifactSpec],
-        error: dict[str, Any] | None,
+        error: Any,
         quirks: bool,
         created_at: str | None = None,
         lifecycle: Lifecycle | None = None,
+        task_type: str = "gen3a",
     ) -> str:
-        """Seed one task and return its id; with a lifecycle it starts where that one does."""
+        """Seed one task and return its id; with a lifecycle it starts where that one does.
+
+        Uploads in `options` become signed input URLs.
+        """
         if task_id is None:
             task_id, task_uuid = new_task_id()
         else:
             tail = task_id.rpartition("-task:")[2]
             task_uuid = tail if tail != task_id and tail else str(uuid.uuid4())
-        init = self.media.image(320, 192, variant=7)
-        init_url = self.url(self.register(f"/init/{task_uuid}.jpg", init))
-        seconds = next((s.video.seconds for s in specs if s.video is not None), 5.0)
+        if options is None:
+            seconds = next((s.video.seconds for s in specs if s.video is not None), 5.0)
+            options = default_options(name, prompt, seconds, Upload(image=(320, 192)))
+        inputs: dict[str, Path] = {}
+        urls: dict[Upload, str] = {}
+        resolved = self._uploads(options, "options", inputs, urls)
         task = build_task(
             task_id=task_id,
             task_uuid=task_uuid,
             name=name,
-            options=options
-            if options is not None
-            else default_options(name, prompt, seconds, init_url),
+            options=resolved,
             created_at=created_at or timestamp(),
+            task_type=task_type,
             extra_keys=quirks,
         )
         record = TaskRecord(
@@ -113,6 +130,8 @@ class Store:
             default_name=name or f"Gen-3 Alpha 1234, {prompt}",
             error=error,
             quirks=quirks,
+            inputs=inputs,
+            input_files=[self._upload_media(u).path for u in urls],
             lifecycle=lifecycle,
         )
         if lifecycle is not None and lifecycle.final == "SUCCEEDED":
@@ -163,7 +182,38 @@ class Store:
             page = listing.select(
                 [r.json for _, r in records], query, order=order, accounts=accounts
             )
-            return [listing.summary(task, self._refresh) for task in page]
+            fresh: dict[str, Any] = {}
+            return [listing.summary(task, lambda u: self._refresh(u, fresh)) for task in page]
+
+    def _uploads(
+        self, value: Any, where: str, found: dict[str, Path], urls: dict[Upload, str]
+    ) -> Any:
+        """`value` with every Upload replaced by its URL; `found` gets option path -> file."""
+        if isinstance(value, Hook):
+            return f"{self.origins[UPLOADS]}/hooks/{value.name}?ref={uuid.uuid4().hex[:8]}"
+        if isinstance(value, Upload):
+            media = self._upload_media(value)
+            if value not in urls:
+                path = f"/datasets/{uuid.uuid4()}/{value.name}{media.path.suffix}"
+                urls[value] = self.url(self.register(path, media, origin=UPLOADS), origin=UPLOADS)
+            found[where] = media.path
+            return urls[value]
+        if isinstance(value, dict):
+            return {k: self._uploads(v, f"{where}.{k}", found, urls) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._uploads(v, f"{where}[{i}]", found, urls) for i, v in enumerate(value)]
+        return value
+
+    def _upload_media(self, spec: Upload) -> Media:
+        if spec.file is not None:
+            ctype = mimetypes.guess_type(spec.file.name)[0] or "application/octet-stream"
+            return Media(spec.file, spec.file.stat().st_size, ctype, 0, 0, None, None)
+        if spec.video is not None:
+            return self.media.video(spec.video)
+        if spec.audio is not None:
+            return self.media.audio(spec.audio, spec.variant % 3)
+        width, height = spec.image or (320, 192)
+        return self.media.image(width, height, variant=spec.variant, png=spec.png)
 
     def set_status(self, task_id: str, status: str) -> None:
         """Move a task to `status`; artifacts are made the first time it SUCCEEDS."""
@@ -185,8 +235,29 @@ class Store:
         described = self._described(spec, index)
         served = self.media.video(spec.serve) if spec.serve is not None else described
         asset_uuid = str(uuid.uuid4())
-        path = self.register(f"/{asset_uuid}{described.path.suffix}", served)
+        filename = spec.filename or record.default_name
+        if spec.model_path:  # the newer style: /<model>/<id>/<name>.<ext>
+            stem = "".join(c if c.isalnum() else "_" for c in filename)[:40] or "output"
+            where = f"/{record.json['taskType']}/{asset_uuid}/{stem}{described.path.suffix}"
+        else:
+            where = f"/{asset_uuid}{described.path.suffix}"
+        path = self.register(where, served)
         record.files.append(served.path)
+        return build_artifact(
+            task_id=record.json["taskId"],
+            asset_uuid=asset_uuid,
+            filename=filename,
+            url=self.url(path),
+            preview_urls=self._previews(record, spec, described, asset_uuid),
+            media=described,
+            created_at=timestamp(),
+            shape=spec.shape,
+            extra_keys=record.quirks,
+        )
+
+    def _previews(
+        self, record: TaskRecord, spec: ArtifactSpec, described: Media, asset_uuid: str
+    ) -> list[str]:
         previews: list[str] = []
         for j in range(spec.previews):
             # Real previews are frames at a few sizes; vary size and content per index.
@@ -197,16 +268,7 @@ class Store:
             image = self.media.image(width, height, variant=j + 1, noise=noise)
             previews.append(self.url(self.register(f"/previews/{asset_uuid}/{j}.jpg", image)))
             record.files.append(image.path)
-        return build_artifact(
-            task_id=record.json["taskId"],
-            asset_uuid=asset_uuid,
-            filename=spec.filename or record.default_name,
-            url=self.url(path),
-            preview_urls=previews,
-            media=described,
-            created_at=timestamp(),
-            extra_keys=record.quirks,
-        )
+        return previews
 
     def replace_video(self, task_id: str, index: int, video: VideoSpec) -> Path:
         """A new version of artifact `index` at the same URL path, described in the JSON."""
@@ -216,7 +278,7 @@ class Store:
             assert record.artifacts is not None, "the task has no artifacts yet"
             artifact = record.artifacts[index]
             path = artifact["url"][len(self.cdn_url) :].partition("?")[0]
-            self.assets[path] = (media.path, media.content_type)
+            self.assets[CDN][path] = (media.path, media.content_type)
             artifact["fileSize"] = str(media.size)
             artifact["metadata"]["duration"] = round(media.duration or 0, 3)
             # files: artifact 0, its previews, artifact 1, its previews, ...
@@ -231,19 +293,32 @@ class Store:
             raise ValueError("an ArtifactSpec needs video=VideoSpec(...) or image=(w, h)")
         return self.media.video(spec.video)
 
-    def register(self, path: str, media: Media) -> str:
-        """Make `media` downloadable at CDN `path`; return the path."""
+    def register(self, path: str, media: Media, *, origin: str = CDN) -> str:
+        """Make `media` downloadable at `path` of `origin`; return the path."""
         with self.lock:
-            self.assets[path] = (media.path, media.content_type)
+            self.assets[origin][path] = (media.path, media.content_type)
         return path
 
-    def url(self, path: str) -> str:
-        """A freshly signed absolute URL for CDN `path`."""
+    def asset(self, origin: str, path: str) -> tuple[Path, str] | None:
+        with self.lock:
+            return self.assets[origin].get(path)
+
+    def url(self, path: str, *, origin: str = CDN) -> str:
+        """A freshly signed absolute URL for `path` of `origin`."""
         name = path.rpartition("/")[2]
-        return self.cdn_url + self.signer.sign(path, self.url_ttl, download_name=name)
+        signed = self.signer.sign(
+            path, self.url_ttl, download_name=name, jwt_only=origin == UPLOADS
+        )
+        return self.origins[origin] + signed
+
+    def media_of(self, task_id: str) -> list[Path]:
+        """Outputs (artifact, its previews, next artifact, ...), then each distinct input."""
+        with self.lock:
+            record = self.tasks[task_id]
+            return [*record.files, *record.input_files]
 
     def served_json(self, task_id: str) -> dict[str, Any] | None:
-        """A copy of the task's live JSON with every CDN URL signed afresh, or None."""
+        """A copy of the task's live JSON with every asset URL signed afresh, or None."""
         with self.lock:
             record = self.tasks.get(task_id)
             if record is None:
@@ -252,21 +327,32 @@ class Store:
             if steps is not None:
                 self._advance(record, steps=steps)
             data = copy.deepcopy(record.json)
+        fresh: dict[str, Any] = {}  # one new signature per URL, so repeats stay equal
         for art in data.get("artifacts") or []:
             if isinstance(art, dict):
-                art["url"] = self._refresh(art.get("url"))
+                art["url"] = self._refresh(art.get("url"), fresh)
                 if isinstance(art.get("previewUrls"), list):
-                    art["previewUrls"] = [self._refresh(u) for u in art["previewUrls"]]
-        options = data.get("options")
-        if isinstance(options, dict) and "init_image" in options:
-            options["init_image"] = self._refresh(options["init_image"])
+                    art["previewUrls"] = [self._refresh(u, fresh) for u in art["previewUrls"]]
+        if "options" in data:
+            data["options"] = self._resign(data["options"], fresh)
         return data
 
-    def _refresh(self, url: Any) -> Any:
-        # Only URLs of our own CDN are re-signed; anything a test put there is left alone.
-        if not isinstance(url, str) or not url.startswith(self.cdn_url + "/"):
+    def _resign(self, value: Any, fresh: dict[str, Any]) -> Any:
+        if isinstance(value, dict):
+            return {k: self._resign(v, fresh) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resign(v, fresh) for v in value]
+        return self._refresh(value, fresh)
+
+    def _refresh(self, url: Any, fresh: dict[str, Any]) -> Any:
+        # Only URLs of our own origins are re-signed; anything a test put there is left alone.
+        if not isinstance(url, str):
             return url
-        path = url[len(self.cdn_url) :].partition("?")[0]
-        with self.lock:
-            known = path in self.assets
-        return self.url(path) if known else url
+        if url not in fresh:
+            fresh[url] = url
+            for origin, base in self.origins.items():
+                if url.startswith(base + "/"):
+                    path = url[len(base) :].partition("?")[0]
+                    if self.asset(origin, path) is not None:
+                        fresh[url] = self.url(path, origin=origin)
+        return fresh[url]

@@ -5,9 +5,11 @@ Pure builders: they take ids, URLs and media facts and return plain dicts ready 
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from archiver.testing.media import Media, VideoSpec
@@ -29,7 +31,11 @@ _EXTRA = {"_emulatorFutureField": {"nested": [1, "two", None]}}
 
 @dataclass(frozen=True)
 class ArtifactSpec:
-    """One artifact of a seeded task: a video (default) or an image, and what is really served."""
+    """One artifact of a seeded task: a video (default) or an image, and what is really served.
+
+    `shape` "2025" describes it with metadata width/height/hasAlphaChannel/hasAudio instead of
+    dimensions/size; `model_path` serves it at /<model>/<id>/<name>.<ext> instead of /<uuid>.<ext>.
+    """
 
     video: VideoSpec | None = VideoSpec()  # noqa: RUF009 - frozen, so one shared default is safe
     image: tuple[int, int] | None = None
@@ -37,6 +43,32 @@ class ArtifactSpec:
     filename: str | None = None
     previews: int = 3
     serve: VideoSpec | None = None
+    shape: str = "2024"
+    model_path: bool = False
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An input asset to put in a task's options: the store serves it from the uploads origin.
+
+    Put it anywhere in `options`; equal Uploads are one asset behind one URL.
+    """
+
+    image: tuple[int, int] | None = None
+    png: bool = False
+    video: VideoSpec | None = None
+    audio: float | None = None  # seconds of an M4A (AAC) tone
+    variant: int = 7
+    name: str = "upload"
+    file: Path | None = None  # serve these exact bytes instead (a broken or foreign file)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A callback URL to put in `options` (replyUrl, webhookUrl): on the uploads host, never an
+    asset, so a client that fetches it shows up in the request log (answered 404)."""
+
+    name: str = "reply"
 
 
 def new_task_id() -> tuple[str, str]:
@@ -57,7 +89,7 @@ def timestamp(when: datetime | None = None) -> str:
 
 
 def default_options(
-    name: str | None, prompt: str, seconds: float, init_image: str
+    name: str | None, prompt: str, seconds: float, init_image: Any
 ) -> dict[str, Any]:
     """The Gen-3 options block from the page's example."""
     return {
@@ -82,6 +114,7 @@ def build_task(
     name: str | None,
     options: dict[str, Any],
     created_at: str,
+    task_type: str = "gen3a",
     extra_keys: bool = False,
 ) -> dict[str, Any]:
     """A task dict without status fields; call `apply_status` to fill them in."""
@@ -92,7 +125,7 @@ def build_task(
         "image": None,
         "createdAt": created_at,
         "updatedAt": created_at,
-        "taskType": "gen3a",
+        "taskType": task_type,
         "options": dict(options),
         "status": "PENDING",
         "error": None,
@@ -113,7 +146,7 @@ def apply_status(
     status: str,
     *,
     artifacts: list[dict[str, Any]],
-    error: dict[str, Any] | None = None,
+    error: Any = None,
     null_progress: bool = False,
 ) -> None:
     """Set status, progress, error and artifacts in place the way the API does for `status`."""
@@ -133,8 +166,26 @@ def apply_status(
     task["progressText"] = progress["progressText"]
     task["progressRatio"] = None if null_progress else progress["progressRatio"]
     task["estimatedTimeToStartSeconds"] = progress["eta"]
-    task["error"] = dict(error or DEFAULT_ERROR) if status == "FAILED" else None
+    failure = copy.deepcopy(DEFAULT_ERROR if error is None else error)  # an object or a string
+    task["error"] = failure if status == "FAILED" else None
     task["artifacts"] = artifacts if status == "SUCCEEDED" else []
+
+
+def describe(media: Media, shape: str = "2024") -> dict[str, Any]:
+    """An artifact's `metadata`: the 2024 shape (dimensions, size) or the 2025 one."""
+    metadata: dict[str, Any] = {}
+    if media.fps is not None:
+        metadata["frameRate"] = int(media.fps) if media.fps.is_integer() else media.fps
+    if media.duration is not None:
+        metadata["duration"] = round(media.duration, 3)
+    if shape == "2025":
+        metadata |= {"width": media.width, "height": media.height, "hasAlphaChannel": False}
+        if media.duration is not None:
+            metadata["hasAudio"] = media.audio
+    else:
+        metadata["dimensions"] = [media.width, media.height]
+        metadata["size"] = {"width": media.width, "height": media.height}
+    return metadata
 
 
 def build_artifact(
@@ -146,16 +197,11 @@ def build_artifact(
     preview_urls: list[str],
     media: Media,
     created_at: str,
+    shape: str = "2024",
     extra_keys: bool = False,
 ) -> dict[str, Any]:
     """One artifacts[] entry describing `media` (filename without extension, like the API)."""
-    metadata: dict[str, Any] = {}
-    if media.fps is not None:
-        metadata["frameRate"] = int(media.fps) if media.fps.is_integer() else media.fps
-    if media.duration is not None:
-        metadata["duration"] = round(media.duration, 3)
-    metadata["dimensions"] = [media.width, media.height]
-    metadata["size"] = {"width": media.width, "height": media.height}
+    metadata = describe(media, shape)
     artifact: dict[str, Any] = {
         "assetId": asset_id(asset_uuid),
         "id": asset_uuid,

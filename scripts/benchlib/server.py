@@ -89,6 +89,8 @@ class Emulator:
         cmd += ["--ids-out", str(self.ids_file), "--manifest-out", str(self.work / "manifest.json")]
         cmd += ["--stats-file", str(self._stats_file), "--ready-file", str(ready)]
         cmd += ["--no-request-log", "--api-delay", str(s.api_delay)]
+        # Outputs only, so every row downloads the same files (the peers know no inputs).
+        cmd.append("--no-inputs")
         if s.bitrate:
             cmd += ["--bitrate", s.bitrate]
         if s.full_previews:
