@@ -385,10 +385,11 @@ def _repair(
         reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
         catalog.mark_damaged(task_id, paths, reason=reason, now=pipeline.now())
     finished = runs.execute(cfg, catalog, list(by_task), report_path=None, level=level)
+    done = (State.ARCHIVED, State.FAILED)  # a FAILED task holds files too: its inputs
     whole = {
         path
         for o in finished.outcomes
-        if o.state is State.ARCHIVED
+        if o.state in done
         for path in [*(f.path for f in o.files), o.sidecar]
     }
     return {d.path for d in damaged if d.path in whole}

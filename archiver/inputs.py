@@ -15,9 +15,11 @@ from .files import slug, unique_stem
 
 FOLDER = "inputs"  # inside the task's folder
 ROOT = "options"
-# A leaf key that says what the value is rather than which input it is: the name comes from
-# the key above it (`keyframes[0].image` -> keyframe-1, `character.uri` -> character).
-_GENERIC = frozenset({"url", "uri", "src", "href", "link", "image", "video", "audio", "file"})
+# Leaf keys that say what the value is rather than which input it is: the name comes from the
+# key above (`character.uri` -> character); media words only right after a list index
+# (`keyframes[0].image` -> keyframe-1, while `gen2Options.image` stays image).
+_LINK_WORDS = frozenset({"url", "uri", "src", "href", "link"})
+_MEDIA_WORDS = frozenset({"image", "video", "audio", "file"})
 _PLURALS = ("Images", "Videos", "Audios", "Assets", "Urls", "Files")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -99,12 +101,9 @@ def option_path(path: tuple[Token, ...]) -> str:
 def name(path: tuple[Token, ...]) -> str:
     """A file name (without extension) from the option path, as one safe path component."""
     tokens = list(path)
-    while (
-        len(tokens) > 1
-        and isinstance(tokens[-1], str)
-        and tokens[-1].lower() in _GENERIC
-        and any(isinstance(t, str) for t in tokens[:-1])
-    ):
+    while len(tokens) > 1 and _says_only_what(tokens[-1], tokens[-2]):
+        if not any(isinstance(t, str) for t in tokens[:-1]):
+            break
         tokens.pop()
     keys = [i for i, t in enumerate(tokens) if isinstance(t, str)]
     last = keys[-1] if keys else -1
@@ -113,6 +112,13 @@ def name(path: tuple[Token, ...]) -> str:
     if numbers:
         base = _singular(base)
     return slug("-".join([base, *numbers]), limit=60, fallback="input")
+
+
+def _says_only_what(token: Token, before: Token) -> bool:
+    if not isinstance(token, str):
+        return False
+    word = token.lower()
+    return word in _LINK_WORDS or (word in _MEDIA_WORDS and isinstance(before, int))
 
 
 def _singular(key: str) -> str:
@@ -126,8 +132,7 @@ def _singular(key: str) -> str:
 
 def _is_url(value: Any) -> bool:
     # No whitespace: a prompt that merely starts with a link is not an asset.
-    return (
-        isinstance(value, str)
-        and value[:8].lower().startswith(("http://", "https://"))
-        and not any(c.isspace() for c in value)
-    )
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    scheme, sep, rest = value.partition("://")
+    return bool(sep) and scheme.lower() in ("http", "https") and rest[:1] not in ("", "/")

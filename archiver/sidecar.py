@@ -8,6 +8,7 @@ archive, beside the media they point at. `render` is pure (the pipeline writes i
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,6 +24,20 @@ NAME = "task.yaml"
 _FastDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STYLE: dict[str, Any] = {"sort_keys": False, "allow_unicode": True, "width": 100}
+# Line breaks the pure Python emitter would write raw (so a reader folds them into spaces).
+_RAW_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+class _PureDumper(yaml.SafeDumper):
+    """The pure Python safe dumper, writing YAML's own line breaks (NEL, LS, PS) as escapes."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = '"' if _RAW_BREAKS.search(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_PureDumper.add_representer(str, _represent_str)
 
 
 def render(
@@ -62,7 +77,7 @@ def _dump(doc: dict[str, Any]) -> str:
     except UnicodeEncodeError:
         # libyaml takes UTF-8 only, and JSON can carry lone surrogates ("\ud800"): the pure
         # Python dumper writes them as "\uD800" escapes, which yaml.safe_load reads back.
-        text = yaml.dump(doc, Dumper=yaml.SafeDumper, **_STYLE)
+        text = yaml.dump(doc, Dumper=_PureDumper, **_STYLE)
     return text
 
 

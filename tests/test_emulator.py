@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +20,15 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from archiver.testing import ArtifactSpec, Emulator, MediaLibrary, VideoSpec
+from archiver.testing import (
+    SCENARIOS,
+    ArtifactSpec,
+    Emulator,
+    Hook,
+    MediaLibrary,
+    Upload,
+    VideoSpec,
+)
 
 TASK_KEYS = {
     "taskId",
@@ -291,3 +303,128 @@ async def test_reset_and_redirect(emu: Emulator, http: aiohttp.ClientSession) ->
     async with http.get(url, headers=auth(emu), allow_redirects=False) as resp:
         assert resp.status == 302 and resp.headers["Location"] == url
     assert (await get_task(http, emu, task_id))["status"] == "SUCCEEDED"
+
+
+# -- inputs on the uploads host, and the 2025 scenarios -------------------------------------
+
+
+async def test_inputs_are_served_signed_from_the_uploads_host(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """init_image is a /datasets/ URL on its own host with only ?_jwt=, re-signed per retrieve."""
+    task_id = emu.add_task()
+    first = (await get_task(http, emu, task_id))["options"]["init_image"]
+    path, _, query = first.removeprefix(emu.uploads_url).partition("?")
+    assert first.startswith(emu.uploads_url + "/datasets/") and query.startswith("_jwt=")
+    status, body, headers = await fetch(http, first)
+    source = emu.inputs_of(task_id)["options.init_image"]
+    assert (status, body, headers["Content-Type"]) == (200, source.read_bytes(), "image/jpeg")
+    assert emu.media_of(task_id)[-1] == source
+    again = (await get_task(http, emu, task_id))["options"]["init_image"]
+    assert again != first and again.partition("?")[0] == first.partition("?")[0]
+    assert (await fetch(http, f"{emu.cdn_url}{path}?{query}"))[0] == 404  # not on the CDN
+    emu.expire_urls()
+    assert (await fetch(http, again))[0] == 403
+    assert (await fetch(http, (await get_task(http, emu, task_id))["options"]["init_image"]))[
+        0
+    ] == 200
+    assert [r.origin for r in emu.requests].count("uploads") == 3
+
+
+async def test_one_upload_in_two_places_is_one_url(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """An Upload given twice is one asset; callbacks are URLs on the uploads host, not assets."""
+    pic = Upload(image=(64, 64), name="pic")
+    task_id = emu.add_task(previews=0, options={"a": pic, "b": [{"url": pic}], "replyUrl": Hook()})
+    options = (await get_task(http, emu, task_id))["options"]
+    assert options["a"] == options["b"][0]["url"]
+    assert options["replyUrl"].startswith(f"{emu.uploads_url}/hooks/reply?")
+    assert (await fetch(http, options["replyUrl"]))[0] == 404
+    assert list(emu.inputs_of(task_id)) == ["options.a", "options.b[0].url"]
+    assert len(emu.media_of(task_id)) == 2  # the video, and one input
+
+
+async def test_scenarios_have_todays_shapes(
+    emu: Emulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """2025 metadata, /<model>/<id>/<name> paths, an AAC track, 4 images, both error shapes."""
+    i2v = await get_task(http, emu, emu.add_scenario("gen4_turbo_i2v"))
+    art = i2v["artifacts"][0]
+    assert i2v["taskType"] == "gen4_turbo" and i2v["options"]["init_image"].startswith(
+        emu.uploads_url
+    )
+    assert set(art["metadata"]) == {
+        "frameRate",
+        "duration",
+        "width",
+        "height",
+        "hasAlphaChannel",
+        "hasAudio",
+    }
+    assert art["metadata"]["hasAudio"] is False
+    assert URL(art["url"]).path.startswith(f"/gen4_turbo/{art['id']}/") and URL(
+        art["url"]
+    ).path.endswith(".mp4")
+    camel_id = emu.add_scenario("camel_references")
+    camel = await get_task(http, emu, camel_id)
+    assert camel["artifacts"][0]["metadata"]["hasAudio"] is True
+    assert [r["type"] for r in camel["options"]["referenceImages"]] == ["image", "image"]
+    streams = ffmpeg.probe(str(emu.media_of(camel_id)[0]))["streams"]
+    assert sorted((s["codec_type"], s["codec_name"]) for s in streams) == [
+        ("audio", "aac"),
+        ("video", "h264"),
+    ]
+    t2i = await get_task(http, emu, emu.add_scenario("text_to_image"))
+    assert len(t2i["artifacts"]) == 4
+    assert all(
+        "duration" not in a["metadata"] and URL(a["url"]).path.endswith(".png")
+        for a in t2i["artifacts"]
+    )
+    safety = await get_task(http, emu, emu.add_scenario("failed_safety"))
+    assert (safety["status"], safety["error"]["reason"]) == ("FAILED", "SAFETY.OUTPUT.THIRD_PARTY")
+    plain = await get_task(http, emu, emu.add_scenario("failed_string_error"))
+    assert isinstance(plain["error"], str) and plain["artifacts"] == []
+    act = emu.add_scenario("act_two")
+    kinds = sorted(p.suffix for p in emu.inputs_of(act).values())
+    assert kinds == [".jpg", ".mp4"]
+    with pytest.raises(ValueError, match="unknown scenario 'nope'"):
+        emu.add_scenario("nope")
+
+
+def test_command_line_seeds_scenarios(media: MediaLibrary, tmp_path: Path) -> None:
+    """python -m archiver.testing --scenarios all serves each, ids written, stops on SIGTERM."""
+    ids, ready = tmp_path / "ids.txt", tmp_path / "ready.json"
+    cmd = [sys.executable, "-m", "archiver.testing", "--tasks", "1", "--scenarios", "all"]
+    cmd += ["--cache", str(media.cache_dir), "--ids-out", str(ids), "--ready-file", str(ready)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the emulator did not get ready"
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        assert info["uploads_url"].startswith("http://127.0.0.1:")
+        task_ids = ids.read_text().split()
+        assert len(task_ids) == 1 + len(SCENARIOS)
+        request = urllib.request.Request(
+            f"{info['api_url']}/runwayml/tasks/{task_ids[-1]}",
+            headers={"Authorization": f"Bearer {info['token']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert json.load(resp)["taskType"] == "lipsync"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_command_line_refuses_an_unknown_scenario(tmp_path: Path) -> None:
+    """--scenarios with an unknown name exits 2 naming it and the known ones."""
+    done = subprocess.run(
+        [sys.executable, "-m", "archiver.testing", "--scenarios", "gen4,nope"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "unknown scenario 'gen4'" in done.stderr and "gen4_turbo_i2v" in done.stderr

@@ -211,6 +211,75 @@ def test_numeric_file_size_is_accepted() -> None:
     assert parse(data).artifacts[0].file_size == 999
 
 
+def test_metadata_width_and_height_of_the_2025_shape() -> None:
+    """The 2025 shape (width, height, hasAlphaChannel, hasAudio) gives dimensions and hasAudio."""
+    data = example()
+    data["artifacts"][0]["metadata"] = {
+        "frameRate": 24,
+        "duration": 5.2,
+        "width": 1280,
+        "height": 720,
+        "hasAlphaChannel": False,
+        "hasAudio": True,
+    }
+    art = parse(data).artifacts[0]
+    assert (art.width, art.height, art.has_audio) == (1280, 720, True)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"width": 1280}, "expected two positive integers, got 1280, None"),
+        ({"width": 1280, "height": "720"}, "expected two positive integers, got 1280, '720'"),
+        ({"width": 0, "height": 720}, "expected two positive integers, got 0, 720"),
+        ({"width": True, "height": 720}, "expected two positive integers, got True, 720"),
+    ],
+)
+def test_bad_width_or_height_is_named(meta: dict[str, Any], message: str) -> None:
+    """A 2025 width/height that is missing, a string, zero or a boolean names both fields."""
+    data = example()
+    data["artifacts"][0]["metadata"] = meta
+    with pytest.raises(InvalidTaskData) as info:
+        parse(data)
+    assert str(info.value) == f"artifacts[0].metadata.width/height: {message}"
+
+
+def test_has_audio_absent_in_the_2024_shape() -> None:
+    """Without metadata.hasAudio the claim is None: not checked."""
+    assert parse(example()).artifacts[0].has_audio is None
+
+
+def test_task_keeps_the_served_json_as_raw() -> None:
+    """Task.raw is the very JSON parsed, unknown keys and all; it does not count for equality."""
+    data = example()
+    data["sharedAsset"] = {"future": [1, None]}
+    task = parse(data)
+    assert task.raw is data
+    assert task == parse(example())
+
+
+def test_json_nested_too_deep_is_invalid_task_data() -> None:
+    """JSON 101 levels deep is InvalidTaskData (YAML could not write it); 100 levels parse."""
+    data = example()
+    deep: Any = "x"
+    for _ in range(98):  # task (1) > options (2) > 98 lists > "x": 101 levels
+        deep = [deep]
+    data["options"]["deep"] = deep
+    with pytest.raises(InvalidTaskData, match=r"^task JSON nested deeper than 100 levels$"):
+        parse(data)
+    data["options"]["deep"] = deep[0]
+    assert parse(data).options is not None
+
+
+def test_invalid_task_data_carries_the_served_status() -> None:
+    """A malformed SUCCEEDED task raises InvalidTaskData that still knows status SUCCEEDED."""
+    data = example()
+    data["artifacts"] = "nope"
+    with pytest.raises(InvalidTaskData) as info:
+        parse(data)
+    assert info.value.task_status == "SUCCEEDED"
+
+
 def set_in(data: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     target: Any = data
     for key in path[:-1]:
@@ -276,6 +345,11 @@ def set_in(data: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dic
             ("artifacts", 0, "previewUrls"),
             ["ok", 3],
             "artifacts[0].previewUrls: expected a list of strings",
+        ),
+        (
+            ("artifacts", 0, "metadata", "hasAudio"),
+            "yes",
+            "artifacts[0].metadata.hasAudio: expected true or false, got 'yes'",
         ),
         (("artifacts", 0, "url"), 12, "artifacts[0].url: expected a string, got int"),
         (("artifacts", 0), "x", "artifacts[0]: expected an object, got str"),
@@ -373,7 +447,7 @@ JSON_VALUES = st.recursive(
 )
 TOP_KEYS = [*EXAMPLE, "assetId"]
 ARTIFACT_KEYS = list(EXAMPLE["artifacts"][0])
-METADATA_KEYS = ["frameRate", "duration", "dimensions", "size"]
+METADATA_KEYS = ["frameRate", "duration", "dimensions", "size", "width", "height", "hasAudio"]
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -41,6 +42,25 @@ RECIPES: dict[str, list[str]] = {
     "mkv": [*SOURCE, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "matroska"],
     "webm": [*SOURCE, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime", "-f", "webm"],
     "m4a": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4"],
+    # ffmpeg's M4A muxer: the ftyp brand audio files carry
+    "ipod": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "ipod"],
+    "wav": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "pcm_s16le", "-f", "wav"],
+    "mp4-aac": [
+        *SOURCE,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        "-f",
+        "mp4",
+    ],
     "jpg": [*STILL, "-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-f", "image2"],
     "png": [*STILL, "-c:v", "png", "-f", "image2"],
     "gif": [*STILL, "-f", "gif"],
@@ -433,3 +453,106 @@ def test_compare_refuses_an_image_where_a_video_was_claimed() -> None:
     claim = artifact(file_size=None)  # only the size could have caught it otherwise
     with pytest.raises(VerifyError, match=r"API says 5\.21 s"):
         verify.compare(claim, 1000, IMAGE, TOL)
+
+
+# -- audio: one ffprobe run sees it, hasAudio is checked against it -------------------------
+
+
+@pytest.mark.parametrize(("kind", "ext"), [("ipod", "m4a"), ("wav", "wav"), ("mp4-aac", "mp4")])
+def test_sniff_names_audio_files(media: Media, kind: str, ext: str) -> None:
+    """An M4A-branded file is m4a, a RIFF WAVE is wav; a video with sound is still mp4."""
+    assert verify.sniff(media(kind).read_bytes()[:64]) == ext
+
+
+@pytest.mark.parametrize(
+    ("head", "ext"),
+    [
+        (b"ID3\x04\x00", "mp3"),
+        (b"\xff\xfb\x90\x00", "mp3"),
+        (b"OggS\x00", "ogg"),
+        (b"fLaC\x00", "flac"),
+    ],
+)
+def test_sniff_audio_magic_bytes(head: bytes, ext: str) -> None:
+    """MP3 (ID3 or a frame sync), Ogg and FLAC are told by their first bytes."""
+    assert verify.sniff(head) == ext
+
+
+async def test_probe_media_sees_video_and_audio_in_one_run(media: Media) -> None:
+    """A video with an AAC track: codec h264 and audio_codec aac from the same probe."""
+    result = await verify.probe_media(media("mp4-aac"), timeout=30)
+    assert (result.codec, result.audio_codec, result.width, result.height) == (
+        "h264",
+        "aac",
+        160,
+        96,
+    )
+    silent = await verify.probe_media(media("mp4"), timeout=30)
+    assert silent.audio_codec is None
+
+
+@pytest.mark.parametrize("kind", ["ipod", "wav"])
+async def test_probe_media_reads_audio_only(media: Media, kind: str) -> None:
+    """An audio-only file is media: audio codec and duration, no video codec or size."""
+    result = await verify.probe_media(media(kind), timeout=30)
+    assert result.codec is None and result.width is None
+    assert result.audio_codec in ("aac", "pcm_s16le")
+    assert result.duration == pytest.approx(1.0, abs=0.05)
+
+
+async def test_probe_media_refuses_text(tmp_path: Path) -> None:
+    """A page of HTML is not media."""
+    page = tmp_path / "x.m4a"
+    page.write_bytes(HTML)
+    with pytest.raises(VerifyError, match=r"^ffprobe cannot read it"):
+        await verify.probe_media(page, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("ext", "probe", "message"),
+    [
+        ("m4a", ProbeResult("mp4", "h264", 1, 1, 1.0, 24), "m4a without an audio stream"),
+        (
+            "mp4",
+            ProbeResult("mp4", None, None, None, 1.0, None, "aac"),
+            "mp4 without a video stream",
+        ),
+        ("m4a", ProbeResult("mp4", None, None, None, 1.0, None, "aac"), None),
+        ("mp4", ProbeResult("mp4", "h264", 1, 1, 1.0, 24), None),
+        ("bin", ProbeResult("mpegts", None, None, None, 1.0, None, "mp2"), None),
+    ],
+)
+def test_check_input_by_kind(ext: str, probe: ProbeResult, message: str | None) -> None:
+    """An input named as audio must hold audio, one named as video must hold video."""
+    if message is None:
+        verify.check_input(ext, probe)
+        return
+    with pytest.raises(VerifyError) as info:
+        verify.check_input(ext, probe)
+    assert str(info.value) == message
+
+
+def with_audio(claim: bool | None) -> Artifact:
+    return dataclasses.replace(artifact(), has_audio=claim)
+
+
+@pytest.mark.parametrize(
+    ("claim", "track", "message"),
+    [
+        (True, None, "no audio stream, API says hasAudio: true"),
+        (False, "aac", "an audio stream (aac), API says hasAudio: false"),
+        (True, "aac", None),
+        (False, None, None),
+        (None, "aac", None),
+        (None, None, None),
+    ],
+)
+def test_compare_has_audio(claim: bool | None, track: str | None, message: str | None) -> None:
+    """hasAudio true needs an audio stream, false needs none; absent is not checked (nor listed)."""
+    probe = dataclasses.replace(video(), audio_codec=track)
+    if message is None:
+        assert verify.compare(with_audio(claim), 1000, probe, TOL) == ()
+        return
+    with pytest.raises(VerifyError) as info:
+        verify.compare(with_audio(claim), 1000, probe, TOL)
+    assert str(info.value) == message
