@@ -146,8 +146,8 @@ def _subcommand(
 def _add_run(commands: Subparsers) -> None:
     run = _subcommand(
         commands, "run", summary="archive a list of tasks", examples=RUN_EXAMPLES,
-        description="Fetch each task, download its video and previews, verify them with "
-        "ffprobe, write task.yaml, and remember what is done.",
+        description="Fetch each task, download its video, previews and input assets, verify "
+        "them with ffprobe, write task.yaml, and remember what is done.",
     )  # fmt: skip
     _add_selection(run)
     run.add_argument(

@@ -44,17 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also seed N tasks that are PENDING 5 s, RUNNING 10 s, then SUCCEEDED",
     )
     p.add_argument("--listing-order", choices=ORDERS, default="newest", help="listing order")
-    p.add_argument(
-        "--scenarios",
-        default="",
-        metavar="NAMES",
-        help=f"also seed these scenarios, comma-separated, or 'all': {', '.join(SCENARIOS)}",
-    )
-    p.add_argument(
-        "--no-inputs",
-        action="store_true",
-        help="seeded tasks name no input asset (init_image null), as for benchmarks",
-    )
+    _add_seed_kinds(p)
     p.add_argument("--video", default="320x192@24:2", help="WxH@FPS:SECONDS (default 320x192@24:2)")
     p.add_argument("--bitrate", default=None, help="constant bitrate such as 16M (realistic sizes)")
     p.add_argument("--variants", type=int, default=2, help="distinct video files shared by tasks")
@@ -99,6 +89,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
     return args
+
+
+def _add_seed_kinds(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scenarios",
+        default="",
+        metavar="NAMES",
+        help=f"also seed these scenarios, comma-separated, or 'all': {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--no-inputs",
+        action="store_true",
+        help="seeded tasks name no input asset (init_image null), as for benchmarks",
+    )
 
 
 def _names(text: str) -> list[str]:

@@ -5,9 +5,13 @@ Faults are armed from the test thread and consumed by the server thread, hence t
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from dataclasses import dataclass
 from typing import TypeVar
+
+from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -104,3 +108,35 @@ def _consume(faults: list[_F], fault: _F) -> _F:
     if fault.times <= 0:
         faults.remove(fault)
     return fault
+
+
+async def api_fault_answer(fault: ApiFault) -> web.StreamResponse | None:
+    """The API's answer under `fault`; None means drop the connection without one."""
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.reset:
+        return None
+    headers = dict(fault.headers or {})
+    if fault.redirect_to is not None:
+        headers["Location"] = fault.redirect_to
+        return web.Response(status=302, headers=headers)
+    body = fault.body
+    if body is None:
+        body = json.dumps(
+            {"error": f"Emulated error {fault.status}", "code": fault.status}
+        ).encode()
+        headers.setdefault("Content-Type", "application/json")
+    return web.Response(body=body, status=fault.status, headers=headers)
+
+
+def early_asset_answer(fault: AssetFault) -> web.Response | None:
+    """The answer for a redirect or status fault; None if the fault is about the body."""
+    headers = dict(fault.headers or {})
+    if fault.redirect_to is not None:
+        headers["Location"] = fault.redirect_to
+        return web.Response(status=302, headers=headers)
+    if fault.status is not None:
+        headers.setdefault("Content-Type", "application/json")
+        body = json.dumps({"error": f"Emulated error {fault.status}"}).encode()
+        return web.Response(status=fault.status, body=body, headers=headers)
+    return None

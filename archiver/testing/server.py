@@ -11,11 +11,9 @@ import json
 import re
 import resource
 import socket
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +22,14 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from archiver.testing import listing
-from archiver.testing.faults import ApiFault, AssetFault, FaultBook, Seen
+from archiver.testing.faults import (
+    ApiFault,
+    AssetFault,
+    FaultBook,
+    Seen,
+    api_fault_answer,
+    early_asset_answer,
+)
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import MediaLibrary, VideoSpec
 from archiver.testing.scenarios import SCENARIOS
@@ -32,6 +37,7 @@ from archiver.testing.signing import UrlSigner
 from archiver.testing.store import CDN, UPLOADS, RawAnswer, Store
 from archiver.testing.streaming import drop_connection, plan_response, stream_file
 from archiver.testing.tasks import ArtifactSpec
+from archiver.testing.threads import in_thread
 
 _SEEN = web.RequestKey("seen", Seen)
 _DROPPED = web.RequestKey("dropped", bool)
@@ -125,37 +131,9 @@ class Emulator:
     ) -> None:
         await self.stop()
 
-    @contextmanager
-    def running_in_thread(self) -> Iterator[Emulator]:
-        """Run both servers on an event loop in a daemon thread for the duration of the block."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # handed to the caller's thread below
-                failure.append(exc)
-                return
-            finally:
-                ready.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=run, name="useapi-emulator", daemon=True)
-        thread.start()
-        ready.wait()
-        if failure:
-            loop.close()
-            raise failure[0]
-        try:
-            yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-            loop.close()
+    def running_in_thread(self) -> AbstractContextManager[Emulator]:
+        """Run the servers on an event loop in a daemon thread for the duration of the block."""
+        return in_thread(self, start=self.start, stop=self.stop)
 
     # -- seeding -------------------------------------------------------------------------
 
@@ -334,22 +312,12 @@ class Emulator:
         redirect_to: str | None = None,
         ignore_if_range: bool = False,
     ) -> None:
-        """Misbehave on the next `times` CDN requests whose raw path contains `match`."""
-        self._faults.arm_asset(
-            AssetFault(
-                match,
-                times,
-                status,
-                headers,
-                truncate_at,
-                extra_bytes,
-                delay,
-                hang,
-                reset,
-                redirect_to,
-                ignore_if_range,
-            )
-        )
+        """Misbehave on the next `times` CDN or uploads requests whose raw path has `match`."""
+        fault = AssetFault(
+            match, times, status, headers, truncate_at, extra_bytes,
+            delay, hang, reset, redirect_to, ignore_if_range,
+        )  # fmt: skip
+        self._faults.arm_asset(fault)
 
     def clear_faults(self) -> None:
         """Disarm every fault not yet consumed."""
@@ -409,7 +377,7 @@ class Emulator:
             await self._trickle(request, fault, task_id)
             return None
         if fault is not None:
-            return await self._api_fault_answer(fault)
+            return await api_fault_answer(fault)
         if task_id is None or request.method != "GET":
             return _error(404, "Not found.")
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -455,23 +423,6 @@ class Emulator:
         body = json.dumps(page, ensure_ascii=False).encode("utf-8")
         return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
 
-    async def _api_fault_answer(self, fault: ApiFault) -> web.StreamResponse | None:
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.reset:
-            return None
-        headers = dict(fault.headers or {})
-        if fault.redirect_to is not None:
-            headers["Location"] = fault.redirect_to
-            return web.Response(status=302, headers=headers)
-        body = fault.body
-        if body is None:
-            body = json.dumps(
-                {"error": f"Emulated error {fault.status}", "code": fault.status}
-            ).encode()
-            headers.setdefault("Content-Type", "application/json")
-        return web.Response(body=body, status=fault.status, headers=headers)
-
     # -- CDN and uploads origins ---------------------------------------------------------
 
     def _asset_handler(self, origin: str) -> Any:
@@ -489,7 +440,7 @@ class Emulator:
                 await asyncio.sleep(fault.delay)
             if fault.reset:
                 return None
-            early = _early_asset_answer(fault)
+            early = early_asset_answer(fault)
             if early is not None:
                 return early
         asset = self._store.asset(origin, raw.partition("?")[0])
@@ -519,16 +470,3 @@ class Emulator:
         return await stream_file(
             request, plan, path, rate=self.cdn_rate, fault=fault, stopping=self._stopping
         )
-
-
-def _early_asset_answer(fault: AssetFault) -> web.Response | None:
-    """The answer for a redirect or status fault; None if the fault is about the body."""
-    headers = dict(fault.headers or {})
-    if fault.redirect_to is not None:
-        headers["Location"] = fault.redirect_to
-        return web.Response(status=302, headers=headers)
-    if fault.status is not None:
-        headers.setdefault("Content-Type", "application/json")
-        body = json.dumps({"error": f"Emulated error {fault.status}"}).encode()
-        return web.Response(status=fault.status, body=body, headers=headers)
-    return None
