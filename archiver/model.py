@@ -16,8 +16,6 @@ from .errors import InvalidTaskData
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 FAILED_STATUSES = frozenset({"FAILED", "CANCELLED"})
-# Real tasks nest a few levels; far deeper JSON could not be written as YAML (recursion).
-MAX_DEPTH = 100
 
 
 class State(enum.StrEnum):
@@ -112,7 +110,6 @@ class Task:
 
     @classmethod
     def _parse(cls, data: Mapping[str, Any], task_id: str) -> Task:
-        _check_depth(data)
         raw_artifacts = data.get("artifacts")
         if raw_artifacts is None:
             raw_artifacts = []
@@ -140,19 +137,6 @@ class Task:
             estimated_start=_seconds(data.get("estimatedTimeToStartSeconds")),
             raw=data,
         )
-
-
-def _check_depth(data: Any) -> None:
-    """Refuse JSON nested deeper than MAX_DEPTH, without recursion of our own."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InvalidTaskData(f"task JSON nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, Mapping):
-            stack.extend((child, depth + 1) for child in value.values())
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1) for child in value)
 
 
 def _text(value: Any) -> str | None:

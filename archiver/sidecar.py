@@ -105,14 +105,14 @@ def listed_paths(text: str) -> set[str]:
     """
     doc = _load(text)
     if not isinstance(doc, dict):
-        raise InvalidSidecar(f"{NAME}: expected a mapping, got {type(doc).__name__}")
+        raise InvalidSidecar(f"expected a mapping, got {type(doc).__name__}")
     ours = doc.get("archiver")
     if "task" in doc and isinstance(ours, dict):
         where, artifacts, inputs = "archiver.", ours.get("artifacts"), ours.get("inputs", [])
     elif "taskId" in doc and "artifacts" in doc:
         where, artifacts, inputs = "", doc["artifacts"], []
     else:
-        raise InvalidSidecar(f"{NAME}: no archiver section")
+        raise InvalidSidecar("no archiver section (task: and archiver:)")
     found: set[str] = set()
     for i, art in enumerate(_list(artifacts, f"{where}artifacts")):
         at = f"{where}artifacts[{i}]"
@@ -140,18 +140,18 @@ def _load(text: str) -> Any:
     except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise InvalidSidecar(f"{NAME}: not valid YAML{line}") from exc
+        raise InvalidSidecar(f"not valid YAML{line}") from exc
 
 
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise InvalidSidecar(f"{NAME}: {where}: expected a list")
+        raise InvalidSidecar(f"{where}: expected a list")
     return value
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InvalidSidecar(f"{NAME}: {where}: expected a mapping")
+        raise InvalidSidecar(f"{where}: expected a mapping")
     return value
 
 
@@ -161,5 +161,5 @@ def _path(entry: Any, where: str) -> str:
     text = value if isinstance(value, str) else ""
     parts = PurePosixPath(text).parts if text else ()
     if not parts or parts[0] == "/" or ".." in parts or "\0" in text:
-        raise InvalidSidecar(f"{NAME}: {where}.path: expected a relative path, got {value!r}")
+        raise InvalidSidecar(f"{where}.path: expected a relative path, got {value!r}")
     return str(PurePosixPath(*parts))

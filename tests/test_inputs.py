@@ -95,8 +95,8 @@ def test_input_gone_for_good_is_recorded_once_and_never_asked_again(
     assert [r.origin for r in emu.requests].count("api") == 2
     warnings = [line for line in result.err.splitlines() if line.startswith("warning: ")]
     assert warnings == [
-        f"warning: {task}: input options.init_image ({emu.uploads_url}{path}?…) unavailable: "
-        f"HTTP {status}, also after a fresh fetch of the task; archived without it"
+        f"warning: {task}: input options.init_image unavailable (HTTP {status}, also after a"
+        f" fresh fetch of the task), archived without it: {emu.uploads_url}{path}?…"
     ]
     gone = {"option": "options.init_image", "url": f"{emu.uploads_url}{path}?…",
             "reason": f"HTTP {status}, also after a fresh fetch of the task"}  # fmt: skip

@@ -118,7 +118,7 @@ def test_deleted_media_and_sidecar_are_healed_fetching_only_what_is_missing(
     assert len(cdn) == 2 and sum(p.endswith(".mp4") for p in cdn) == 1
     assert video_a.read_bytes() == emu.media_of(a)[0].read_bytes()
     assert preview_c.read_bytes() == emu.media_of(c)[2].read_bytes()
-    assert yaml.safe_load((dirs[b] / "task.yaml").read_text())["taskId"] == b
+    assert yaml.safe_load((dirs[b] / "task.yaml").read_text())["task"]["taskId"] == b
     verified = {Path(f["path"]).name: f["verified"] for f in healed.task(a)["files"]}
     assert verified[video_a.name] == ["size", "sha256", "media"]
     assert {tuple(v) for n, v in verified.items() if n != video_a.name} == {("size",)}
@@ -151,7 +151,7 @@ def test_verify_checks_each_sidecar(runner: Runner) -> None:
     sidecars[0].unlink()
     sidecars[1].write_text("{not: [valid")
     doc = yaml.safe_load(sidecars[2].read_text())
-    doc["artifacts"][0]["previews"] = []
+    doc["archiver"]["artifacts"][0]["previews"] = []
     sidecars[2].write_text(yaml.safe_dump(doc))
     result = runner.run("--no-progress", command="verify", report=False)
     assert result.code == 1
@@ -160,7 +160,7 @@ def test_verify_checks_each_sidecar(runner: Runner) -> None:
     assert sorted(damaged) == sorted(
         [
             f"damaged: {rel[0]}: missing",
-            f"damaged: {rel[1]}: does not parse as a sidecar: not valid YAML",
+            f"damaged: {rel[1]}: does not parse as a sidecar: not valid YAML (line 1)",
             f"damaged: {rel[2]}: does not name 1 archived file(s)",
         ]
     )

@@ -72,16 +72,16 @@ def damage(runner: Runner, tasks: list[str], result: Result) -> dict[str, str]:
 
 
 def test_verify_clean_archive_exits_0_without_a_request(runner: Runner) -> None:
-    """A clean archive of 2 tasks verifies as 10 ok files, exit 0, and the emulator sees nothing."""
+    """2 tasks (video, 3 previews, an input, the sidecar each) verify as 12 ok files, no request."""
     archive_two(runner)
     before = snapshot(runner)
     result = verify(runner)
     assert result.code == 0, result.err
-    assert result.out.splitlines() == ["checked 10 files: 10 ok, 0 damaged"]
+    assert result.out.splitlines() == ["checked 12 files: 12 ok, 0 damaged"]
     assert result.err == ""
     assert runner.emu.requests == []
     assert result.report == {
-        "summary": {"checked": 10, "damaged": 0, "repaired": 0},
+        "summary": {"checked": 12, "damaged": 0, "repaired": 0},
         "damaged": [],
     }
     assert snapshot(runner) == before
@@ -96,9 +96,9 @@ def test_verify_names_each_damaged_file_and_leaves_the_catalog(runner: Runner) -
     assert result.code == 1
     damaged = [line for line in result.out.splitlines() if line.startswith("damaged: ")]
     assert sorted(damaged) == sorted(f"damaged: {p}: {r}" for p, r in expected.items())
-    assert result.out.splitlines()[-1] == "checked 10 files: 7 ok, 3 damaged"
+    assert result.out.splitlines()[-1] == "checked 12 files: 9 ok, 3 damaged"
     assert result.report is not None
-    assert result.report["summary"] == {"checked": 10, "damaged": 3, "repaired": 0}
+    assert result.report["summary"] == {"checked": 12, "damaged": 3, "repaired": 0}
     owner = {p: t for t in tasks for p in (f["path"] for f in archived.task(t)["files"])}
     assert sorted(result.report["damaged"], key=lambda d: d["path"]) == sorted(
         (
@@ -126,9 +126,9 @@ def test_verify_repair_fetches_only_what_is_damaged(runner: Runner) -> None:
     }
     result = verify(runner, "--repair")
     assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == "checked 10 files: 7 ok, 3 damaged, 3 repaired"
+    assert result.out.splitlines()[-1] == "checked 12 files: 9 ok, 3 damaged, 3 repaired"
     assert result.report is not None
-    assert result.report["summary"] == {"checked": 10, "damaged": 3, "repaired": 3}
+    assert result.report["summary"] == {"checked": 12, "damaged": 3, "repaired": 3}
     assert all(d["repaired"] for d in result.report["damaged"])
     api = sorted(r.raw_path for r in emu.requests if r.origin == "api")
     assert api == sorted(f"/v1/runwayml/tasks/{t}" for t in tasks)
@@ -158,7 +158,7 @@ def test_verify_repair_fetches_only_what_is_damaged(runner: Runner) -> None:
     emu.clear_requests()
     again = verify(runner)
     assert again.code == 0, again.out
-    assert again.out.splitlines() == ["checked 10 files: 10 ok, 0 damaged"]
+    assert again.out.splitlines() == ["checked 12 files: 12 ok, 0 damaged"]
     assert emu.requests == []
 
 

@@ -258,19 +258,6 @@ def test_task_keeps_the_served_json_as_raw() -> None:
     assert task == parse(example())
 
 
-def test_json_nested_too_deep_is_invalid_task_data() -> None:
-    """JSON 101 levels deep is InvalidTaskData (YAML could not write it); 100 levels parse."""
-    data = example()
-    deep: Any = "x"
-    for _ in range(98):  # task (1) > options (2) > 98 lists > "x": 101 levels
-        deep = [deep]
-    data["options"]["deep"] = deep
-    with pytest.raises(InvalidTaskData, match=r"^task JSON nested deeper than 100 levels$"):
-        parse(data)
-    data["options"]["deep"] = deep[0]
-    assert parse(data).options is not None
-
-
 def test_invalid_task_data_carries_the_served_status() -> None:
     """A malformed SUCCEEDED task raises InvalidTaskData that still knows status SUCCEEDED."""
     data = example()

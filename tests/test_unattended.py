@@ -400,7 +400,8 @@ def test_status_and_verify_work_on_a_read_only_archive(
     assert cli.main(["status", "-o", str(copy), "-c", str(runner.config)]) == 0
     assert "tasks: 1 archived" in runner.capsys.readouterr().out
     assert cli.main(["verify", "-o", str(copy), "-c", str(runner.config)]) == 0
-    assert runner.capsys.readouterr().out == "checked 3 files: 3 ok, 0 damaged\n"
+    # the video, its preview, its init_image input and the sidecar
+    assert runner.capsys.readouterr().out == "checked 4 files: 4 ok, 0 damaged\n"
     assert sorted(p.name for p in copy.iterdir()) == before
     assert not any(name.endswith(("-wal", "-shm")) for name in before)
 

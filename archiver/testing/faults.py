@@ -9,7 +9,7 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -140,3 +140,21 @@ def early_asset_answer(fault: AssetFault) -> web.Response | None:
         body = json.dumps({"error": f"Emulated error {fault.status}"}).encode()
         return web.Response(status=fault.status, body=body, headers=headers)
     return None
+
+
+async def trickle(
+    request: web.Request, fault: ApiFault, data: Any, stopping: asyncio.Event
+) -> None:
+    """Write a whole HTTP answer straight to the socket, one byte per `fault.trickle` s."""
+    body = fault.body if fault.body is not None else json.dumps(data).encode()
+    head = (
+        f"HTTP/1.1 {fault.status if fault.body is not None else 200} OK\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    transport = request.transport
+    for i in range(len(head + body)):
+        if transport is None or transport.is_closing() or stopping.is_set():
+            return
+        transport.write((head + body)[i : i + 1])
+        await asyncio.sleep(fault.trickle)

@@ -1,6 +1,6 @@
 """The useapi.net emulator: API, CDN and uploads origins on loopback, with switchable faults.
 
-Tests seed tasks and arm faults from their own thread; both servers run on one event loop.
+Tests seed tasks and arm faults from their own thread; the three servers run on one event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from archiver.testing.faults import (
     Seen,
     api_fault_answer,
     early_asset_answer,
+    trickle,
 )
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import MediaLibrary, VideoSpec
@@ -96,7 +97,7 @@ class Emulator:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start listening on both origins."""
+        """Start listening on every origin."""
         self._stopping = asyncio.Event()
         handlers = (self._api, self._asset_handler(CDN), self._asset_handler(UPLOADS))
         for sock, handler in zip(self._socks, handlers, strict=True):
@@ -111,7 +112,7 @@ class Emulator:
             self._runners.append(runner)
 
     async def stop(self) -> None:
-        """Stop both origins, releasing any hanging responses."""
+        """Stop every origin, releasing any hanging responses."""
         self._stopping.set()
         for runner in self._runners:
             await runner.cleanup()
@@ -374,7 +375,8 @@ class Emulator:
             await asyncio.sleep(self.api_delay)
         fault = self._faults.take_api(task_id)
         if fault is not None and fault.trickle:
-            await self._trickle(request, fault, task_id)
+            data = self._store.served_json(task_id) if task_id else None
+            await trickle(request, fault, data, self._stopping)
             return None
         if fault is not None:
             return await api_fault_answer(fault)
@@ -397,22 +399,6 @@ class Emulator:
             return _error(404, "Not found.")
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")
         return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
-
-    async def _trickle(self, request: web.Request, fault: ApiFault, task_id: str | None) -> None:
-        """Write a whole HTTP answer straight to the socket, one byte per `fault.trickle` s."""
-        data = self._store.served_json(task_id) if task_id else None
-        body = fault.body if fault.body is not None else json.dumps(data).encode()
-        head = (
-            f"HTTP/1.1 {fault.status if fault.body is not None else 200} OK\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        transport = request.transport
-        for i in range(len(head + body)):
-            if transport is None or transport.is_closing() or self._stopping.is_set():
-                return
-            transport.write((head + body)[i : i + 1])
-            await asyncio.sleep(fault.trickle)
 
     def _listing_answer(self, request: web.Request) -> web.Response:
         try:
