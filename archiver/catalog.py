@@ -174,6 +174,19 @@ def _task_row(r: Sequence[Any]) -> TaskRow:
     return TaskRow(r[0], _STATES[r[1]], *r[2:])
 
 
+def _keep_unavailable(db: sqlite3.Connection, outcome: TaskOutcome, now: str) -> None:
+    """Inputs found gone for good are kept: a later outcome without them (an error, a run with
+    --no-inputs) does not make them fetchable again."""
+    db.executemany(
+        "INSERT OR IGNORE INTO unavailable_inputs VALUES (?, ?, ?, ?, ?)",
+        [
+            (outcome.task_id, m.option, m.url, m.reason, now)
+            for m in outcome.missing
+            if m.why is Missing.UNAVAILABLE
+        ],
+    )
+
+
 class Catalog:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
@@ -344,15 +357,7 @@ class Catalog:
                     for f in outcome.files
                 ],
             )
-            # Kept once found: a later outcome without them does not make them fetchable again.
-            db.executemany(
-                "INSERT OR IGNORE INTO unavailable_inputs VALUES (?, ?, ?, ?, ?)",
-                [
-                    (outcome.task_id, m.option, m.url, m.reason, now)
-                    for m in outcome.missing
-                    if m.why is Missing.UNAVAILABLE
-                ],
-            )
+            _keep_unavailable(db, outcome, now)
 
     def unavailable(self) -> dict[str, tuple[MissingInput, ...]]:
         """Inputs found gone for good, by task id (a small table: read whole)."""

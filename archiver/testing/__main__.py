@@ -36,14 +36,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m archiver.testing", description=__doc__)
     p.add_argument("--tasks", type=int, default=5, help="SUCCEEDED tasks to seed (default 5)")
     p.add_argument("--mix", action="store_true", help="also seed PENDING/RUNNING/.../CANCELLED")
-    p.add_argument(
-        "--progressing",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also seed N tasks that are PENDING 5 s, RUNNING 10 s, then SUCCEEDED",
-    )
-    p.add_argument("--listing-order", choices=ORDERS, default="newest", help="listing order")
     _add_seed_kinds(p)
     p.add_argument("--video", default="320x192@24:2", help="WxH@FPS:SECONDS (default 320x192@24:2)")
     p.add_argument("--bitrate", default=None, help="constant bitrate such as 16M (realistic sizes)")
@@ -92,6 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _add_seed_kinds(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progressing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also seed N tasks that are PENDING 5 s, RUNNING 10 s, then SUCCEEDED",
+    )
+    p.add_argument("--listing-order", choices=ORDERS, default="newest", help="listing order")
     p.add_argument(
         "--scenarios",
         default="",

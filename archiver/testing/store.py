@@ -134,16 +134,21 @@ class Store:
             input_files=[self._upload_media(u).path for u in urls],
             lifecycle=lifecycle,
         )
-        if lifecycle is not None and lifecycle.final == "SUCCEEDED":
+        self._start(record, status)
+        return task_id
+
+    def _start(self, record: TaskRecord, status: str) -> None:
+        """Put a new task in place at `status`, or where its lifecycle begins."""
+        life = record.lifecycle
+        if life is not None and life.final == "SUCCEEDED":
             # Made now, in the seeding thread, so no poll waits for media to render.
-            record.artifacts = [self._artifact(record, i, spec) for i, spec in enumerate(specs)]
+            record.artifacts = [self._artifact(record, i, s) for i, s in enumerate(record.specs)]
         with self.lock:
-            self.tasks[task_id] = record
-        if lifecycle is None:
-            self.set_status(task_id, status)
+            self.tasks[record.json["taskId"]] = record
+        if life is None:
+            self.set_status(record.json["taskId"], status)
         else:
             self._advance(record, steps=0)
-        return task_id
 
     def _advance(self, record: TaskRecord, *, steps: float) -> None:
         """Move a task with a lifecycle to where it stands after `steps`."""
