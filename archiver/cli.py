@@ -36,6 +36,8 @@ from .catalog import Catalog
 from .catalog import require as require_archive
 from .discover import Query
 from .errors import EX_SOFTWARE, ArchiverError, ConfigError, StorageError, UsageError
+from .gallery import build as build_gallery
+from .gallery import refresh as refresh_gallery
 from .model import State
 from .progress import Level
 from .tasklist import TaskList, gather
@@ -61,6 +63,11 @@ VERIFY_EXAMPLES = """\
 examples:
   runway-archiver verify -o ~/runway-archive
   USEAPI_TOKEN=... runway-archiver verify -o ~/runway-archive --repair --report verify.json
+"""
+GALLERY_EXAMPLES = """\
+examples:
+  runway-archiver gallery -o ~/runway-archive     # then open the file:// link it prints
+  rclone sync ~/runway-archive remote:bucket      # every link is relative: it works anywhere
 """
 STATUS_EXAMPLES = """\
 examples:
@@ -112,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_list(commands)
     _add_verify(commands)
     _add_status(commands)
+    _add_gallery(commands)
     return parser
 
 
@@ -242,6 +250,16 @@ def _add_status(commands: Subparsers) -> None:
     sub.set_defaults(handler=_status)
 
 
+def _add_gallery(commands: Subparsers) -> None:
+    sub = _subcommand(
+        commands, "gallery", summary="write the offline gallery (index.html, no network)",
+        examples=GALLERY_EXAMPLES,
+        description="Write index.html at the archive root and its gallery/ folder from the "
+        "catalog: search, filters and a detail view of every task, opened from file://.",
+    )  # fmt: skip
+    sub.set_defaults(handler=_gallery)
+
+
 def _level(args: argparse.Namespace) -> Level:
     return Level.QUIET if args.quiet else Level.VERBOSE if args.verbose else Level.NORMAL
 
@@ -303,6 +321,8 @@ def _run(args: argparse.Namespace) -> int:
             cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
             query=query, wait=wait,
         )  # fmt: skip
+        changed = any(o.state in (State.ARCHIVED, State.FAILED) for o in finished.outcomes)
+        _refresh_gallery(cfg, catalog, changed=changed)
     return finished.code
 
 
@@ -338,6 +358,8 @@ def _verify(args: argparse.Namespace) -> int:
         with _archive(cfg.output_dir, create=False) as catalog:
             checked, damaged = _audit(cfg, catalog, level)
             repaired = _repair(cfg, catalog, damaged, level) if damaged else set()
+            if damaged:
+                _refresh_gallery(cfg, catalog, changed=True)
     else:
         # Reading only: no lock and no write, so a read-only copy or mount can be verified.
         with _readonly(cfg.output_dir) as catalog:
@@ -401,6 +423,22 @@ def _status(args: argparse.Namespace) -> int:
         for line in status.render(cfg.output_dir, catalog):
             print(scrub.text(line))
     return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    with _archive(cfg.output_dir, create=False) as catalog:
+        built = build_gallery(cfg.output_dir, catalog, now=pipeline.now())
+    if _level(args) > Level.QUIET:
+        print(f"gallery: {built.tasks} tasks: {built.index.resolve().as_uri()}")
+    return 0
+
+
+def _refresh_gallery(cfg: config.Config, catalog: Catalog, *, changed: bool) -> None:
+    if cfg.gallery:
+        warning = refresh_gallery(cfg.output_dir, catalog, changed=changed, now=pipeline.now())
+        if warning:
+            print(scrub.text(warning), file=sys.stderr)
 
 
 def _output_folder(root: Path) -> None:

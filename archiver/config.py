@@ -69,6 +69,8 @@ class Config:
     poll_interval: float = 10.0
     poll_max_interval: float = 60.0
     wait_time_scale: float = 1.0
+    # Refresh the offline gallery (index.html at the archive root) after a run that changed it.
+    gallery: bool = True
 
     @property
     def probes(self) -> int:
@@ -104,7 +106,7 @@ _FLOATS = {
 }
 # Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
 _POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
-_BOOLS = {"progress", "refresh", "retry_errors", "inputs"}
+_BOOLS = {"progress", "refresh", "retry_errors", "inputs", "gallery"}
 _STRINGS = {"token", "base_url", "ffprobe"}
 _PATHS = {"output_dir", "token_file"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))

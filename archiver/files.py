@@ -117,8 +117,11 @@ def nofollow_opener(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW, 0o644)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp name, fsync, rename, fsync the folder: readers see the old file or the new one."""
+def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Temp name, fsync, rename, fsync the folder: readers see the old file or the new one.
+
+    sync_folder=False leaves the folder's fsync to the caller, once for many files.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     discard(tmp)  # the temp name is ours: whatever sits there (a planted link) goes
     try:
@@ -127,7 +130,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if sync_folder:
+            fsync_dir(path.parent)
     except OSError as exc:
         discard(tmp)
         raise storage_error(exc, path) from exc

@@ -28,6 +28,7 @@ from .errors import (
     UrlExpired,
     VerifyError,
 )
+from .gallery import display
 from .jobs import FileJob, lost_input, plan, plan_files
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
@@ -189,6 +190,9 @@ class Archiver:
                 task_id, State.ERROR, status, dir=folder, error=str(exc), backoff=lasting(exc)
             )
         self.catalog.record(outcome, now=now(), run_id=self.run_id)
+        if task is not None and outcome.dir and outcome.state in display.SHOWN_STATES:
+            shown = display.of_task(task, outcome.dir, outcome.files)
+            self.catalog.record_display(task_id, **dataclasses.asdict(shown))
         if not waited:
             self.reporter.task_done(outcome)
         return outcome

@@ -2,7 +2,8 @@
 
 Signed URLs stay in `task:` with their query strings: the sidecar is the record, inside the
 archive, beside the media they point at. `render` is pure (the pipeline writes it atomically);
-`listed_paths` reads back which files a sidecar names, for verify.
+`listed_paths` reads back which files a sidecar names, for verify; `served` the task, for the
+gallery.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from . import __version__
 from .errors import InvalidSidecar
+from .files import nofollow_opener
 from .model import ArchivedFile, FileKind, Missing, MissingInput, Task
 
 NAME = "task.yaml"
@@ -124,6 +126,21 @@ def listed_paths(text: str) -> set[str]:
     for k, entry in enumerate(_list(inputs, f"{where}inputs")):
         found.add(_path(entry, f"{where}inputs[{k}]"))
     return found
+
+
+def served(folder: Path) -> dict[str, Any] | None:
+    """The task JSON a folder's sidecar keeps (under `task:`, or the whole of a one-level sidecar
+    from before that layout); None when it is missing or unreadable (the caller has a fallback)."""
+    try:
+        with open(folder / NAME, encoding="utf-8", opener=nofollow_opener) as fh:
+            doc = _load(fh.read())
+    except (OSError, UnicodeDecodeError, InvalidSidecar):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if "task" in doc and isinstance(doc.get("archiver"), dict):
+        doc = doc["task"]
+    return doc if isinstance(doc, dict) else None
 
 
 def _load(text: str) -> Any:

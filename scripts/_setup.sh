@@ -1,15 +1,25 @@
-# Sourced by scripts/test, scripts/demo and scripts/bench: make sure ffmpeg and the venv exist.
+# Sourced by scripts/test, scripts/demo, scripts/bench and scripts/screenshot: make sure ffmpeg,
+# Chromium (the gallery's browser tests) and the venv exist.
 # Works on a fresh Debian machine with Python 3.11 (as root, apt-get installs ffmpeg).
 
-ensure_ffmpeg() {
-    if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
-        return
-    fi
-    echo "setup: installing ffmpeg (apt-get)" >&2
+# apt-get install Debian packages: as root here, else through sudo.
+apt_install() {
+    echo "setup: installing $* (apt-get)" >&2
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_ffmpeg() {
+    command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && return
+    apt_install ffmpeg
+}
+
+# Debian's chromium and chromium-driver: the gallery is tested in a real headless browser.
+ensure_chromium() {
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
+    apt_install chromium chromium-driver
 }
 
 ensure_venv() {

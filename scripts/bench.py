@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchlib import report as report_mod
 from benchlib.disk import parse_size
+from benchlib.gallery import gallery_profile
 from benchlib.proc import BenchError
 from benchlib.profiles import Options, big_profile, log, tasks_profile
 from benchlib.rerun import rerun_profile
@@ -29,6 +30,7 @@ examples:
   scripts/bench --tasks 10000 --repeat 1 small media (auto above 2000 tasks: disk)
   scripts/bench --rerun 100000           a rerun over 100,000 archived ids: no request
   scripts/bench --big 2G --repeat 1      one 2 GB video: the archiver's peak RSS
+  scripts/bench --gallery 100000         build the gallery of 100,000 tasks, load it in Chromium
   scripts/bench --profile                also one archiver run under cProfile
 """
 
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rerun", type=int, metavar="N", help="time a rerun over N archived ids")
     p.add_argument("--big", metavar="SIZE", help="one task whose video is SIZE (e.g. 2G)")
+    p.add_argument(
+        "--gallery", type=int, metavar="N", help="time the gallery of N tasks: build and page load"
+    )
     p.add_argument("--profile", action="store_true", help="one more archiver run under cProfile")
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the figures as JSON")
     p.add_argument(
@@ -72,8 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="media cache: a few variants, reused across runs (default: %(default)s)",
     )
     args = p.parse_args(argv)
-    if args.tasks < 1 or args.repeat < 1 or (args.rerun is not None and args.rerun < 1):
-        p.error("--tasks, --repeat and --rerun must be positive")
+    counts = (args.rerun, args.gallery)
+    if args.tasks < 1 or args.repeat < 1 or any(n is not None and n < 1 for n in counts):
+        p.error("--tasks, --repeat, --rerun and --gallery must be positive")
     if args.big is not None:
         try:
             parse_size(args.big)
@@ -84,7 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [t for t in ("curl", "aria2c", "jq", "ffprobe") if shutil.which(t) is None]
+    tools = ("chromium", "chromedriver") if args.gallery else ("curl", "aria2c", "jq", "ffprobe")
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         print(f"bench: missing {', '.join(missing)}: run scripts/bench", file=sys.stderr)
         return 2
@@ -105,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     began = time.monotonic()
     try:
-        if args.rerun is not None:
+        if args.gallery is not None:
+            report = gallery_profile(opt, args.gallery)
+        elif args.rerun is not None:
             report = rerun_profile(opt, args.rerun)
         elif args.big is not None:
             report = big_profile(opt, args.big)

@@ -119,14 +119,19 @@ class Runner:
             return list(db.execute(sql, params))
 
     def final_files(self) -> list[Path]:
-        """Every file under the archive except the catalog and lock."""
+        """Every file under the archive except the catalog, lock and gallery."""
         skip = {
             "catalog.sqlite3",
             "catalog.sqlite3-wal",
             "catalog.sqlite3-shm",
             ".runway-archiver.lock",
         }
-        return sorted(p for p in self.root.rglob("*") if p.is_file() and p.name not in skip)
+        gallery = {self.root / "index.html", self.root / "gallery"}
+        return sorted(
+            p
+            for p in self.root.rglob("*")
+            if p.is_file() and p.name not in skip and gallery.isdisjoint({p, *p.parents})
+        )
 
 
 @pytest.fixture

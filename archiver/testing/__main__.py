@@ -24,6 +24,15 @@ from archiver.testing.tasks import default_options
 
 _VIDEO = re.compile(r"^(\d+)x(\d+)@(\d+):([\d.]+)$")
 _MIX = ("PENDING", "RUNNING", "THROTTLED", "FAILED", "CANCELLED")
+# Varied prompts, so that a demo archive's gallery shows what search and cards are for.
+_PROMPTS = (
+    "a cat chasing a dog across a kitchen floor, slow motion",
+    "aerial drone shot over a misty pine forest at sunrise",
+    "neon city street at night in the rain, handheld tracking shot",
+    "close up of a red fox in the snow, golden hour, 35mm film grain",
+    "waves crashing on black volcanic rocks, cinematic wide angle",
+    "a paper boat drifting down a gutter stream, macro lens",
+)
 
 
 def default_cache() -> Path:
@@ -117,9 +126,14 @@ def seed(emu: Emulator, args: argparse.Namespace) -> list[str]:
     ids = []
     for i in range(args.tasks):
         spec = VideoSpec(int(w), int(h), int(fps), float(secs), i % args.variants, args.bitrate)
-        name = f"Gen-3 Alpha {i}, a cat"
-        options = default_options(name, "a cat", spec.seconds, None) if args.no_inputs else None
-        ids.append(emu.add_task(video=spec, previews=args.previews, name=name, options=options))
+        prompt = _PROMPTS[i % len(_PROMPTS)]
+        name = f"Gen-3 Alpha {1000 + i}, {' '.join(prompt.split()[:4]).rstrip(',')}"
+        options = default_options(name, prompt, spec.seconds, None) if args.no_inputs else None
+        ids.append(
+            emu.add_task(
+                video=spec, previews=args.previews, name=name, prompt=prompt, options=options
+            )
+        )
     if args.mix:
         ids += [emu.add_task(status, name=f"Gen-3 Alpha {status.lower()}") for status in _MIX]
     life = Lifecycle(pending=5, running=10, per="second", eta=5)

@@ -1,0 +1,172 @@
+"""Write the gallery: index.html at the archive root and its folder of static files and data.
+
+Everything is read from the catalog's display rows, made when each task was archived (a task
+without a current one gets it here first); every file is written whole under a temp name and
+renamed, and a file whose bytes did not change is left alone, so a browser open on the page
+never reads a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .. import files, sidecar
+from ..catalog import Catalog
+from ..errors import InvalidTaskData, StorageError
+from ..model import Task
+from . import display
+
+INDEX = "index.html"
+FOLDER = "gallery"
+DETAIL = "detail"
+STATIC = ("gallery.js", "gallery.css")
+FIRST = 500  # rows in data.js: more than a screen holds
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    index: Path
+    tasks: int
+    remade: int  # display rows made now: tasks archived before the gallery, or changed since
+
+
+def build(root: Path, catalog: Catalog, *, now: str) -> Built:
+    """Write the whole gallery from the catalog; return where it is and how many tasks it shows."""
+    remade = _remake_stale(root, catalog)
+    out = files.ensure_dir(root, FOLDER)
+    versions: dict[str, Any] = {"shards": _write_shards(files.ensure_dir(out, DETAIL), catalog)}
+    for name in STATIC:
+        versions[name] = _put(out / name, _static(name))
+    cards = catalog.display_cards(display.SHOWN_STATES)
+    # The newest rows come first, in their own small file, so the first screen is drawn at
+    # once; the rest (megabytes at 100,000 tasks) arrives while the page is already usable.
+    versions["data-more.js"] = _put(
+        out / "data-more.js", _script("RUNWAY_GALLERY_MORE", f"[{','.join(cards[FIRST:])}]")
+    )
+    head = _head(catalog, now, len(cards), versions)
+    data = f'{head[:-1]},"rows":[{",".join(cards[:FIRST])}]}}'
+    versions["data.js"] = _put(out / "data.js", _script("RUNWAY_GALLERY_DATA", data))
+    page = _static("index.html").decode("utf-8")
+    for name in ("gallery.css", "gallery.js", "data.js"):
+        page = page.replace(f"{{{{{name}}}}}", str(versions[name]))
+    index = root / INDEX
+    _put(index, page.encode("utf-8"))
+    return Built(index, len(cards), remade)
+
+
+def _head(catalog: Catalog, now: str, count: int, versions: dict[str, Any]) -> str:
+    per_state, file_count, total_bytes = catalog.totals()
+    last = catalog.last_run()
+    head = {
+        "version": display.VERSION,
+        "built": now,
+        "columns": display.CARD_COLUMNS,
+        "count": count,
+        "more": versions["data-more.js"],
+        "shards": versions["shards"],
+        "totals": {
+            "tasks": per_state.get("archived", 0),
+            "failed": per_state.get("failed", 0),
+            "files": file_count,
+            "bytes": total_bytes,
+            "lastRun": (last["finished_at"] or last["started_at"]) if last else None,
+        },
+    }
+    return json.dumps(head, separators=(",", ":"))
+
+
+def _remake_stale(root: Path, catalog: Catalog) -> int:
+    """Make the display row of each task without a current one: archived before the gallery
+    existed, or whose files changed since (from its sidecar and its catalog files)."""
+    stale = catalog.stale_display(display.SHOWN_STATES, display.VERSION)
+    for task_id, folder, status in stale:
+        task = _from_sidecar(root / folder, task_id, status)
+        shown = display.of_task(task, folder, catalog.files(task_id))
+        catalog.record_display(task_id, **asdict(shown))
+    return len(stale)
+
+
+def _from_sidecar(folder: Path, task_id: str, status: str | None) -> Task:
+    """The task as its sidecar recorded it, or what the catalog knows when that cannot be read."""
+    doc = sidecar.served(folder)
+    if doc is not None:
+        try:
+            return Task.from_json(doc, task_id=task_id)
+        except InvalidTaskData:
+            pass  # hand-edited or damaged: the catalog's facts below still make a card
+    return Task.from_json({"status": status}, task_id=task_id)
+
+
+def _write_shards(folder: Path, catalog: Catalog) -> dict[str, str]:
+    """One detail file per shard that has tasks, each read and written on its own (bounded
+    memory), and only when its rows changed since the last build (MANIFEST says which)."""
+    stamps = catalog.display_stamps(display.SHOWN_STATES)
+    before = _manifest(folder)
+    after: dict[str, list[Any]] = {}
+    for key, stamp in sorted(stamps.items()):
+        path = folder / f"{key}.js"
+        known = before.get(key)
+        if known and known[0] == stamp and files.file_size(path) == known[2]:
+            after[key] = known
+            continue
+        entries = catalog.display_entries(display.SHOWN_STATES, key)
+        body = _script("RUNWAY_GALLERY_SHARD", "{" + ",".join(entries) + "}", key)
+        after[key] = [stamp, _put(path, body, sync_folder=False), len(body)]
+    for key in before.keys() - after.keys():
+        files.discard(folder / f"{key}.js")  # its tasks are gone from the gallery
+    manifest = json.dumps(after, separators=(",", ":")).encode()
+    _put(folder / MANIFEST, manifest, sync_folder=False)
+    try:
+        files.fsync_dir(folder)  # once for all the renames above
+    except OSError as exc:
+        raise files.storage_error(exc, folder) from exc
+    return {key: known[1] for key, known in after.items()}
+
+
+def _manifest(folder: Path) -> dict[str, list[Any]]:
+    """What the last build wrote: shard -> [stamp, digest, bytes]; empty when unreadable."""
+    try:
+        with open(folder / MANIFEST, "rb", opener=files.nofollow_opener) as fh:
+            found = json.loads(fh.read())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        k: v
+        for k, v in found.items()
+        if k in display.SHARDS and isinstance(v, list) and len(v) == 3
+    }
+
+
+def _script(name: str, json_text: str, key: str | None = None) -> bytes:
+    """A script handing JSON to the page: a file:// page may not fetch() a file, but may load
+    a script. JSON is a JavaScript literal; measured, it loads faster than JSON.parse of it."""
+    if key is None:
+        return f"window.{name} = {json_text};\n".encode()
+    return f'window.{name}("{key}", {json_text});\n'.encode()
+
+
+def _put(path: Path, data: bytes, *, sync_folder: bool = True) -> str:
+    """Write `data` atomically unless the file already holds it; return a short digest."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    try:
+        same = files.file_size(path) == len(data) and path.read_bytes() == data
+    except OSError:
+        same = False
+    if not same:
+        files.atomic_write(path, data, sync_folder=sync_folder)
+    return digest
+
+
+def _static(name: str) -> bytes:
+    try:
+        return (resources.files(__package__) / "static" / name).read_bytes()
+    except OSError as exc:
+        raise StorageError(f"gallery: the installed package lacks static/{name}: {exc}") from exc
