@@ -10,12 +10,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 
 from archiver.catalog import SCHEMA_VERSION
 from archiver.gallery import display
-from archiver.model import FileKind, Task
-from archiver.testing import ArtifactSpec
+from archiver.http import redact
+from archiver.model import Task
+from archiver.testing import ArtifactSpec, Upload
 
 from .conftest import TOKEN, Runner
 
@@ -23,10 +24,6 @@ PREFIX = {
     "data.js": "window.RUNWAY_GALLERY_DATA = ",
     "data-more.js": "window.RUNWAY_GALLERY_MORE = ",
 }
-# Input assets are files of kind "input" (issue 8); until that kind exists the catalog counts
-# such a row as damage, so the tests that write one wait for it.
-INPUTS = "input" in {str(k) for k in FileKind}
-needs_inputs = pytest.mark.skipif(not INPUTS, reason='no FileKind "input" yet (issue 8)')
 SHARD = re.compile(r'window\.RUNWAY_GALLERY_SHARD\("([0-9a-f]{2})", (.*)\);\n', re.S)
 
 
@@ -112,41 +109,48 @@ def test_cards_and_details_match_the_catalog(runner: Runner) -> None:
             listed
         )
         assert entry["task"]["taskId"] == task_id
+        assert card["inputs"] == 1  # the default options' init_image, kept for a failed task too
+        assert entry["files"][-1][:3] == ["input", -1, "inputs/init_image.jpg"]
         if state == "failed":
             assert card["status"] == "FAILED" and card["thumb"] is None
-            assert card["error"] == "This generation could not be completed."
+            assert card["error"] == "SAFETY.INPUT.TEXT: This generation could not be completed."
             continue
         assert (runner.root / folder / card["thumb"]).is_file()
         assert card["thumb"].endswith(".preview-1.jpg")
         assert (runner.root / folder / card["video"]).read_bytes()[4:8] == b"ftyp"
         assert (card["duration"], card["width"], card["height"]) == (2.0, 320, 192)
         assert card["model"] == "gen3a" and card["seed"] == "123456789"
-        assert card["inputs"] == 0
 
 
 def test_signed_urls_and_the_token_never_reach_the_gallery(runner: Runner) -> None:
-    """Options are flattened into rows; the signed init_image URL keeps no query string, and
-    the token is in no gallery file."""
+    """Options are flattened into rows; signed input URLs and a callback URL with a password
+    keep no query string and no credentials, and the token is in no gallery file."""
     options = {
         "seed": 2**60 + 1,
-        "init_image": "https://cdn.example/a.jpg?X-Amz-Signature=deadbeef&X-Amz-Credential=k",
+        "init_image": Upload(image=(64, 64), name="init"),
         "gen2Options": {"textPrompt": "an owl at dusk", "motion_vector": {"x": 0.5, "y": -1}},
-        "keyframes": [{"image": "https://u:p@cdn.example/k.png?sig=1", "timestamp": 0}],
+        "keyframes": [{"image": Upload(image=(32, 32), name="key"), "timestamp": 0}],
+        # a callback is never fetched, so its URL stays in the options as served
+        "webhookUrl": "https://u:p@hooks.example/done?X-Amz-Signature=deadbeef&X-Amz-Credential=k",
     }
     task = runner.emu.add_task(options=options)
-    assert runner.run(task).code == 0
+    result = runner.run(task)
+    assert result.code == 0, result.err
+    served = runner.emu.task_json(task)["options"]
     (card,) = cards(runner.root)
     assert card["prompt"] == "an owl at dusk"
     assert card["seed"] == str(2**60 + 1)  # as text: a JavaScript number would lose digits
+    assert card["inputs"] == 2
     (entry,) = details(runner.root).values()
     pairs = dict(entry["task"]["options"])
-    assert pairs["init_image"] == "https://cdn.example/a.jpg?…"
+    assert pairs["init_image"] == served["init_image"].split("?")[0] + "?…"
+    assert pairs["keyframes[0].image"] == served["keyframes"][0]["image"].split("?")[0] + "?…"
     assert pairs["gen2Options.motion_vector.y"] == "-1"
-    assert pairs["keyframes[0].image"] == "https://cdn.example/k.png?…"
+    assert pairs["webhookUrl"] == "https://hooks.example/done?…"
     for path in gallery_files(runner.root):
         text = path.read_text(encoding="utf-8")
         assert "deadbeef" not in text and "Credential" not in text and "u:p@" not in text
-        assert TOKEN not in text
+        assert TOKEN not in text and "_jwt" not in text
 
 
 def test_run_refreshes_the_gallery_only_when_something_changed(runner: Runner) -> None:
@@ -240,6 +244,33 @@ def test_an_archive_from_before_the_gallery_is_filled_from_its_sidecars(runner: 
     assert runner.catalog_rows("SELECT COUNT(*) FROM display") == [(2,)]
 
 
+def test_a_sidecar_of_the_layout_before_task_and_archiver_still_makes_the_card(
+    runner: Runner,
+) -> None:
+    """A one-level sidecar (taskId, options, artifacts[].file: the layout before task: and
+    archiver:) makes the same card and detail as the sidecar written now."""
+    task = runner.emu.add_task()
+    result = runner.run(task)
+    before = cards(runner.root), details(runner.root)
+    path = runner.root / result.task(task)["sidecar"]
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    served, ours = doc["task"], doc["archiver"]
+    old = {k: served[k] for k in ("taskId", "id", "name", "taskType", "status", "createdAt")}
+    old |= {"updatedAt": served["updatedAt"], "options": served["options"], "error": None}
+    old["options"]["init_image"] = redact(old["options"]["init_image"])
+    old["artifacts"] = [
+        {"id": a["id"], "filename": a["filename"], "metadata": a["metadata"], **mine}
+        for a, mine in zip(served["artifacts"], ours["artifacts"], strict=True)
+    ]
+    old["archiver"] = {"version": ours["version"], "archivedAt": ours["archivedAt"]}
+    path.write_text(yaml.safe_dump(old, sort_keys=False), encoding="utf-8")
+    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
+        db.executescript("DELETE FROM display; DELETE FROM display_entry;")
+    db.close()
+    assert runner.run(command="gallery").code == 0
+    assert (cards(runner.root), details(runner.root)) == before
+
+
 def test_a_task_without_its_sidecar_still_gets_a_card(runner: Runner) -> None:
     """An old task whose sidecar is gone gets a card from what the catalog knows."""
     task = runner.emu.add_task()
@@ -254,27 +285,30 @@ def test_a_task_without_its_sidecar_still_gets_a_card(runner: Runner) -> None:
     assert card["video"] is not None
 
 
-@needs_inputs
 def test_input_files_are_counted_and_listed(runner: Runner) -> None:
-    """Files of kind "input" in the catalog count on the card and are listed in the detail."""
-    task = runner.emu.add_task()
-    result = runner.run(task)
-    folder = result.task(task)["dir"]
-    (runner.root / folder / "inputs").mkdir()
-    source = runner.root / result.task(task)["files"][1]["path"]
-    shutil.copy(source, runner.root / folder / "inputs/init.jpg")
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.execute(
-            "INSERT INTO files SELECT task_id, ?, 'input', 0, bytes, sha256, probe, '[]'"
-            " FROM files WHERE path = ?",
-            (f"{folder}/inputs/init.jpg", result.task(task)["files"][1]["path"]),
-        )
-    db.close()
-    assert runner.run(command="gallery").code == 0
-    (card,) = cards(runner.root)
-    assert card["inputs"] == 1
-    (entry,) = details(runner.root).values()
-    assert ["input", "inputs/init.jpg"] in [f[::2][:2] for f in entry["files"]]
+    """Each input the catalog holds for a task counts on its card and is listed in its detail,
+    after the outputs, with the bytes and sha256 of the file served; no input, no count."""
+    emu = runner.emu
+    one = emu.add_task(previews=1)
+    two = emu.add_scenario("act_two")
+    none = emu.add_task(previews=1, options={"text_prompt": "no inputs here"})
+    result = runner.run(one, two, none)
+    assert result.code == 0, result.err
+    shown = {c["dir"]: c for c in cards(runner.root)}
+    entries = details(runner.root)
+    for task, count in ((one, 1), (two, 2), (none, 0)):
+        folder = result.task(task)["dir"]
+        assert shown[folder]["inputs"] == count
+        listed = [f for f in entries[folder]["files"] if f[0] == "input"]
+        assert len(listed) == count
+        assert entries[folder]["files"][len(entries[folder]["files"]) - count :] == listed
+        served = {hashlib.sha256(p.read_bytes()).hexdigest() for p in emu.inputs_of(task).values()}
+        assert {f[4] for f in listed} == served
+        for f in listed:
+            assert f[2].startswith("inputs/") and f[1] == -1
+            assert (runner.root / folder / f[2]).stat().st_size == f[3]
+    (first,) = (f for f in entries[result.task(one)["dir"]]["files"] if f[0] == "input")
+    assert first[2] == "inputs/init_image.jpg"
 
 
 def test_unchanged_files_are_not_written_again(runner: Runner) -> None:
@@ -332,7 +366,7 @@ def test_a_task_whose_files_changed_since_is_shown_as_it_is_now(runner: Runner) 
     assert runner.run(command="gallery").code == 0
     (entry,) = details(runner.root).values()
     listed = [f"{result.task(task)['dir']}/{f[2]}" for f in entry["files"]]
-    assert len(listed) == 2 and dropped not in listed
+    assert len(listed) == 3 and dropped not in listed  # the video, a preview, the input
 
 
 def test_a_run_rewrites_only_the_detail_file_of_its_new_task(runner: Runner) -> None:

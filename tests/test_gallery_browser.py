@@ -6,7 +6,6 @@ One archive, made by a real run against the emulator, and one browser serve the 
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from archiver.testing import Emulator, MediaLibrary, VideoSpec, synthetic
 from archiver.testing.browser import Browser, chromium
 
 from .conftest import FAST, TOKEN
-from .test_gallery import INPUTS
 
 HOSTILE_NAME = '<img src=x onerror="window.pwned=1">"><b>bold</b>'
 HOSTILE_PROMPT = (
@@ -68,24 +66,6 @@ def _seed(emu: Emulator) -> dict[str, str]:
     return ids
 
 
-def _add_input(root: Path, task_id: str) -> None:
-    """An input asset, recorded the way the catalog records files (kind "input")."""
-    with sqlite3.connect(root / "catalog.sqlite3") as db:
-        folder, preview = db.execute(
-            "SELECT t.dir, f.path FROM tasks t JOIN files f USING (task_id)"
-            " WHERE task_id = ? AND kind = 'preview' ORDER BY f.path LIMIT 1",
-            (task_id,),
-        ).fetchone()
-        (root / folder / "inputs").mkdir()
-        shutil.copy(root / preview, root / folder / "inputs" / "init.jpg")
-        db.execute(
-            "INSERT INTO files SELECT task_id, ?, 'input', 0, bytes, sha256, probe, '[]'"
-            " FROM files WHERE path = ?",
-            (f"{folder}/inputs/init.jpg", preview),
-        )
-    db.close()
-
-
 @pytest.fixture(scope="module")
 def archive(media: MediaLibrary, tmp_path_factory: pytest.TempPathFactory) -> Archive:
     work = tmp_path_factory.mktemp("gallery")
@@ -102,8 +82,6 @@ def archive(media: MediaLibrary, tmp_path_factory: pytest.TempPathFactory) -> Ar
         mp.setenv("XDG_CONFIG_HOME", str(work / "xdg"))
         argv = ["-o", str(root), "-c", str(config)]
         assert cli.main(["run", "--no-progress", *argv, *ids.values()]) == 0
-    if INPUTS:
-        _add_input(root, ids["fox"])
     assert cli.main(["gallery", *argv]) == 0
     return Archive(root, (root / "index.html").as_uri(), ids)
 
@@ -172,7 +150,8 @@ def test_each_filter_narrows_the_cards(archive: Archive, browser: Browser) -> No
     wait_count(browser, 5)
     browser.find("#status input[value=SUCCEEDED]").click()
     wait_count(browser, 1)
-    assert browser.find(".card.failed .error").text == "This generation could not be completed."
+    error = "SAFETY.INPUT.TEXT: This generation could not be completed."
+    assert browser.find(".card.failed .error").text == error
     open_fresh(browser, archive.url)
     for field, value in (("#from", "2024-03-01"), ("#to", "2024-03-31")):
         browser.js(
@@ -184,12 +163,13 @@ def test_each_filter_narrows_the_cards(archive: Archive, browser: Browser) -> No
     wait_count(browser, 1)
     assert browser.find(".card .name").text == "Gen-4 Turbo 202, neon city"
     open_fresh(browser, archive.url)
-    browser.choose("#inputs", "with")
-    wait_count(browser, 1 if INPUTS else 0)
-    if INPUTS:
-        assert browser.find(".card .name").text == "Gen-3 Alpha 101, a red fox"
+    browser.choose("#inputs", "with")  # every task with the default options has an init_image
+    wait_count(browser, 3)
+    names = {e.text for e in browser.find_all(".card .name")}
+    assert "Gen-2 303, an owl" not in names and "Gen-3 Alpha 101, a red fox" in names
     browser.choose("#inputs", "without")
-    wait_count(browser, 3 if INPUTS else 4)
+    wait_count(browser, 1)
+    assert browser.find(".card .name").text == "Gen-2 303, an owl"
 
 
 def test_hovering_a_card_plays_its_video(archive: Archive, browser: Browser) -> None:
@@ -214,8 +194,8 @@ def test_detail_shows_options_inputs_and_every_sha256(archive: Archive, browser:
     browser.find(".card").click()
     browser.until(lambda: browser.find_all("#detail td.sha"))
     shown = [e.text for e in browser.find_all("#detail td.sha")]
-    # the video, three previews and (once issue 8 lands) the input, a copy of a preview
-    assert len(shown) == (5 if INPUTS else 4)
+    # the video, three previews and the init_image input
+    assert len(shown) == 5
     assert set(shown) == archive.sha256s("fox")
     options = {
         r.find_element("css selector", "th").text: r.find_element("css selector", "td").text
@@ -224,8 +204,9 @@ def test_detail_shows_options_inputs_and_every_sha256(archive: Archive, browser:
     assert options["text_prompt"] == "a red fox in the snow"
     assert options["seed"] == "123456789"
     assert options["init_image"].endswith("?…")
-    if INPUTS:
-        assert browser.find("#detail ul.inputs a").text == "init.jpg"
+    assert browser.find("#detail ul.inputs a").text == "init_image.jpg"
+    kinds = [e.text for e in browser.find_all("#detail table.files tbody td:nth-child(2)")]
+    assert kinds.count("input") == 1
     assert browser.js("return document.querySelector('#detail .media video').controls") is True
     assert "verified: h264, 320×192" in browser.find("#detail table.files tbody td:last-child").text
     assert "task=" in browser.driver.current_url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,6 +199,25 @@ def test_listed_paths_reads_the_layout_before_task_and_archiver() -> None:
         }
     )
     assert sidecar.listed_paths(old) == {"a.mp4", "a.preview-1.jpg"}
+
+
+def test_served_reads_the_task_of_either_layout_from_a_folder(tmp_path: Path) -> None:
+    """`served` is the task JSON under `task:` (a lone surrogate included), or the whole of a
+    one-level sidecar; None when the file is missing, not YAML, or a link."""
+    data = {**base(), "options": {"text_prompt": "cat \ud800 dog"}}
+    (tmp_path / sidecar.NAME).write_text(sidecar.render(task_of(data), [], archived_at="t"))
+    assert differences(sidecar.served(tmp_path), data) == []
+    old = {"taskId": TASK_ID, "options": {"seed": 1}, "artifacts": [], "archiver": {}}
+    (tmp_path / sidecar.NAME).write_text(yaml.safe_dump(old))
+    assert sidecar.served(tmp_path) == old
+    for text in ("task: [unclosed", "- a\n", "task: 7\narchiver: {}\n"):
+        (tmp_path / sidecar.NAME).write_text(text)
+        assert sidecar.served(tmp_path) is None, text
+    (tmp_path / sidecar.NAME).unlink()
+    assert sidecar.served(tmp_path) is None
+    (tmp_path / "elsewhere.yaml").write_text(yaml.safe_dump(old))
+    (tmp_path / sidecar.NAME).symlink_to(tmp_path / "elsewhere.yaml")
+    assert sidecar.served(tmp_path) is None
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ MAX_VALUE = 4000
 MAX_OPTIONS = 400
 _PROMPT_KEYS = ("text_prompt", "textPrompt")
 SHARDS = frozenset(f"{n:02x}" for n in range(256))
-_KIND_ORDER = {"artifact": 0, "preview": 1}
+_KIND_ORDER = {FileKind.ARTIFACT: 0, FileKind.PREVIEW: 1, FileKind.INPUT: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,11 @@ def fingerprint(count: int, size: int) -> str:
 def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> TaskDisplay:
     """The display row of a task archived in `folder` with `files`; URLs in it are redacted."""
     options = task.options or {}
-    ordered = sorted(files, key=lambda f: (f.artifact_index, _KIND_ORDER.get(f.kind, 2), f.path))
+    # Outputs by artifact, each with its previews, then the inputs (of the task as a whole).
+    ordered = sorted(
+        files,
+        key=lambda f: (f.kind is FileKind.INPUT, f.artifact_index, _KIND_ORDER[f.kind], f.path),
+    )
     artifacts = [f for f in ordered if f.kind is FileKind.ARTIFACT]
     video = next((f for f in artifacts if f.probe.duration is not None), None)
     thumb = next((f for f in ordered if f.kind is FileKind.PREVIEW), None) or next(
@@ -77,7 +81,7 @@ def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> TaskDispl
         first.duration if first else None,
         first.width if first else None,
         first.height if first else None,
-        sum(str(f.kind) == "input" for f in files),
+        sum(f.kind is FileKind.INPUT for f in files),
         key,
     ]
     detail = {

@@ -403,8 +403,10 @@
 
   function details(r, entry) {
     const task = entry.task || {};
+    // Outputs by artifact, each with its previews, then the inputs (of the task as a whole).
     const kinds = ["artifact", "preview", "input"];
-    const files = (entry.files || []).slice().sort((a, b) => a[1] - b[1] ||
+    const last = (f) => (f[0] === "input" ? 1 : 0);
+    const files = (entry.files || []).slice().sort((a, b) => last(a) - last(b) || a[1] - b[1] ||
       kinds.indexOf(a[0]) - kinds.indexOf(b[0]) || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
     const out = [el("h3", {}, "Options"), pairs(task.options || [])];
     if (task.error && task.error.length) out.push(el("h3", {}, "Error"), pairs(task.error));
