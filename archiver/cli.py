@@ -299,6 +299,25 @@ def _check_report_path(path: Path | None, root: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A run; if it ends before it starts (config, lock...), the report still says why."""
+    started: list[bool] = []
+    try:
+        return _run_checked(args, started)
+    except ArchiverError as exc:
+        if not started:
+            _report_refusal(args.report, exc)
+        raise
+
+
+def _report_refusal(path: Path | None, exc: ArchiverError) -> None:
+    """So an old report never stands for a run that could not even start."""
+    if path is None or (path != report.STDOUT and not path.parent.is_dir()):
+        return
+    with contextlib.suppress(ArchiverError):
+        report.write(path, [], report.summary([]), code=exc.exit_code, stopped=str(exc))
+
+
+def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency: expected a positive integer")
     cfg = _load_config(
@@ -317,6 +336,7 @@ def _run(args: argparse.Namespace) -> int:
     _check_report_path(args.report, cfg.output_dir)
     cfg = _with_ffprobe(cfg)
     with _archive(cfg.output_dir) as catalog:
+        started.append(True)  # from here on the run writes its own report, however it ends
         finished = runs.execute(
             cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
             query=query, wait=wait,

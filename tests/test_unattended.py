@@ -425,3 +425,46 @@ def test_report_inside_the_archive_folder_of_a_first_run(runner: Runner) -> None
     result = runner.run(task, "--report", str(target), report=False)
     assert result.code == 0, result.err
     assert json.loads(target.read_text())["tasks"][0]["state"] == "archived"
+
+
+@pytest.mark.parametrize("cause", ["no-token", "locked"])
+def test_a_run_that_cannot_start_still_replaces_the_old_report(
+    runner: Runner, cause: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run refused before it starts (no token, the lock held) writes a report saying why, so
+    an old report never stands for it."""
+    task = runner.emu.add_task(previews=0)
+    report = runner.root.parent / "report.json"
+    assert runner.run(task).code == 0
+    assert json.loads(report.read_text())["exit_code"] == 0
+    if cause == "no-token":
+        monkeypatch.setattr(runner, "env", lambda: {"USEAPI_BASE_URL": runner.emu.api_url})
+        monkeypatch.delenv("USEAPI_TOKEN")
+        expected = 2
+    else:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(runner.root / ".runway-archiver.lock")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        expected = 75
+    try:
+        result = runner.run(task)
+    finally:
+        if cause == "locked":
+            holder.kill()
+            holder.wait()
+    assert result.code == expected
+    assert result.report is not None
+    assert result.report["exit_code"] == expected and result.report["tasks"] == []
+    assert result.report["stopped"] == result.err.strip().removeprefix("runway-archiver: ")
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
