@@ -352,14 +352,17 @@ def _require_token(cfg: config.Config) -> None:
 
 
 def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
-    if not args.all and (args.email or args.since):
+    if not args.all and (args.email is not None or args.since is not None):
         raise UsageError("--email and --since work with --all only")
+    if args.email is not None and not args.email.strip():
+        raise UsageError("--email: an empty address")
     if not args.all and not args.task_ids and not args.input:
         raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
     tasks = _task_list(args)
     if not args.all:
         return tasks, None
-    return tasks, Query(email=args.email, since=parse_since(args.since) if args.since else None)
+    since = parse_since(args.since) if args.since is not None else None
+    return tasks, Query(email=args.email, since=since)
 
 
 def _list(args: argparse.Namespace) -> int:

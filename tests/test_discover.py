@@ -376,3 +376,21 @@ def test_an_unreachable_api_stops_discovery_with_one_line(runner: Runner) -> Non
     assert line.startswith(f"runway-archiver: the API at {runner.base_url} is unreachable: ")
     assert result.report is not None and result.report["stopped"].startswith("the API at")
     assert runner.catalog_rows("SELECT state FROM tasks") == [("pending",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--all", "--since", ""], "--since: expected a date"),
+        (["--all", "--email", ""], "--email: an empty address"),
+        (["--since", ""], "--email and --since work with --all only"),
+    ],
+)
+def test_empty_discovery_values_are_usage_errors(
+    runner: Runner, args: list[str], says: str
+) -> None:
+    """An empty --since or --email is a usage error (exit 2), not silently ignored."""
+    result = runner.run(*args, report=False)
+    assert result.code == 2
+    assert result.err.startswith(f"runway-archiver: {says}")
+    assert runner.emu.requests == []
