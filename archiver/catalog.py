@@ -264,6 +264,18 @@ class Catalog:
     def close(self) -> None:
         self._conn.close()
 
+    def snapshot(self, dest: Path) -> None:
+        """A consistent copy of the whole catalog at `dest` (replaced), taken between writes."""
+        dest.unlink(missing_ok=True)
+        try:
+            copy = sqlite3.connect(dest)
+            try:
+                self._conn.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{dest}: {exc}") from exc
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,32 @@ DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 ENV_TOKEN = "USEAPI_TOKEN"
 ENV_BASE_URL = "USEAPI_BASE_URL"
 NO_TOKEN = f"no API token: set {ENV_TOKEN} or the config key 'token'"
+MIN_PART_SIZE = 5 * 1024**2  # S3's smallest part (all but the last)
+MAX_PART_SIZE = 5 * 1024**3
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketUrl:
+    """`-o s3://bucket/prefix`: the archive is the objects under `prefix/` in `bucket`."""
+
+    bucket: str
+    prefix: str  # "" or "a/b": no leading or trailing slash, no empty, "." or ".." part
+
+    @classmethod
+    def parse(cls, text: str) -> BucketUrl:
+        """Raise ValueError with the reason when `text` is no usable s3:// URL."""
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        if not _BUCKET.fullmatch(bucket):
+            raise ValueError(f"{bucket!r} is not a bucket name (3-63 of a-z 0-9 . -)")
+        prefix = prefix.strip("/")
+        parts = prefix.split("/") if prefix else []
+        if any(p in ("", ".", "..") or not p.isprintable() for p in parts):
+            raise ValueError(f"prefix {prefix!r} has an empty, '.', '..' or unprintable part")
+        return cls(bucket, prefix)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +59,8 @@ class Config:
     # A file holding the token (e.g. a secrets mount), read when no token is given otherwise.
     token_file: Path | None = None
     base_url: str = DEFAULT_BASE_URL
-    output_dir: Path = Path("runway-archive")
+    # A folder, or an S3 bucket and prefix (s3://bucket/prefix).
+    output_dir: Path | BucketUrl = Path("runway-archive")
     # HTTP requests in flight at once, API calls and downloads together.
     concurrency: int = 16
     api_concurrency: int = 4
@@ -71,6 +99,11 @@ class Config:
     wait_time_scale: float = 1.0
     # Refresh the offline gallery (index.html at the archive root) after a run that changed it.
     gallery: bool = True
+    # None: beside the archive in its folder; for a bucket, under the XDG state folder.
+    catalog_path: Path | None = None
+    s3_endpoint_url: str | None = None  # None: AWS itself
+    s3_part_size: int = 8 * 1024**2
+    s3_parts_in_flight: int = 4  # memory held by uploads: s3_part_size x this
 
     @property
     def probes(self) -> int:
@@ -83,6 +116,7 @@ _POSITIVE_INTS = {
     "api_concurrency": 1024,
     "download_concurrency": 1024,
     "retry_attempts": 100,
+    "s3_parts_in_flight": 64,
 }
 _NONNEGATIVE_INTS = {
     "probe_concurrency": 256,
@@ -107,8 +141,8 @@ _FLOATS = {
 # Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
 _POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
 _BOOLS = {"progress", "refresh", "retry_errors", "inputs", "gallery"}
-_STRINGS = {"token", "base_url", "ffprobe"}
-_PATHS = {"output_dir", "token_file"}
+_STRINGS = {"token", "base_url", "ffprobe", "s3_endpoint_url"}
+_PATHS = {"output_dir", "token_file", "catalog_path"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))
 
 
@@ -234,11 +268,23 @@ def _check(key: str, value: Any, where: str) -> Any:
     elif key in _STRINGS:
         if not isinstance(value, str) or not value.strip() or _has_control(value):
             raise bad("a non-empty string of printable characters")
-        if key == "base_url" and not value.startswith(("http://", "https://")):
+        if key in ("base_url", "s3_endpoint_url") and not value.startswith(
+            ("http://", "https://")
+        ):
             raise bad("an http(s) URL")
+    elif key == "s3_part_size":
+        if not is_int or not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
+            raise bad(f"a byte count from {MIN_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB)")
     elif key in _PATHS:
+        if isinstance(value, BucketUrl) and key == "output_dir":
+            return value
         if not isinstance(value, (str, Path)) or not str(value) or _has_control(str(value)):
             raise bad("a path")
+        if key == "output_dir" and isinstance(value, str) and value.startswith("s3://"):
+            try:
+                return BucketUrl.parse(value)
+            except ValueError as exc:
+                raise bad(f"s3://bucket/prefix ({exc})") from exc
         return Path(value).expanduser()
     return value
 

@@ -2,7 +2,8 @@
 
     ArchiverError                 1  anything the archiver raises on purpose
     ├── UsageError                2  bad command line, task list or config
-    │   └── ConfigError           2  a config key is unknown, mistyped or missing
+    │   ├── ConfigError           2  a config key is unknown, mistyped or missing
+    │   └── StoreAccessError      2  the bucket refused our credentials, or does not exist
     ├── AuthError                 3  the API rejected the token: the run stops at once
     ├── ApiUnreachable            1  no request reaches the API: the run stops early
     ├── Interrupted         130/143  SIGINT or SIGTERM: the run stops, what finished is kept
@@ -46,6 +47,10 @@ class ConfigError(UsageError):
     """A config key is unknown, has the wrong type, or a required value is missing."""
 
 
+class StoreAccessError(UsageError):
+    """The store refused the credentials or has no such bucket: found before any download."""
+
+
 class AuthError(ArchiverError):
     """The API answered 401: the token is wrong, so no further request is made."""
 
@@ -71,7 +76,7 @@ class LockedError(ArchiverError):
 
 
 class StorageError(ArchiverError):
-    """Writing to the archive folder failed (disk full, permissions, a planted symlink)."""
+    """Writing to the archive failed (disk full, permissions, a planted symlink, the store)."""
 
     exit_code = 74
 

@@ -74,6 +74,11 @@ class Runner:
     capsys: pytest.CaptureFixture[str]
     base_url: str | None = None  # None: the emulator's API
 
+    @property
+    def output(self) -> str:
+        """What `-o` says: the archive folder (a bucket URL in BucketRunner)."""
+        return str(self.root)
+
     def configure(self, **values: Any) -> None:
         self.config.write_text(json.dumps({**FAST, **values}))
 
@@ -86,7 +91,7 @@ class Runner:
             self.monkeypatch.setenv(key, value)
         report_path = self.root.parent / "report.json"
         report_path.unlink(missing_ok=True)
-        argv = [command, "-o", str(self.root), "-c", str(self.config), *args]
+        argv = [command, "-o", self.output, "-c", str(self.config), *args]
         if report and command == "run":
             argv += ["--report", str(report_path)]
         self.capsys.readouterr()
@@ -104,7 +109,7 @@ class Runner:
             "archiver",
             "run",
             "-o",
-            str(self.root),
+            self.output,
             "-c",
             str(self.config),
             "--no-progress",
@@ -145,3 +150,7 @@ def runner(
     r = Runner(emu, tmp_path / "archive", tmp_path / "config.yaml", monkeypatch, capsys)
     r.configure()
     return r
+
+
+# Bucket fixtures (one S3 server per session); imported last, as they build on Runner.
+from .bucketing import area, bucket_runner, proxy, s3_endpoint, s3_inspector  # noqa: E402, F401

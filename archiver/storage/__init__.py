@@ -1,0 +1,162 @@
+"""Where the archive lives, behind one small interface; chosen once, from `output_dir`.
+
+    local.py  a folder on disk (the default): verified files renamed into place, fsynced
+    s3.py     an S3-compatible bucket: multipart uploads, SHA-256 per part, confirmed by HEAD
+
+Every file is still downloaded to a local staging file first (ffprobe needs a file); the target
+says where that file goes and how it becomes part of the archive. Keys are paths relative to the
+archive root with `/` between parts, as in the catalog and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import BucketUrl, Config
+from ..files import slug
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+CATALOG_KEY = "catalog.sqlite3"  # where a bucket keeps the catalog copy, under its prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the target knows about a stored file without reading it."""
+
+    size: int
+    # The store's own checksum of the object ("sha256:<composite>" or "etag:<md5-N>"), the
+    # same text the commit returned; None where the target keeps none (a local folder).
+    checksum: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """The local side of an archive: its name in messages, its catalog and its lock."""
+
+    name: str  # a folder path, or s3://bucket/prefix
+    state_dir: Path  # holds the lock (and, for a bucket, the staging folder)
+    catalog_path: Path
+
+
+class Target(Protocol):
+    """The few operations the pipeline, `verify` and the catalog copy need from an archive."""
+
+    name: str
+    # True where reading a stored file costs no transfer: `verify` then re-hashes and re-probes
+    # by default (as --deep does elsewhere).
+    reads_are_local: bool
+
+    async def cleanup(self) -> int:
+        """Remove stale staging files and abort stale uploads of this archive; how many uploads."""
+
+    async def prepare(self, folder: str) -> None:
+        """Make a task's folder (and its staging folder); refuse one that is not ours."""
+
+    def staged(self, folder: str, name: str) -> Path:
+        """The local file a download of `folder/name` goes to until it is committed."""
+
+    async def commit(self, staged: Path, key: str, *, sha256: str) -> str | None:
+        """Make a verified staged file the stored `key`, whole or not at all; the stored checksum.
+
+        Once this returns, the staged file is gone and `key` holds its bytes.
+        """
+
+    async def keep_rejected(self, staged: Path, key: str) -> str:
+        """Keep a file that failed verification as `key.rejected`; its name."""
+
+    async def write(self, key: str, data: bytes) -> None:
+        """Store a small file (sidecar, gallery page) atomically: old content or new, never part."""
+
+    async def sizes(self, folder: str) -> dict[str, int]:
+        """Name -> size of every file directly in `folder`, in one listing."""
+
+    async def stat(self, key: str) -> Stored | None:
+        """Size and stored checksum of `key`, without reading it; None when it is not there."""
+
+    def local_copy(self, key: str) -> AbstractAsyncContextManager[Path | None]:
+        """A local file with the bytes of `key` (downloaded if need be) while it is open."""
+
+    async def durable(self, folder: str) -> None:
+        """Make the commits into `folder` survive a power loss before the catalog names them."""
+
+    async def restore_catalog(self, path: Path) -> bool:
+        """Put the archive's catalog copy at `path` when there is none there; whether it did."""
+
+    async def publish_catalog(self, catalog: Catalog) -> None:
+        """Store a consistent copy of the catalog with the archive, where it is kept apart."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketSettings:
+    """What the bucket target reads from the config, in one place."""
+
+    endpoint_url: str | None
+    region: str | None
+    part_size: int
+    parts_in_flight: int
+    attempts: int
+    connect_timeout: float
+    read_timeout: float
+
+    @classmethod
+    def from_config(cls, config: Config, env: Mapping[str, str]) -> BucketSettings:
+        return cls(
+            endpoint_url=config.s3_endpoint_url,
+            # botocore itself reads AWS_DEFAULT_REGION and the profile, not AWS_REGION.
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            part_size=config.s3_part_size,
+            parts_in_flight=config.s3_parts_in_flight,
+            attempts=config.retry_attempts,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+
+
+def place(config: Config, env: Mapping[str, str]) -> Place:
+    """Where the catalog, the lock and the staging files of `config`'s archive live."""
+    out = config.output_dir
+    if isinstance(out, BucketUrl):
+        state = _bucket_state_dir(out, env)
+        catalog = config.catalog_path or state / CATALOG_KEY
+        return Place(name=str(out), state_dir=catalog.parent, catalog_path=catalog)
+    catalog = config.catalog_path or out / CATALOG_KEY
+    return Place(name=str(out), state_dir=out, catalog_path=catalog)
+
+
+def _bucket_state_dir(url: BucketUrl, env: Mapping[str, str]) -> Path:
+    """One folder per bucket and prefix under $XDG_STATE_HOME, readable and unique."""
+    home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    readable = slug(f"{url.bucket}-{url.prefix}", limit=60)
+    unique = hashlib.sha256(str(url).encode()).hexdigest()[:8]
+    return Path(home) / "runway-archiver" / "buckets" / f"{readable}-{unique}"
+
+
+@asynccontextmanager
+async def open_target(
+    config: Config, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Target]:
+    """The target `config.output_dir` names, open for this event loop; closed after.
+
+    A bucket is checked (credentials, existence) with one cheap request before this yields.
+    """
+    env = os.environ if env is None else env
+    where = place(config, env)
+    out = config.output_dir
+    if isinstance(out, BucketUrl):
+        from .s3 import BucketTarget  # the S3 client loads only for a bucket archive
+
+        settings = BucketSettings.from_config(config, env)
+        async with BucketTarget.connect(out, settings, where.state_dir / "staging") as bucket:
+            yield bucket
+    else:
+        from .local import FolderTarget
+
+        yield FolderTarget(out)

@@ -1,0 +1,101 @@
+"""The archive as a folder on disk: a file in flight is the `.part` beside its final name.
+
+A verified part is renamed into place and its folder fsynced once per task; nothing is written
+outside the archive folder and no symlink in it is followed (see files.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import files
+from ..errors import UnsafePath
+from . import Stored
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+
+class FolderTarget:
+    """Today's archive folder behind the Target interface."""
+
+    reads_are_local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = str(root)
+
+    async def cleanup(self) -> int:
+        # A .part left by an interrupted run is where the next download resumes: it stays.
+        return 0
+
+    async def prepare(self, folder: str) -> None:
+        files.ensure_dir(self.root, folder)
+
+    def staged(self, folder: str, name: str) -> Path:
+        return self.root / folder / name
+
+    async def commit(self, staged: Path, key: str, *, sha256: str) -> str | None:
+        await asyncio.to_thread(files.finalize, staged, self._path(key))
+        return None
+
+    async def keep_rejected(self, staged: Path, key: str) -> str:
+        kept = await asyncio.to_thread(files.reject, staged, self._path(key))
+        return kept.name
+
+    async def write(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, key, data)
+
+    def _write(self, key: str, data: bytes) -> None:
+        *folders, _ = key.split("/")
+        parent = self.root
+        for name in folders:  # each level judged as a task folder is: no symlink followed
+            parent = files.ensure_dir(parent, name)
+        files.atomic_write(self._path(key), data)
+
+    async def sizes(self, folder: str) -> dict[str, int]:
+        return await asyncio.to_thread(self._sizes, folder)
+
+    def _sizes(self, folder: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        try:
+            entries = list(os.scandir(self._path(folder)))
+        except (FileNotFoundError, NotADirectoryError):
+            return found
+        except OSError as exc:
+            raise files.storage_error(exc, self._path(folder)) from exc
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                found[entry.name] = st.st_size
+        return found
+
+    async def stat(self, key: str) -> Stored | None:
+        size = files.file_size(self._path(key))
+        return None if size is None else Stored(size, None)
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path | None]:
+        path = self._path(key)
+        yield path if files.file_size(path) is not None else None
+
+    async def durable(self, folder: str) -> None:
+        await asyncio.to_thread(files.fsync_dir, self._path(folder))
+
+    async def restore_catalog(self, path: Path) -> bool:
+        return False  # the catalog lives in the archive folder: there is no copy to restore
+
+    async def publish_catalog(self, catalog: Catalog) -> None:
+        return None  # ... and none to make
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") or "\0" in p for p in parts):
+            raise UnsafePath(f"{self.root / key}: refused path")
+        return self.root.joinpath(*parts)

@@ -1,0 +1,454 @@
+"""The archive as an S3 bucket and prefix (AWS, or any S3-compatible store), via aiobotocore.
+
+The only module that imports the S3 client; its errors become the archiver's here, once.
+A file is staged in a local folder that holds only files in flight, uploaded as a multipart
+upload whose parts carry a SHA-256 the store checks, then confirmed with HEAD (size and the
+store's checksum) before anything names it. Retries and 503 SlowDown backoff are botocore's own
+("standard" retry mode), not a loop of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import mimetypes
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import aiobotocore.session
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from .. import __version__, files
+from ..config import BucketUrl
+from ..errors import ArchiverError, StorageError, StoreAccessError, TransferError, UnsafePath
+from . import CATALOG_KEY, BucketSettings, Stored
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
+
+    from ..catalog import Catalog
+
+MAX_PARTS = 10_000  # S3's limit per upload
+READ_CHUNK = 1024 * 1024
+_REFUSED = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AuthorizationHeaderMalformed",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+
+
+def _error(exc: Exception, where: str) -> ArchiverError:
+    """One S3 client error as the archiver's: refused access is a usage error (exit 2)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _REFUSED or status == 403:
+            reason = f"the store refused access ({code or status})"
+            return StoreAccessError(f"{where}: {reason}; {_CREDENTIALS_HINT}")
+        if code == "NoSuchBucket":
+            return StoreAccessError(f"{where}: no such bucket")
+        message = str(error.get("Message") or "").strip().splitlines()
+        detail = f": {message[0]}" if message else ""
+        return StorageError(f"{where}: {code or 'error'} (HTTP {status}){detail}")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StoreAccessError(f"{where}: no usable AWS credentials; {_CREDENTIALS_HINT}")
+    if isinstance(exc, ProfileNotFound):
+        return StoreAccessError(f"{where}: AWS_PROFILE names a profile that does not exist")
+    if isinstance(exc, ConnectionError):
+        return StorageError(f"{where}: cannot reach the store ({type(exc).__name__})")
+    return StorageError(f"{where}: {type(exc).__name__}")
+
+
+@contextlib.contextmanager
+def _translated(where: str) -> Iterator[None]:
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise _error(exc, where) from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _content_type(key: str) -> str:
+    if key.endswith(".yaml"):
+        return "text/yaml; charset=utf-8"
+    guessed, _ = mimetypes.guess_type(key, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def _read_part(fh: BinaryIO, size: int, whole: Any) -> tuple[bytes, bytes, bytes]:
+    """The next part of the file, its SHA-256 and MD5; `whole` hashes the file as it goes."""
+    data = fh.read(size)
+    whole.update(data)
+    return data, hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    number: int
+    etag: str
+    sha256: bytes
+    md5: bytes
+
+    def completed(self) -> CompletedPartTypeDef:
+        return {"PartNumber": self.number, "ETag": self.etag, "ChecksumSHA256": _b64(self.sha256)}
+
+
+def _empty_folder(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+class BucketTarget:
+    """Objects under `prefix/` in one bucket, with a local staging folder for files in flight."""
+
+    reads_are_local = False
+
+    def __init__(
+        self, client: S3Client, url: BucketUrl, settings: BucketSettings, staging: Path
+    ) -> None:
+        self._client = client
+        self._bucket = url.bucket
+        self._prefix = f"{url.prefix}/" if url.prefix else ""
+        self._settings = settings
+        self._staging = staging
+        # A part is read into memory only with a slot: uploads hold part_size x parts_in_flight.
+        self._slots = asyncio.Semaphore(settings.parts_in_flight)
+        self.name = str(url)
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, url: BucketUrl, settings: BucketSettings, staging: Path
+    ) -> AsyncIterator[BucketTarget]:
+        """A client for this event loop, its access checked with one listing before it is used."""
+        config = AioConfig(
+            retries={"mode": "standard", "total_max_attempts": settings.attempts},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_pool_connections=settings.parts_in_flight + 8,
+            # Our own SHA-256 goes with every part; no second checksum computed by the client.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            user_agent_extra=f"runway-archiver/{__version__}",
+        )
+        session = aiobotocore.session.get_session()
+        async with AsyncExitStack() as stack:
+            with _translated(str(url)):
+                client = await stack.enter_async_context(
+                    session.create_client(
+                        "s3",
+                        endpoint_url=settings.endpoint_url,
+                        region_name=settings.region,
+                        config=config,
+                    )
+                )
+            target = cls(client, url, settings, staging)
+            await target._check_access()
+            yield target
+
+    async def _check_access(self) -> None:
+        """Cheap and early: wrong credentials or a missing bucket stop the run before a download."""
+        with _translated(self.name):
+            await self._client.list_objects_v2(Bucket=self._bucket, Prefix=self._prefix, MaxKeys=1)
+
+    def _key(self, key: str) -> str:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") or not p.isprintable() for p in parts):
+            raise UnsafePath(f"{self._where(key)}: refused key")
+        return self._prefix + key
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self._bucket}/{self._prefix}{key}"
+
+    # -- the files of a task ---------------------------------------------------------------
+
+    async def cleanup(self) -> int:
+        """Under the archive lock nothing is in flight: every staged file and upload is stale."""
+        await asyncio.to_thread(_empty_folder, self._staging)
+        aborted = 0
+        with _translated(self.name):
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self._bucket, Prefix=self._prefix
+            )
+            async for page in pages:
+                for upload in page.get("Uploads", []):
+                    await self._abort(upload["Key"], upload["UploadId"])
+                    aborted += 1
+        return aborted
+
+    async def prepare(self, folder: str) -> None:
+        self._key(folder)
+        try:
+            (self._staging / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, self._staging / folder) from exc
+
+    def staged(self, folder: str, name: str) -> Path:
+        return self._staging / folder / name
+
+    async def commit(self, staged: Path, key: str, *, sha256: str) -> str:
+        checksum = await self._upload(staged, key, sha256)
+        files.discard(staged)
+        return checksum
+
+    async def keep_rejected(self, staged: Path, key: str) -> str:
+        hasher, _ = await asyncio.to_thread(files.hash_file, staged)
+        kept = f"{key}{files.REJECTED_SUFFIX}"
+        await self.commit(staged, kept, sha256=hasher.hexdigest())
+        return kept.rsplit("/", 1)[-1]
+
+    async def write(self, key: str, data: bytes) -> None:
+        """One PUT: atomic in S3, its SHA-256 checked by the store."""
+        with _translated(self._where(key)):
+            await self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
+                ContentType=_content_type(key),
+            )
+
+    async def sizes(self, folder: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        start = self._key(folder) + "/"
+        with _translated(self._where(folder)):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=start
+            )
+            async for page in pages:
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(start) :]
+                    if name and "/" not in name:
+                        found[name] = obj["Size"]
+        return found
+
+    async def stat(self, key: str) -> Stored | None:
+        try:
+            head = await self._client.head_object(
+                Bucket=self._bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise _error(exc, self._where(key)) from exc
+        except BotoCoreError as exc:
+            raise _error(exc, self._where(key)) from exc
+        return Stored(head["ContentLength"], _stored_checksum(head))
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path | None]:
+        path = self._staging / f".read-{uuid.uuid4().hex}"
+        try:
+            found = await self._download(key, path)
+            yield path if found else None
+        finally:
+            files.discard(path)
+
+    async def durable(self, folder: str) -> None:
+        return None  # a completed upload is durable when the store answers
+
+    # -- the catalog copy --------------------------------------------------------------------
+
+    async def restore_catalog(self, path: Path) -> bool:
+        temp = path.with_name(f".{path.name}.download")
+        try:
+            if await asyncio.to_thread(path.exists):
+                return False
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            if not await self._download(CATALOG_KEY, temp):
+                return False
+            await asyncio.to_thread(os.replace, temp, path)
+        except OSError as exc:
+            raise files.storage_error(exc, path) from exc
+        finally:
+            files.discard(temp)
+        return True
+
+    async def publish_catalog(self, catalog: Catalog) -> None:
+        copy = self._staging / f".{CATALOG_KEY}.copy"
+        catalog.snapshot(copy)  # on this thread: the connection belongs to it
+        hasher, _ = await asyncio.to_thread(files.hash_file, copy)
+        await self.commit(copy, CATALOG_KEY, sha256=hasher.hexdigest())
+
+    # -- transfers ---------------------------------------------------------------------------
+
+    async def _download(self, key: str, path: Path) -> bool:
+        """`key`'s bytes into `path`; False when there is no such object."""
+        where = self._where(key)
+        try:
+            answer = await self._client.get_object(Bucket=self._bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return False
+            raise _error(exc, where) from exc
+        except BotoCoreError as exc:
+            raise _error(exc, where) from exc
+        with _translated(where):
+            async with answer["Body"] as body:
+                fh = await asyncio.to_thread(open, path, "wb", opener=files.nofollow_opener)
+                with fh:
+                    while chunk := await body.read(READ_CHUNK):
+                        await asyncio.to_thread(fh.write, chunk)
+                    await asyncio.to_thread(os.fsync, fh.fileno())
+        return True
+
+    def _part_size(self, size: int) -> int:
+        # Larger parts only when a file would need more than S3's 10,000.
+        need = -(-size // MAX_PARTS)
+        return max(self._settings.part_size, -(-need // READ_CHUNK) * READ_CHUNK)
+
+    async def _upload(self, source: Path, key: str, sha256: str) -> str:
+        """A multipart upload of `source` to `key`, completed and confirmed, or aborted."""
+        where, full = self._where(key), self._key(key)
+        try:
+            size = (await asyncio.to_thread(source.stat)).st_size
+        except OSError as exc:
+            raise files.storage_error(exc, source) from exc
+        with _translated(where):
+            upload = await self._client.create_multipart_upload(
+                Bucket=self._bucket,
+                Key=full,
+                ChecksumAlgorithm="SHA256",
+                ContentType=_content_type(key),
+                Metadata={"sha256": sha256},
+            )
+        upload_id = upload["UploadId"]
+        try:
+            parts, whole = await self._send_parts(source, full, upload_id, size, where)
+            if whole != sha256:
+                raise TransferError(f"{where}: staged file changed before its upload")
+            with _translated(where):
+                await self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [p.completed() for p in parts]},
+                )
+        except BaseException:
+            await self._abort(full, upload_id)
+            raise
+        return await self._confirm(key, size, parts)
+
+    async def _send_parts(
+        self, source: Path, full: str, upload_id: str, size: int, where: str
+    ) -> tuple[list[_Part], str]:
+        """Read in order (hashing the whole file once), upload at most parts_in_flight at once."""
+        part_size = self._part_size(size)
+        count = max(1, -(-size // part_size))
+        parts: dict[int, _Part] = {}
+        whole = hashlib.sha256()
+        try:
+            fh = await asyncio.to_thread(open, source, "rb", opener=files.nofollow_opener)
+            with fh:
+                async with asyncio.TaskGroup() as group:
+                    for number in range(1, count + 1):
+                        await self._slots.acquire()
+                        try:
+                            data, digest, md5 = await asyncio.to_thread(
+                                _read_part, fh, part_size, whole
+                            )
+                        except BaseException:
+                            self._slots.release()
+                            raise
+                        group.create_task(
+                            self._send_part(full, upload_id, number, data, digest, md5, parts)
+                        )
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        except OSError as exc:
+            raise files.storage_error(exc, source) from exc
+        return [parts[n] for n in sorted(parts)], whole.hexdigest()
+
+    async def _send_part(
+        self,
+        full: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        digest: bytes,
+        md5: bytes,
+        parts: dict[int, _Part],
+    ) -> None:
+        try:
+            with _translated(f"s3://{self._bucket}/{full} part {number}"):
+                answer = await self._client.upload_part(
+                    Bucket=self._bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=_b64(digest),
+                )
+            parts[number] = _Part(number, answer["ETag"], digest, md5)
+        finally:
+            self._slots.release()
+
+    async def _confirm(self, key: str, size: int, parts: list[_Part]) -> str:
+        """HEAD: the completed object has our size and the checksum our parts imply."""
+        where = self._where(key)
+        stored = await self.stat(key)
+        sha = _b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
+        md5 = hashlib.md5(b"".join(p.md5 for p in parts), usedforsecurity=False).hexdigest()
+        # S3 and its look-alikes make a multipart ETag from the parts' MD5s: the fallback
+        # for a store that keeps no SHA-256.
+        expected = {f"sha256:{sha}", f"etag:{md5}-{len(parts)}"}
+        if stored is None:
+            raise TransferError(f"{where}: not there after its upload completed")
+        if stored.size != size or stored.checksum not in expected:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                await self._client.delete_object(Bucket=self._bucket, Key=self._key(key))
+            found = f"{stored.size} bytes, {stored.checksum}"
+            raise TransferError(f"{where}: stored object differs from the upload ({found})")
+        return stored.checksum
+
+    async def _abort(self, full: str, upload_id: str) -> None:
+        """Best effort: an upload left open costs money; the next run's cleanup tries again."""
+        with contextlib.suppress(ClientError, BotoCoreError, OSError, TimeoutError):
+            async with asyncio.timeout(self._settings.connect_timeout + 5):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=full, UploadId=upload_id
+                )
+
+
+def _stored_checksum(head: Any) -> str | None:
+    """The store's checksum as one comparable text; composite SHA-256 first, else the ETag."""
+    sha = head.get("ChecksumSHA256")
+    if sha:
+        return f"sha256:{str(sha).split('-', 1)[0]}"  # AWS appends -N (the part count); moto not
+    etag = str(head.get("ETag") or "").strip('"')
+    return f"etag:{etag}" if etag else None
