@@ -1,0 +1,212 @@
+"""`-o s3://bucket/prefix` end to end: the emulator for API and CDN, moto over loopback for S3.
+
+The same guarantees as on disk: whole objects only, a rerun without requests, a killed run
+that leaves nothing half-stored or open, and a catalog a new machine can take over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import yaml
+
+from archiver.testing import ArtifactSpec, VideoSpec
+from archiver.testing.s3proxy import FaultProxy
+
+from .bucketing import BucketRunner
+from .conftest import Result
+
+DEADLINE = 30.0
+BIG = VideoSpec(bitrate="4M", seconds=2.0)
+
+
+def served(runner: BucketRunner, task: str) -> dict[str, str]:
+    """sha256 -> served file name of every file the emulator serves for `task`."""
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in runner.emu.media_of(task)}
+
+
+def assert_objects_are_the_served_files(runner: BucketRunner, result: Result, task: str) -> None:
+    assert runner.area is not None
+    files = result.task(task)["files"]
+    assert {f["sha256"] for f in files} == set(served(runner, task))
+    for entry in files:
+        data = runner.area.get(entry["path"])
+        assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def staging_of(runner: BucketRunner) -> Path:
+    assert runner.state_home is not None
+    (found,) = (runner.state_home / "runway-archiver" / "buckets").iterdir()
+    return found / "staging"
+
+
+def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> None:
+    """Every object has the served bytes, sidecars parse, nothing is staged or left open."""
+    emu, area = bucket_runner.emu, bucket_runner.area
+    assert area is not None
+    one = emu.add_task(previews=3)
+    two = emu.add_task(artifacts=[ArtifactSpec(previews=1), ArtifactSpec(image=(320, 192))])
+    failed, pending = emu.add_task("FAILED"), emu.add_task("RUNNING")
+    result = bucket_runner.run(one, two, failed, pending)
+    assert result.code == 0, result.err
+    assert result.states() == {one: "archived", two: "archived", failed: "failed", pending: "pending"}
+    for task in (one, two):
+        assert_objects_are_the_served_files(bucket_runner, result, task)
+    for task in (one, two, failed):
+        doc = yaml.safe_load(area.get(result.task(task)["sidecar"]).decode("utf-8"))
+        assert doc["taskId"] == task
+    keys = set(area.objects())
+    wanted = {f["path"] for t in (one, two) for f in result.task(t)["files"]}
+    wanted |= {result.task(t)["sidecar"] for t in (one, two, failed)} | {"catalog.sqlite3"}
+    assert keys == wanted
+    assert area.uploads() == []
+    assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
+    assert not bucket_runner.root.exists()  # nothing of the archive on the local disk
+    secrets = (area.endpoint.secret_key, area.endpoint.access_key)
+    seen = result.out + result.err + str(result.report) + area.get("catalog.sqlite3").decode("latin-1")
+    assert not any(s in seen for s in secrets)
+
+
+def test_rerun_skips_with_no_request_to_api_or_cdn(bucket_runner: BucketRunner) -> None:
+    """A second run over the same ids skips all of them and asks the emulator nothing."""
+    tasks = [bucket_runner.emu.add_task(previews=1) for _ in range(3)]
+    assert bucket_runner.run(*tasks).code == 0
+    bucket_runner.emu.clear_requests()
+    again = bucket_runner.run(*tasks)
+    assert again.code == 0, again.err
+    assert set(again.states().values()) == {"skipped"}
+    assert bucket_runner.emu.requests == []
+
+
+def test_kill_9_during_an_upload_leaves_no_object_and_the_next_run_completes(
+    bucket_runner: BucketRunner, proxy: FaultProxy
+) -> None:
+    """Killed mid-upload: no object under a final key; the next run stores all, leaves none open."""
+    area = bucket_runner.area
+    assert area is not None
+    bucket_runner.endpoint_url = proxy.url
+    bucket_runner.configure()
+    task = bucket_runner.emu.add_task(previews=1, video=BIG)
+    proxy.hold("UploadPart")
+    process = bucket_runner.spawn(task)
+    try:
+        assert proxy.arrived.wait(DEADLINE), "no part upload reached the store"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=DEADLINE)
+    assert process.returncode == -signal.SIGKILL
+    assert area.objects() == {}  # a part was on its way: nothing under any final key
+    assert area.uploads() != []  # ... and the upload it belonged to is still open
+    proxy.release()
+    result = bucket_runner.run(task)
+    assert result.code == 0, result.err
+    assert_objects_are_the_served_files(bucket_runner, result, task)
+    assert area.uploads() == []
+    assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
+
+
+def test_slow_down_from_the_store_is_retried(
+    bucket_runner: BucketRunner, proxy: FaultProxy
+) -> None:
+    """503 SlowDown to a part upload and to the sidecar's PUT: retried, and the run succeeds."""
+    bucket_runner.endpoint_url = proxy.url
+    bucket_runner.configure()
+    task = bucket_runner.emu.add_task(previews=1)
+    proxy.slow_down("UploadPart", 1)
+    proxy.slow_down("PutObject", 1)
+    result = bucket_runner.run(task)
+    assert result.code == 0, result.err
+    assert proxy.answered["UploadPart 503"] == 1 and proxy.answered["PutObject 503"] == 1
+    assert_objects_are_the_served_files(bucket_runner, result, task)
+
+
+def test_wrong_credentials_are_one_line_exit_2_before_any_download(
+    bucket_runner: BucketRunner,
+) -> None:
+    """A secret the store refuses: exit 2, one line naming the bucket, no request to the API."""
+    task = bucket_runner.emu.add_task()
+    bucket_runner.monkeypatch.setattr(
+        bucket_runner, "env", lambda: {**BucketRunner.env(bucket_runner), "AWS_SECRET_ACCESS_KEY": "nope-wrong"}
+    )
+    result = bucket_runner.run(task, report=False)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and bucket_runner.output in lines[0] and "refused" in lines[0]
+    assert "nope-wrong" not in result.err
+    assert bucket_runner.emu.requests == []
+
+
+def test_verify_finds_a_deleted_and_an_overwritten_object(
+    bucket_runner: BucketRunner, proxy: FaultProxy
+) -> None:
+    """Shallow verify (no download) names both; --repair fetches them again and exit is 0."""
+    area = bucket_runner.area
+    assert area is not None
+    task = bucket_runner.emu.add_task(previews=2)
+    result = bucket_runner.run(task)
+    assert result.code == 0, result.err
+    video, preview = (f["path"] for f in result.task(task)["files"][:2])
+    area.inspector.delete(f"{area.prefix}/{video}")
+    size = len(area.get(preview))
+    area.inspector.put(f"{area.prefix}/{preview}", b"\0" * size)  # same size, other bytes
+    bucket_runner.endpoint_url = proxy.url
+    bucket_runner.configure()
+    checked = bucket_runner.run("--no-progress", command="verify")
+    assert checked.code == 1
+    assert f"damaged: {video}: missing" in checked.out
+    assert f"damaged: {preview}: content changed" in checked.out
+    assert proxy.seen["GetObject"] == 0  # presence, size and stored checksum: HEAD only
+    deep = bucket_runner.run("--no-progress", "--deep", command="verify")
+    assert deep.code == 1 and proxy.seen["GetObject"] > 0
+    repaired = bucket_runner.run("--no-progress", "--repair", command="verify")
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert bucket_runner.run("--no-progress", command="verify").code == 0
+
+
+def test_staging_never_holds_more_than_the_files_in_flight(bucket_runner: BucketRunner) -> None:
+    """With a paced CDN, staging holds files of at most the tasks in flight, and ends empty."""
+    emu = bucket_runner.emu
+    emu.cdn_rate = 1_000_000
+    bucket_runner.configure(concurrency=1, download_concurrency=1)  # 2 tasks in flight
+    tasks = [emu.add_task(previews=1) for _ in range(6)]
+    process = bucket_runner.spawn(*tasks)
+    most, seen_tasks = 0, set()
+    end = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < end:
+        try:
+            staged = [p for p in staging_of(bucket_runner).rglob("*.part") if p.is_file()]
+        except (FileNotFoundError, ValueError):  # not made yet
+            staged = []
+        most = max(most, len(staged))
+        seen_tasks |= {p.parent.name for p in staged}
+        time.sleep(0.005)  # a sampling interval, not a synchronisation
+    out, err = process.communicate(timeout=DEADLINE)
+    assert process.returncode == 0, err
+    assert 1 <= most <= 2 * 2  # 2 tasks in flight x 2 files each
+    assert len(seen_tasks) >= 2  # the samples did see the run move on
+    assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
+
+
+def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRunner) -> None:
+    """A new machine (empty state folder) reads the bucket's catalog copy and skips what is done."""
+    emu, area = bucket_runner.emu, bucket_runner.area
+    assert area is not None
+    first = emu.add_task(previews=1)
+    assert bucket_runner.run(first).code == 0
+    bucket_runner.state_home = bucket_runner.root.parent / "another-machine"
+    emu.clear_requests()
+    second = emu.add_task(previews=1)
+    result = bucket_runner.run(first, second)
+    assert result.code == 0, result.err
+    assert result.states() == {first: "skipped", second: "archived"}
+    asked = [r.raw_path for r in emu.requests if r.origin == "api"]
+    assert len(asked) == 1 and asked[0].endswith(second.rsplit(":", 1)[-1])
+    copy = bucket_runner.root.parent / "copy.sqlite3"
+    copy.write_bytes(area.get("catalog.sqlite3"))
+    with sqlite3.connect(copy) as db:
+        archived = {r[0] for r in db.execute("SELECT task_id FROM tasks WHERE state = 'archived'")}
+    assert archived == {first, second}
