@@ -1,7 +1,9 @@
 """`verify`: re-check each file the catalog vouches for: present, same bytes and hash, still media;
 and each task's sidecar: present, valid, naming the files the catalog holds.
 
-Damaged files are reported by path; with --repair their tasks are marked and archived again.
+Where reading costs a download (a bucket) the default is shallow: presence, size and the store's
+checksum; --deep downloads, re-hashes and re-probes. Damaged files are reported by path; with
+--repair their tasks are marked and archived again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 from . import files, report, sidecar, verify
 from .bounded import for_each
 from .catalog import TaskRow
+from .config import Config
 from .errors import StorageError, VerifyError
 from .model import ArchivedFile, ProbeResult, State
+from .storage import Target, open_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,46 +30,102 @@ class Damage:
 
 
 async def check_archive(
-    root: Path,
+    config: Config,
     entries: Sequence[tuple[str, ArchivedFile]],
     tasks: Sequence[TaskRow],
     *,
-    workers: int,
-    probe_timeout: float,
-    ffprobe: str = "ffprobe",
+    deep: bool = False,
     on_checked: Callable[[], object] = lambda: None,
 ) -> tuple[int, list[Damage]]:
     """How many files (`entries` and sidecars) were checked, and what is wrong, in order."""
-    found: dict[int, Damage] = {}
-
-    async def one(item: tuple[int, tuple[str, ArchivedFile]]) -> None:
-        n, (task_id, archived) = item
-        reason = await check_file(
-            root / archived.path, archived, probe_timeout=probe_timeout, ffprobe=ffprobe
+    async with open_target(config) as target:
+        check = _Check(
+            target,
+            deep=deep or target.reads_are_local,
+            probe_timeout=config.probe_timeout,
+            ffprobe=config.ffprobe,
         )
-        if reason:
-            found[n] = Damage(task_id, archived.path, reason)
-        on_checked()
-
-    await for_each(enumerate(entries), one, limit=workers)
-    damaged = [found[n] for n in sorted(found)]
-    held: dict[str, list[str]] = {}
-    for task_id, archived in entries:
-        held.setdefault(task_id, []).append(archived.path)
-    with_sidecar = [t for t in tasks if t.dir and t.state in (State.ARCHIVED, State.FAILED)]
-    for row in with_sidecar:
-        damage = await asyncio.to_thread(check_sidecar, root, row, held.get(row.task_id, []))
-        if damage is not None:
-            damaged.append(damage)
-    return len(entries) + len(with_sidecar), damaged
+        return await check.archive(entries, tasks, workers=config.probes, on_checked=on_checked)
 
 
-def check_sidecar(root: Path, row: TaskRow, paths: Sequence[str]) -> Damage | None:
-    """A task's task.yaml is there, parses, and names every file the catalog holds for it."""
+@dataclass(frozen=True, slots=True)
+class _Check:
+    target: Target
+    deep: bool
+    probe_timeout: float
+    ffprobe: str
+
+    async def archive(
+        self,
+        entries: Sequence[tuple[str, ArchivedFile]],
+        tasks: Sequence[TaskRow],
+        *,
+        workers: int,
+        on_checked: Callable[[], object],
+    ) -> tuple[int, list[Damage]]:
+        found: dict[int, Damage] = {}
+
+        async def one(item: tuple[int, tuple[str, ArchivedFile]]) -> None:
+            n, (task_id, archived) = item
+            reason = await self.file(archived)
+            if reason:
+                found[n] = Damage(task_id, archived.path, reason)
+            on_checked()
+
+        await for_each(enumerate(entries), one, limit=workers)
+        damaged = [found[n] for n in sorted(found)]
+        held: dict[str, list[str]] = {}
+        for task_id, archived in entries:
+            held.setdefault(task_id, []).append(archived.path)
+        with_sidecar = [t for t in tasks if t.dir and t.state in (State.ARCHIVED, State.FAILED)]
+        for row in with_sidecar:
+            damage = await self.sidecar(row, held.get(row.task_id, []))
+            if damage is not None:
+                damaged.append(damage)
+        return len(entries) + len(with_sidecar), damaged
+
+    async def file(self, archived: ArchivedFile) -> str | None:
+        """None when the file is as archived, else the reason it is not."""
+        stored = await self.target.stat(archived.path)
+        if stored is None:
+            return "missing"
+        if stored.size != archived.size:
+            return f"size {stored.size} bytes, catalog says {archived.size}"
+        if archived.stored is not None and stored.checksum != archived.stored:
+            return "content changed (the store's checksum differs from the catalog)"
+        if not self.deep:
+            return None
+        async with self.target.local_copy(archived.path) as path:
+            if path is None:
+                return "missing"
+            return await check_file(
+                path, archived, probe_timeout=self.probe_timeout, ffprobe=self.ffprobe
+            )
+
+    async def sidecar(self, row: TaskRow, paths: Sequence[str]) -> Damage | None:
+        """Shallow: there at its size; deep: it parses and names the catalog's files."""
+        assert row.dir is not None
+        where = f"{row.dir}/{sidecar.NAME}"
+        if not self.deep:
+            stored = await self.target.stat(where)
+            if stored is None:
+                return Damage(row.task_id, where, "missing")
+            if row.sidecar_bytes not in (None, stored.size):
+                reason = f"size {stored.size} bytes, catalog says {row.sidecar_bytes}"
+                return Damage(row.task_id, where, reason)
+            return None
+        async with self.target.local_copy(where) as path:
+            return await asyncio.to_thread(check_sidecar, path, row, paths)
+
+
+def check_sidecar(path: Path | None, row: TaskRow, paths: Sequence[str]) -> Damage | None:
+    """A task's task.yaml (read from `path`) parses and names every file the catalog holds."""
     assert row.dir is not None
     where = f"{row.dir}/{sidecar.NAME}"
+    if path is None:
+        return Damage(row.task_id, where, "missing")
     try:
-        text = (root / where).read_text("utf-8")
+        text = path.read_text("utf-8")
     except FileNotFoundError:
         return Damage(row.task_id, where, "missing")
     except (OSError, UnicodeDecodeError) as exc:

@@ -101,21 +101,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX display_by_shard ON display(shard, task_id);
     CREATE INDEX display_made_from ON display(task_id, version, files);
     """,
+    # 6: the store's checksum of each object of a bucket archive, which `verify` compares
+    # without downloading.
+    "ALTER TABLE files ADD COLUMN stored TEXT;",
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
-_FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked"
+_FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
 NOT_FETCHED = "found in the listing, not retrieved yet"
 _TASK_COLUMNS = (
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
 )
 
 
-def require(root: Path) -> None:
-    """Refuse a folder that holds no archive, before anything is created in it."""
-    if not (root / FILENAME).is_file():
-        raise UsageError(f"no archive at {root} (no {FILENAME})")
+def require(root: Path | str, path: Path | None = None) -> None:
+    """Refuse a folder (or bucket) that holds no archive, before anything is created in it."""
+    path = path or Path(root) / FILENAME
+    if not path.is_file():
+        shown = FILENAME if path == Path(root) / FILENAME else str(path)
+        raise UsageError(f"no archive at {root} (no {shown})")
 
 
 def _archived_file(r: Sequence[Any]) -> ArchivedFile:
@@ -127,6 +132,7 @@ def _archived_file(r: Sequence[Any]) -> ArchivedFile:
         sha256=r[4],
         probe=ProbeResult(**json.loads(r[5])),
         unchecked=tuple(json.loads(r[6])),
+        stored=r[7],
     )
 
 
@@ -216,8 +222,9 @@ class Catalog:
         self.path = path
 
     @classmethod
-    def open(cls, root: Path, *, readonly: bool = False) -> Catalog:
-        path = root / FILENAME
+    def open(cls, root: Path, *, readonly: bool = False, path: Path | None = None) -> Catalog:
+        """The catalog at `path`, by default `root/catalog.sqlite3`."""
+        path = path or root / FILENAME
         if readonly:
             return cls._open_readonly(path)
         try:
@@ -243,7 +250,7 @@ class Catalog:
         With no write-ahead log beside the file (no run is writing) nothing can change under us,
         so SQLite may skip its locks and shared-memory file altogether (`immutable`).
         """
-        require(path.parent)
+        require(path.parent, path)
         live = path.with_name(path.name + "-wal").exists()
         mode = "mode=ro" if live else "mode=ro&immutable=1"
         try:
@@ -377,17 +384,18 @@ class Catalog:
             )
             db.execute("DELETE FROM files WHERE task_id = ?", (outcome.task_id,))
             db.executemany(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO files (task_id, {_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         outcome.task_id,
-                        f.path,
                         str(f.kind),
                         f.artifact_index,
+                        f.path,
                         f.size,
                         f.sha256,
                         json.dumps(asdict(f.probe)),
                         json.dumps(list(f.unchecked)),
+                        f.stored,
                     )
                     for f in outcome.files
                 ],

@@ -31,6 +31,7 @@ from . import (
     runs,
     scrub,
     status,
+    storage,
 )
 from .catalog import Catalog
 from .catalog import require as require_archive
@@ -48,6 +49,7 @@ RUN_EXAMPLES = """\
 examples:
   export USEAPI_TOKEN=...            # never put the token on the command line
   runway-archiver run -i tasks.txt -o ~/runway-archive
+  runway-archiver run -i tasks.txt -o s3://my-bucket/runway   # AWS_* credentials
   runway-archiver run 'user:1234-runwayml:me@example.com-task:3f2a...' -o archive
   grep -v done ids.txt | runway-archiver run -i - --report run.json -q
   runway-archiver run --all -o ~/runway-archive           # find the tasks through the listing
@@ -62,6 +64,7 @@ examples:
 VERIFY_EXAMPLES = """\
 examples:
   runway-archiver verify -o ~/runway-archive
+  runway-archiver verify -o s3://my-bucket/runway --deep   # download, re-hash, re-probe
   USEAPI_TOKEN=... runway-archiver verify -o ~/runway-archive --repair --report verify.json
 """
 GALLERY_EXAMPLES = """\
@@ -133,6 +136,11 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _output(text: str) -> str | Path:
+    """-o: a folder, or an s3:// URL kept as text (a Path would fold its '//')."""
+    return text if text.startswith("s3://") else _path(text)
+
+
 def _subcommand(
     commands: Subparsers, name: str, *, summary: str, description: str, examples: str
 ) -> argparse.ArgumentParser:
@@ -140,7 +148,13 @@ def _subcommand(
         name, help=summary, description=description, epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    sub.add_argument("-o", "--output", type=_path, metavar="DIR", help="the archive folder")
+    sub.add_argument(
+        "-o",
+        "--output",
+        type=_output,
+        metavar="DIR",
+        help="the archive folder, or s3://bucket/prefix",
+    )
     sub.add_argument("-c", "--config", type=_path, metavar="CONFIG", help="YAML config file")
     loud = sub.add_mutually_exclusive_group()
     loud.add_argument(
@@ -236,6 +250,11 @@ def _add_verify(commands: Subparsers) -> None:
         "--repair",
         action="store_true",
         help="fetch damaged tasks again and re-download what is missing or altered",
+    )
+    check.add_argument(
+        "--deep",
+        action="store_true",
+        help="for a bucket: download each file, re-hash and re-probe it (a folder always is)",
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.set_defaults(handler=_verify)
@@ -335,7 +354,7 @@ def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
     _require_token(cfg)
     _check_report_path(args.report, cfg.output_dir)
     cfg = _with_ffprobe(cfg)
-    with _archive(cfg.output_dir) as catalog:
+    with _archive(cfg) as catalog:
         started.append(True)  # from here on the run writes its own report, however it ends
         finished = runs.execute(
             cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
@@ -378,15 +397,15 @@ def _verify(args: argparse.Namespace) -> int:
     _check_report_path(args.report, cfg.output_dir)
     level = _level(args)
     if args.repair:
-        with _archive(cfg.output_dir, create=False) as catalog:
-            checked, damaged = _audit(cfg, catalog, level)
+        with _archive(cfg, create=False) as catalog:
+            checked, damaged = _audit(cfg, catalog, level, deep=args.deep)
             repaired = _repair(cfg, catalog, damaged, level) if damaged else set()
             if damaged:
                 _refresh_gallery(cfg, catalog, changed=True)
     else:
         # Reading only: no lock and no write, so a read-only copy or mount can be verified.
-        with _readonly(cfg.output_dir) as catalog:
-            checked, damaged = _audit(cfg, catalog, level)
+        with _readonly(cfg) as catalog:
+            checked, damaged = _audit(cfg, catalog, level, deep=args.deep)
         repaired = set()
     if args.report is not None:
         audit.write_report(args.report, checked, damaged, repaired)
@@ -397,20 +416,14 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if left else 0
 
 
-def _audit(cfg: config.Config, catalog: Catalog, level: Level) -> tuple[int, list[audit.Damage]]:
+def _audit(
+    cfg: config.Config, catalog: Catalog, level: Level, *, deep: bool
+) -> tuple[int, list[audit.Damage]]:
     entries = catalog.all_files()
     bar = progress.counter(len(entries), unit="file", enabled=cfg.progress and level >= 0)
     try:
         checked, damaged = asyncio.run(
-            audit.check_archive(
-                cfg.output_dir,
-                entries,
-                catalog.all_tasks(),
-                workers=cfg.probes,
-                probe_timeout=cfg.probe_timeout,
-                ffprobe=cfg.ffprobe,
-                on_checked=bar.update,
-            )
+            audit.check_archive(cfg, entries, catalog.all_tasks(), deep=deep, on_checked=bar.update)
         )
     finally:
         bar.close()
@@ -442,8 +455,8 @@ def _repair(
 
 def _status(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
-    with _readonly(cfg.output_dir) as catalog:
-        for line in status.render(cfg.output_dir, catalog):
+    with _readonly(cfg, fetch=False) as catalog:
+        for line in status.render(str(cfg.output_dir), catalog):
             print(scrub.text(line))
     return 0
 
@@ -470,9 +483,14 @@ def _output_folder(root: Path) -> None:
 
 
 @contextmanager
-def _readonly(root: Path) -> Iterator[Catalog]:
-    _output_folder(root)
-    catalog = Catalog.open(root, readonly=True)
+def _readonly(cfg: config.Config, *, fetch: bool = True) -> Iterator[Catalog]:
+    """The catalog, read only; `fetch`: from the bucket's copy on a machine that has none."""
+    where = storage.place(cfg, os.environ)
+    _output_folder(where.state_dir)
+    if fetch:
+        asyncio.run(storage.restore_catalog(cfg, where.catalog_path))
+    require_archive(where.name, where.catalog_path)
+    catalog = Catalog.open(where.state_dir, readonly=True, path=where.catalog_path)
     try:
         yield catalog
     finally:
@@ -480,19 +498,23 @@ def _readonly(root: Path) -> Iterator[Catalog]:
 
 
 @contextmanager
-def _archive(root: Path, *, create: bool = True) -> Iterator[Catalog]:
-    """The archive folder, locked for this run, with its catalog open."""
-    _output_folder(root)
+def _archive(cfg: config.Config, *, create: bool = True) -> Iterator[Catalog]:
+    """The archive, locked for this run, with its catalog open (a bucket's copy fetched on a
+    machine that has none, and stored again after a run that ended normally)."""
+    where = storage.place(cfg, os.environ)
+    _output_folder(where.state_dir)
+    asyncio.run(storage.restore_catalog(cfg, where.catalog_path))
     if not create:
-        require_archive(root)
+        require_archive(where.name, where.catalog_path)
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        where.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"{root}: {exc.strerror or exc}") from exc
-    with lock.hold(root):
-        catalog = Catalog.open(root)
+        raise StorageError(f"{where.state_dir}: {exc.strerror or exc}") from exc
+    with lock.hold(where.state_dir):
+        catalog = Catalog.open(where.state_dir, path=where.catalog_path)
         try:
             yield catalog
+            asyncio.run(storage.publish_catalog(cfg, catalog))
         finally:
             catalog.close()
 

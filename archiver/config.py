@@ -268,9 +268,7 @@ def _check(key: str, value: Any, where: str) -> Any:
     elif key in _STRINGS:
         if not isinstance(value, str) or not value.strip() or _has_control(value):
             raise bad("a non-empty string of printable characters")
-        if key in ("base_url", "s3_endpoint_url") and not value.startswith(
-            ("http://", "https://")
-        ):
+        if key in ("base_url", "s3_endpoint_url") and not value.startswith(("http://", "https://")):
             raise bad("an http(s) URL")
     elif key == "s3_part_size":
         if not is_int or not MIN_PART_SIZE <= value <= MAX_PART_SIZE:

@@ -300,6 +300,8 @@ class ArchivedFile:
     verified: tuple[str, ...] = ()
     # For an input: every option path whose URL it was downloaded from (not in the catalog).
     options: tuple[str, ...] = ()
+    # The store's own checksum of the object (a bucket's), for `verify` without a download.
+    stored: str | None = None
 
 
 class Missing(enum.StrEnum):

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from . import files, http, inputs, sidecar, verify
 from .api import ApiClient
@@ -33,6 +32,7 @@ from .jobs import FileJob, lost_input, plan, plan_files
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
+from .storage import Expected, Target, open_target, size_in
 from .waiting import Waiter
 
 
@@ -49,26 +49,29 @@ Finder = Callable[[ApiClient], Awaitable[Sequence[str]]]
 
 @dataclass(frozen=True, slots=True)
 class Holds:
-    """Which tasks run `run_id` leaves alone, without a request: done and still whole on disk,
-    or backing off after the same lasting error (`list` asks it too, to show a run's plan)."""
+    """Which tasks run `run_id` leaves alone, without a request: done and still whole in the
+    archive, or backing off after the same lasting error (`list` asks it too, to show a run's
+    plan)."""
 
     config: Config
     run_id: int
-    changed: set[str]  # tasks with a file gone or resized since the catalog recorded it
+    changed: set[str]  # tasks with a file or the sidecar gone or resized since it was recorded
 
     @classmethod
-    def of(
-        cls, config: Config, run_id: int, catalog: Catalog, known: Mapping[str, TaskRow]
+    async def of(
+        cls,
+        config: Config,
+        run_id: int,
+        catalog: Catalog,
+        target: Target,
+        task_ids: Collection[str],
+        known: Mapping[str, TaskRow],
     ) -> Holds:
-        """Holds for a run, with one stat of every file and sidecar the catalog names."""
-        sidecars = (
-            (r.task_id, [(f"{r.dir}/{sidecar.NAME}", r.sidecar_bytes)])
-            for r in known.values()
-            if r.dir is not None
-        )
-        changed = files.changed_on_disk(config.output_dir, catalog.file_sizes())
-        changed |= files.changed_on_disk(config.output_dir, sidecars)
-        return cls(config, run_id, changed)
+        """The holds of a run over `task_ids`: their recorded files and sidecars checked by the
+        target (a stat each on disk, a listing per folder in a bucket; no hashing, no request
+        to the API)."""
+        expected = _expected(catalog, known, set(task_ids))
+        return cls(config, run_id, await target.changed(expected))
 
     def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
@@ -118,10 +121,11 @@ class Archiver:
         api: ApiClient,
         downloader: Downloader,
         reporter: Reporter,
+        target: Target,
         waiter: Waiter | None = None,
     ) -> None:
         self.config = config
-        self.root = config.output_dir
+        self.target = target
         self.catalog = catalog
         self.api = api
         self.downloader = downloader
@@ -140,7 +144,7 @@ class Archiver:
         """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
         self.run_id = run_id
         known = self.catalog.states()
-        holds = Holds.of(self.config, run_id, self.catalog, known)
+        holds = await Holds.of(self.config, run_id, self.catalog, self.target, task_ids, known)
         self.gone = self.catalog.unavailable()
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
@@ -201,15 +205,15 @@ class Archiver:
         """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
             plan_files(task)  # refuse a malformed task before its folder is made
-        path = files.ensure_dir(self.root, folder)
-        done = self._reusable(task.task_id)
+        await self.target.prepare(folder)
+        done = await self._reusable(task.task_id)
         lost = {m.option: m for m in self.gone.get(task.task_id, ())}
         try:
             archived, over = await self._fetch_all(task, folder, done, lost)
         except TaskError as exc:
             # What did verify stays recorded, so the next run fetches only the rest;
-            # its renames are made durable before the catalog names them.
-            await asyncio.to_thread(files.fsync_dir, path)
+            # its commits are made durable before the catalog names them.
+            await self.target.durable(folder)
             return TaskOutcome(
                 task.task_id, State.ERROR, task.status, folder,
                 files=tuple(done.values()), error=str(exc), backoff=lasting(exc),
@@ -221,7 +225,7 @@ class Archiver:
                 f"({self.config.max_inputs}) not fetched"
             )
         missing = (*lost.values(), *over)
-        written = await self._write_sidecar(task, path, archived, missing)
+        written = await self._write_sidecar(task, folder, archived, missing)
         failed = task.has_failed
         return TaskOutcome(
             task.task_id,
@@ -235,11 +239,13 @@ class Archiver:
             missing=missing,
         )
 
-    def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
+    async def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
         """Files an earlier run verified and that are still there at their size, by stem."""
         kept = {}
-        for f in self.catalog.files(task_id):
-            if files.file_size(self.root / f.path) == f.size:
+        known = self.catalog.files(task_id)
+        stored = await self.target.sizes({f.path.rpartition("/")[0] for f in known})
+        for f in known:
+            if size_in(stored, f.path) == f.size:
                 kept[f.path.rsplit(".", 1)[0]] = dataclasses.replace(f, verified=SIZE_CHECKED)
         return kept
 
@@ -254,7 +260,7 @@ class Archiver:
             jobs, over = plan(task, self.config, lost=lost)
             pending = [j for j in jobs if f"{folder}/{j.stem}" not in done]
             if any(j.kind is FileKind.INPUT for j in pending):
-                files.ensure_dir(self.root / folder, inputs.FOLDER)
+                await self.target.prepare(f"{folder}/{inputs.FOLDER}")
             results = await asyncio.gather(
                 *(self._file(task.task_id, job, folder) for job in pending),
                 return_exceptions=True,
@@ -291,8 +297,8 @@ class Archiver:
         )
 
     async def _file(self, task_id: str, job: FileJob, folder: str) -> ArchivedFile:
-        """Download, verify, give the final name; a file failing twice is kept as .rejected."""
-        part = self.root / folder / f"{job.stem}{files.PART_SUFFIX}"
+        """Download, verify, commit to the target; a file failing twice is kept as .rejected."""
+        part = self.target.staged(folder, f"{job.stem}{files.PART_SUFFIX}")
         artifact = job.artifact if job.kind is FileKind.ARTIFACT else None
         expected = artifact.file_size if artifact else None
         cap = self.config.max_input_bytes if job.kind is FileKind.INPUT else None
@@ -303,33 +309,34 @@ class Archiver:
             ext = files.choose_extension(
                 verify.sniff(fetched.head), _url_path(job.url), fetched.content_type
             )
-            final = self.root / folder / f"{job.stem}.{ext}"
+            key = f"{folder}/{job.stem}.{ext}"
             try:
                 probe, unchecked = await self._check(job, ext, fetched)
-                await asyncio.to_thread(files.finalize, part, final)
+                stored = await self.target.commit(part, key, sha256=fetched.sha256)
             except ProbeTimeout as exc:
                 files.discard(part)  # says nothing of the bytes: no second download
                 raise ProbeTimeout(f"{job.label}: {exc}") from exc
             except VerifyError as exc:
                 if attempt == 2:
-                    kept = await asyncio.to_thread(files.reject, part, final)
-                    raise VerifyError(f"{job.label}: {exc} (kept as {kept.name})") from exc
+                    kept = await self.target.keep_rejected(part, key)
+                    raise VerifyError(f"{job.label}: {exc} (kept as {kept})") from exc
                 files.discard(part)
                 self.reporter.note(f"note: {task_id}: {job.label}: {exc}; downloading it once more")
                 continue
             except BaseException:
-                files.discard(part)  # cancelled before its rename: a whole file is no resume
+                files.discard(part)  # cancelled before its commit: a whole file is no resume
                 raise
             archived = ArchivedFile(
                 job.kind,
                 job.index,
-                f"{folder}/{final.relative_to(self.root / folder).as_posix()}",
+                key,
                 fetched.size,
                 fetched.sha256,
                 probe,
                 unchecked,
                 FULLY_CHECKED,
                 job.options,
+                stored=stored,
             )
             self.reporter.file_done(task_id, archived)
             return archived
@@ -359,15 +366,27 @@ class Archiver:
     async def _write_sidecar(
         self,
         task: Task,
-        folder: Path,
+        folder: str,
         archived: Sequence[ArchivedFile],
         missing: Sequence[MissingInput],
     ) -> int:
-        """Write task.yaml; its size in bytes, for the next run's check of the disk."""
+        """Write task.yaml; its size in bytes, for the next run's check of the archive."""
         text = sidecar.render(task, archived, archived_at=now(), missing=missing)
         data = text.encode("utf-8")
-        await asyncio.to_thread(files.atomic_write, folder / sidecar.NAME, data)
+        await self.target.write(f"{folder}/{sidecar.NAME}", data)
         return len(data)
+
+
+def _expected(catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]) -> Expected:
+    """Per task of `wanted`: its recorded files at their sizes, then its sidecar (at its size
+    where one was recorded); one streamed pass over the catalog's files."""
+    for task_id, sizes in catalog.file_sizes():
+        if task_id in wanted:
+            yield task_id, sizes
+    for task_id in wanted:
+        row = known.get(task_id)
+        if row is not None and row.dir is not None:
+            yield task_id, [(f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)]
 
 
 def lasting(exc: TaskError) -> bool:
@@ -414,7 +433,11 @@ async def archive(
     through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says."""
     limits = http.Limits.from_config(config)
     policy = RetryPolicy.from_config(config)
-    async with http.new_session(config) as session:
+    # The target first: a store that refuses our credentials stops the run before any request.
+    async with open_target(config) as target, http.new_session(config) as session:
+        aborted = await target.cleanup()
+        if aborted:
+            reporter.note(f"note: aborted {aborted} upload(s) an interrupted run left open")
         api = ApiClient.from_config(session, config, limits=limits, policy=policy)
         if find is not None:
             task_ids = await find(api)
@@ -426,5 +449,6 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        archiver = Archiver(config, catalog, api, downloader, reporter, waiter)
+        archiver = Archiver(config, catalog, api, downloader, reporter, target, waiter)
         await archiver.run(task_ids, into, run_id=run_id)
+        await target.cleanup()  # nothing is in flight now: staging ends empty

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import http, scrub
+from . import http, scrub, storage
 from .api import ApiClient
-from .catalog import FILENAME as CATALOG_FILE
 from .catalog import Catalog, TaskRow
 from .config import NO_TOKEN, Config
 from .discover import Discovery, ListedTask, Query, discover
@@ -91,14 +91,16 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
         discovery = asyncio.run(listing(cfg, query))  # Ctrl-C: KeyboardInterrupt, exit 130
     known: dict[str, TaskRow] = {}
     holds = Holds(cfg, 1, set())
-    if (cfg.output_dir / CATALOG_FILE).is_file():
-        archive = Catalog.open(cfg.output_dir, readonly=True)
+    ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
+    where = storage.place(cfg, os.environ)
+    if where.catalog_path.is_file():
+        archive = Catalog.open(where.state_dir, readonly=True, path=where.catalog_path)
         try:
             known = archive.states()
-            holds = Holds.of(cfg, archive.next_run_id(), archive, known)
+            ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
+            holds = asyncio.run(_holds(cfg, archive, ids, known))
         finally:
             archive.close()
-    ids = run_ids(tasks.ids, discovery, known, refresh=cfg.refresh)
     plan = entries(ids, known, discovery, holds)
     problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
     if discovery is not None and discovery.error:
@@ -112,6 +114,14 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
             print(scrub.text(line))
         print(scrub.text(summary_line(plan, discovery)), file=sys.stderr)
     return 1 if problems else 0
+
+
+async def _holds(
+    cfg: Config, archive: Catalog, ids: Sequence[str], known: Mapping[str, TaskRow]
+) -> Holds:
+    """What the next run would leave alone, the archive checked as that run will check it."""
+    async with storage.open_target(cfg) as target:
+        return await Holds.of(cfg, archive.next_run_id(), archive, target, ids, known)
 
 
 async def listing(config: Config, query: Query) -> Discovery:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .catalog import Catalog
 from .model import State
 
 
-def render(root: Path, catalog: Catalog) -> list[str]:
+def render(root: str, catalog: Catalog) -> list[str]:
     per_state, file_count, total_bytes = catalog.totals()
     lines = [
         f"archive: {root}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class BucketRunner(Runner):
     area: Area | None = None
     endpoint_url: str | None = None
     state_home: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def output(self) -> str:
@@ -111,6 +112,7 @@ class BucketRunner(Runner):
             **super().env(),
             **self.area.endpoint.env(),
             "XDG_STATE_HOME": str(self.state_home),
+            **self.extra_env,
         }
 
 

@@ -53,7 +53,12 @@ def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> 
     failed, pending = emu.add_task("FAILED"), emu.add_task("RUNNING")
     result = bucket_runner.run(one, two, failed, pending)
     assert result.code == 0, result.err
-    assert result.states() == {one: "archived", two: "archived", failed: "failed", pending: "pending"}
+    assert result.states() == {
+        one: "archived",
+        two: "archived",
+        failed: "failed",
+        pending: "pending",
+    }
     for task in (one, two):
         assert_objects_are_the_served_files(bucket_runner, result, task)
     for task in (one, two, failed):
@@ -67,7 +72,8 @@ def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> 
     assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
     assert not bucket_runner.root.exists()  # nothing of the archive on the local disk
     secrets = (area.endpoint.secret_key, area.endpoint.access_key)
-    seen = result.out + result.err + str(result.report) + area.get("catalog.sqlite3").decode("latin-1")
+    copy = area.get("catalog.sqlite3").decode("latin-1")
+    seen = result.out + result.err + str(result.report) + copy
     assert not any(s in seen for s in secrets)
 
 
@@ -129,9 +135,7 @@ def test_wrong_credentials_are_one_line_exit_2_before_any_download(
 ) -> None:
     """A secret the store refuses: exit 2, one line naming the bucket, no request to the API."""
     task = bucket_runner.emu.add_task()
-    bucket_runner.monkeypatch.setattr(
-        bucket_runner, "env", lambda: {**BucketRunner.env(bucket_runner), "AWS_SECRET_ACCESS_KEY": "nope-wrong"}
-    )
+    bucket_runner.extra_env["AWS_SECRET_ACCESS_KEY"] = "nope-wrong"
     result = bucket_runner.run(task, report=False)
     assert result.code == 2
     lines = result.err.strip().splitlines()
@@ -184,7 +188,7 @@ def test_staging_never_holds_more_than_the_files_in_flight(bucket_runner: Bucket
         most = max(most, len(staged))
         seen_tasks |= {p.parent.name for p in staged}
         time.sleep(0.005)  # a sampling interval, not a synchronisation
-    out, err = process.communicate(timeout=DEADLINE)
+    _, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == 0, err
     assert 1 <= most <= 2 * 2  # 2 tasks in flight x 2 files each
     assert len(seen_tasks) >= 2  # the samples did see the run move on

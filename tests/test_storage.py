@@ -66,7 +66,7 @@ async def test_commit_stores_the_bytes_and_removes_the_staged_file(target: Targe
     stored = await target.stat("t1/clip.mp4")
     assert stored is not None and stored.size == len(data)
     assert stored.checksum == checksum
-    assert (await target.sizes("t1"))["clip.mp4"] == len(data)
+    assert (await target.sizes(["t1"]))["t1"]["clip.mp4"] == len(data)
 
 
 async def test_a_file_of_several_parts_reads_back_whole(target: Target) -> None:
@@ -93,8 +93,7 @@ async def test_sizes_lists_only_the_folder_itself(target: Target) -> None:
     await target.write("t1/a.jpg", b"a" * 10)
     await target.write("t1/sub/b.jpg", b"b" * 20)
     await target.write("t10/c.jpg", b"c" * 30)
-    assert await target.sizes("t1") == {"a.jpg": 10}
-    assert await target.sizes("missing") == {}
+    assert await target.sizes(["t1", "missing"]) == {"t1": {"a.jpg": 10}, "missing": {}}
 
 
 async def test_keep_rejected_keeps_the_bytes_under_a_name_never_taken_as_final(

@@ -10,9 +10,10 @@ archive root with `/` between parts, as in the catalog and the report.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
 
 CATALOG_KEY = "catalog.sqlite3"  # where a bucket keeps the catalog copy, under its prefix
+# Per task: (key, size) of each file the catalog records, streamed; a size of None: any size.
+Expected = Iterable[tuple[str, list[tuple[str, int | None]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,12 @@ class Stored:
     # The store's own checksum of the object ("sha256:<composite>" or "etag:<md5-N>"), the
     # same text the commit returned; None where the target keeps none (a local folder).
     checksum: str | None
+
+
+def size_in(listed: Mapping[str, Mapping[str, int]], key: str) -> int | None:
+    """The size of `key` in what `Target.sizes` listed, None when it is not there."""
+    folder, _, name = key.rpartition("/")
+    return listed.get(folder, {}).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +84,13 @@ class Target(Protocol):
     async def write(self, key: str, data: bytes) -> None:
         """Store a small file (sidecar, gallery page) atomically: old content or new, never part."""
 
-    async def sizes(self, folder: str) -> dict[str, int]:
-        """Name -> size of every file directly in `folder`, in one listing."""
+    async def sizes(self, folders: Collection[str]) -> dict[str, dict[str, int]]:
+        """Folder -> name -> size of every file directly in each of `folders`: a listing,
+        never a read nor a HEAD per file."""
+
+    async def changed(self, expected: Expected) -> set[str]:
+        """The rerun's cheap check: the tasks of `expected` with a file gone or of another size
+        (None: any size) than the catalog says."""
 
     async def stat(self, key: str) -> Stored | None:
         """Size and stored checksum of `key`, without reading it; None when it is not there."""
@@ -160,3 +174,17 @@ async def open_target(
         from .local import FolderTarget
 
         yield FolderTarget(out)
+
+
+async def restore_catalog(config: Config, path: Path) -> bool:
+    """On a machine with no catalog at `path`, fetch the archive's copy; whether there was one."""
+    if await asyncio.to_thread(path.exists):
+        return False  # the usual case asks the store nothing
+    async with open_target(config) as target:
+        return await target.restore_catalog(path)
+
+
+async def publish_catalog(config: Config, catalog: Catalog) -> None:
+    """After a run, store the catalog's copy with the archive (a bucket's; a folder has it)."""
+    async with open_target(config) as target:
+        await target.publish_catalog(catalog)

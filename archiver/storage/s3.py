@@ -17,7 +17,7 @@ import mimetypes
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +35,10 @@ from botocore.exceptions import (
 )
 
 from .. import __version__, files
+from ..bounded import for_each
 from ..config import BucketUrl
 from ..errors import ArchiverError, StorageError, StoreAccessError, TransferError, UnsafePath
-from . import CATALOG_KEY, BucketSettings, Stored
+from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
 
 MAX_PARTS = 10_000  # S3's limit per upload
+# A rerun over more task folders than this lists the whole prefix once (1,000 keys a page)
+# rather than one listing per folder.
+WHOLE_LISTING = 200
+LISTINGS_AT_ONCE = 8
 READ_CHUNK = 1024 * 1024
 _REFUSED = frozenset(
     {
@@ -242,18 +247,45 @@ class BucketTarget:
                 ContentType=_content_type(key),
             )
 
-    async def sizes(self, folder: str) -> dict[str, int]:
-        found: dict[str, int] = {}
-        start = self._key(folder) + "/"
-        with _translated(self._where(folder)):
+    async def sizes(self, folders: Collection[str]) -> dict[str, dict[str, int]]:
+        """One listing per folder, a few at once; past WHOLE_LISTING folders, one of the prefix."""
+        wanted = set(folders)
+        if len(wanted) > WHOLE_LISTING:
+            everything = await self._list("")
+            return {f: everything.get(f, {}) for f in wanted}
+        found: dict[str, dict[str, int]] = {}
+
+        async def one(folder: str) -> None:
+            self._key(folder)  # refuses what is not a folder of ours
+            found[folder] = (await self._list(folder + "/")).get(folder, {})
+
+        await for_each(sorted(wanted), one, limit=LISTINGS_AT_ONCE)
+        return found
+
+    async def changed(self, expected: Expected) -> set[str]:
+        """One listing per task folder (or of the whole prefix), compared with the catalog."""
+        tasks = list(expected)
+        listed = await self.sizes({key.rpartition("/")[0] for _, keys in tasks for key, _ in keys})
+        return {
+            task_id
+            for task_id, keys in tasks
+            if any(
+                (found := size_in(listed, key)) is None or size not in (None, found)
+                for key, size in keys
+            )
+        }
+
+    async def _list(self, below: str) -> dict[str, dict[str, int]]:
+        """Folder -> name -> size of the objects under `below` (relative to the prefix)."""
+        found: dict[str, dict[str, int]] = {}
+        with _translated(self._where(below)):
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self._bucket, Prefix=start
+                Bucket=self._bucket, Prefix=self._prefix + below
             )
             async for page in pages:
                 for obj in page.get("Contents", []):
-                    name = obj["Key"][len(start) :]
-                    if name and "/" not in name:
-                        found[name] = obj["Size"]
+                    folder, _, name = obj["Key"][len(self._prefix) :].rpartition("/")
+                    found.setdefault(folder, {})[name] = obj["Size"]
         return found
 
     async def stat(self, key: str) -> Stored | None:
