@@ -214,3 +214,48 @@ def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRu
     with sqlite3.connect(copy) as db:
         archived = {r[0] for r in db.execute("SELECT task_id FROM tasks WHERE state = 'archived'")}
     assert archived == {first, second}
+
+
+def test_a_deleted_object_makes_the_rerun_fetch_that_task_again(
+    bucket_runner: BucketRunner,
+) -> None:
+    """The rerun lists each task folder: a task missing an object is archived again, alone."""
+    area = bucket_runner.area
+    assert area is not None
+    kept, damaged = bucket_runner.emu.add_task(previews=1), bucket_runner.emu.add_task(previews=1)
+    first = bucket_runner.run(kept, damaged)
+    assert first.code == 0, first.err
+    video = first.task(damaged)["files"][0]["path"]
+    area.inspector.delete(f"{area.prefix}/{video}")
+    bucket_runner.emu.clear_requests()
+    again = bucket_runner.run(kept, damaged)
+    assert again.code == 0, again.err
+    assert again.states() == {kept: "skipped", damaged: "archived"}
+    fetched = [r.raw_path for r in bucket_runner.emu.requests if r.origin == "cdn"]
+    assert len(fetched) == 1 and ".mp4" in fetched[0]  # the preview was still there
+    assert_objects_are_the_served_files(bucket_runner, again, damaged)
+
+
+def test_no_credentials_at_all_is_one_line_exit_2(bucket_runner: BucketRunner) -> None:
+    """Without AWS keys or a profile the run stops at once, saying what to set."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        bucket_runner.extra_env[name] = ""
+    result = bucket_runner.run(bucket_runner.emu.add_task(), report=False)
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1
+    assert "AWS_ACCESS_KEY_ID" in result.err and bucket_runner.output in result.err
+    assert bucket_runner.emu.requests == []
+
+
+def test_status_of_a_bucket_archive_reads_the_local_catalog_only(
+    bucket_runner: BucketRunner,
+) -> None:
+    """status needs no network: it answers with the store unreachable."""
+    task = bucket_runner.emu.add_task(previews=1)
+    assert bucket_runner.run(task).code == 0
+    bucket_runner.endpoint_url = "http://127.0.0.1:9"  # the discard port: nothing listens
+    bucket_runner.configure()
+    shown = bucket_runner.run(command="status")
+    assert shown.code == 0, shown.err
+    assert f"archive: {bucket_runner.output}" in shown.out
+    assert "1 archived" in shown.out and task in shown.out

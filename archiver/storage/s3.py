@@ -170,7 +170,7 @@ class BucketTarget:
             response_checksum_validation="when_required",
             user_agent_extra=f"runway-archiver/{__version__}",
         )
-        session = aiobotocore.session.get_session()
+        session = _session()
         async with AsyncExitStack() as stack:
             with _translated(str(url)):
                 client = await stack.enter_async_context(
@@ -475,6 +475,20 @@ class BucketTarget:
                 await self._client.abort_multipart_upload(
                     Bucket=self._bucket, Key=full, UploadId=upload_id
                 )
+
+
+_LOADER: list[Any] = []  # botocore's parsed service models, shared by this process's sessions
+
+
+def _session() -> aiobotocore.session.AioSession:
+    """A fresh session (credentials are read anew, as the environment says now) that reuses the
+    service models parsed once: 10 ms for a client instead of 100."""
+    session = aiobotocore.session.get_session()
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
+    return session
 
 
 def _stored_checksum(head: Any) -> str | None:
