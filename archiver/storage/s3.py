@@ -10,18 +10,15 @@ store's checksum) before anything names it. Retries and 503 SlowDown backoff are
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import mimetypes
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import aiobotocore.session
 from aiobotocore.config import AioConfig
@@ -39,14 +36,21 @@ from ..bounded import for_each
 from ..config import BucketUrl
 from ..errors import ArchiverError, StorageError, StoreAccessError, TransferError, UnsafePath
 from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
+from .parts import (
+    Part,
+    b64,
+    content_type,
+    expected_checksums,
+    part_size,
+    read_part,
+    stored_checksum,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
     from ..catalog import Catalog
 
-MAX_PARTS = 10_000  # S3's limit per upload
 # A rerun over more task folders than this lists the whole prefix once (1,000 keys a page)
 # rather than one listing per folder.
 WHOLE_LISTING = 200
@@ -101,35 +105,6 @@ def _translated(where: str) -> Iterator[None]:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code") or "")
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _content_type(key: str) -> str:
-    if key.endswith(".yaml"):
-        return "text/yaml; charset=utf-8"
-    guessed, _ = mimetypes.guess_type(key, strict=False)
-    return guessed or "application/octet-stream"
-
-
-def _read_part(fh: BinaryIO, size: int, whole: Any) -> tuple[bytes, bytes, bytes]:
-    """The next part of the file, its SHA-256 and MD5; `whole` hashes the file as it goes."""
-    data = fh.read(size)
-    whole.update(data)
-    return data, hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Part:
-    number: int
-    etag: str
-    sha256: bytes
-    md5: bytes
-
-    def completed(self) -> CompletedPartTypeDef:
-        return {"PartNumber": self.number, "ETag": self.etag, "ChecksumSHA256": _b64(self.sha256)}
 
 
 def _empty_folder(path: Path) -> None:
@@ -243,8 +218,8 @@ class BucketTarget:
                 Bucket=self._bucket,
                 Key=self._key(key),
                 Body=data,
-                ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
-                ContentType=_content_type(key),
+                ChecksumSHA256=b64(hashlib.sha256(data).digest()),
+                ContentType=content_type(key),
             )
 
     async def sizes(self, folders: Collection[str]) -> dict[str, dict[str, int]]:
@@ -299,7 +274,7 @@ class BucketTarget:
             raise _error(exc, self._where(key)) from exc
         except BotoCoreError as exc:
             raise _error(exc, self._where(key)) from exc
-        return Stored(head["ContentLength"], _stored_checksum(head))
+        return Stored(head["ContentLength"], stored_checksum(head))
 
     @asynccontextmanager
     async def local_copy(self, key: str) -> AsyncIterator[Path | None]:
@@ -358,11 +333,6 @@ class BucketTarget:
                     await asyncio.to_thread(os.fsync, fh.fileno())
         return True
 
-    def _part_size(self, size: int) -> int:
-        # Larger parts only when a file would need more than S3's 10,000.
-        need = -(-size // MAX_PARTS)
-        return max(self._settings.part_size, -(-need // READ_CHUNK) * READ_CHUNK)
-
     async def _upload(self, source: Path, key: str, sha256: str) -> str:
         """A multipart upload of `source` to `key`, completed and confirmed, or aborted."""
         where, full = self._where(key), self._key(key)
@@ -375,7 +345,7 @@ class BucketTarget:
                 Bucket=self._bucket,
                 Key=full,
                 ChecksumAlgorithm="SHA256",
-                ContentType=_content_type(key),
+                ContentType=content_type(key),
                 Metadata={"sha256": sha256},
             )
         upload_id = upload["UploadId"]
@@ -397,11 +367,11 @@ class BucketTarget:
 
     async def _send_parts(
         self, source: Path, full: str, upload_id: str, size: int, where: str
-    ) -> tuple[list[_Part], str]:
+    ) -> tuple[list[Part], str]:
         """Read in order (hashing the whole file once), upload at most parts_in_flight at once."""
-        part_size = self._part_size(size)
-        count = max(1, -(-size // part_size))
-        parts: dict[int, _Part] = {}
+        each = part_size(size, self._settings.part_size)
+        count = max(1, -(-size // each))
+        parts: dict[int, Part] = {}
         whole = hashlib.sha256()
         try:
             fh = await asyncio.to_thread(open, source, "rb", opener=files.nofollow_opener)
@@ -410,9 +380,7 @@ class BucketTarget:
                     for number in range(1, count + 1):
                         await self._slots.acquire()
                         try:
-                            data, digest, md5 = await asyncio.to_thread(
-                                _read_part, fh, part_size, whole
-                            )
+                            data, digest, md5 = await asyncio.to_thread(read_part, fh, each, whole)
                         except BaseException:
                             self._slots.release()
                             raise
@@ -433,7 +401,7 @@ class BucketTarget:
         data: bytes,
         digest: bytes,
         md5: bytes,
-        parts: dict[int, _Part],
+        parts: dict[int, Part],
     ) -> None:
         try:
             with _translated(f"s3://{self._bucket}/{full} part {number}"):
@@ -444,21 +412,17 @@ class BucketTarget:
                     PartNumber=number,
                     Body=data,
                     ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=_b64(digest),
+                    ChecksumSHA256=b64(digest),
                 )
-            parts[number] = _Part(number, answer["ETag"], digest, md5)
+            parts[number] = Part(number, answer["ETag"], digest, md5)
         finally:
             self._slots.release()
 
-    async def _confirm(self, key: str, size: int, parts: list[_Part]) -> str:
+    async def _confirm(self, key: str, size: int, sent: list[Part]) -> str:
         """HEAD: the completed object has our size and the checksum our parts imply."""
         where = self._where(key)
         stored = await self.stat(key)
-        sha = _b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
-        md5 = hashlib.md5(b"".join(p.md5 for p in parts), usedforsecurity=False).hexdigest()
-        # S3 and its look-alikes make a multipart ETag from the parts' MD5s: the fallback
-        # for a store that keeps no SHA-256.
-        expected = {f"sha256:{sha}", f"etag:{md5}-{len(parts)}"}
+        expected = expected_checksums(sent)
         if stored is None:
             raise TransferError(f"{where}: not there after its upload completed")
         if stored.size != size or stored.checksum not in expected:
@@ -489,12 +453,3 @@ def _session() -> aiobotocore.session.AioSession:
     else:
         _LOADER.append(session.get_component("data_loader"))
     return session
-
-
-def _stored_checksum(head: Any) -> str | None:
-    """The store's checksum as one comparable text; composite SHA-256 first, else the ETag."""
-    sha = head.get("ChecksumSHA256")
-    if sha:
-        return f"sha256:{str(sha).split('-', 1)[0]}"  # AWS appends -N (the part count); moto not
-    etag = str(head.get("ETag") or "").strip('"')
-    return f"etag:{etag}" if etag else None
