@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from benchlib import report as report_mod
+from benchlib.bucket import bucket_profile
 from benchlib.disk import parse_size
 from benchlib.gallery import gallery_profile
 from benchlib.proc import BenchError
@@ -32,6 +33,7 @@ examples:
   scripts/bench --big 2G --repeat 1      one 2 GB video: the archiver's peak RSS
   scripts/bench --gallery 100000         build the gallery of 100,000 tasks, load it in Chromium
   scripts/bench --profile                also one archiver run under cProfile
+  scripts/bench --bucket --tasks 50      into an S3 bucket (moto) beside onto disk
 """
 
 
@@ -58,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gallery", type=int, metavar="N", help="time the gallery of N tasks: build and page load"
     )
     p.add_argument("--profile", action="store_true", help="one more archiver run under cProfile")
+    p.add_argument(
+        "--bucket",
+        action="store_true",
+        help="the archiver into an S3 bucket (moto's server, its own process) and onto disk",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the figures as JSON")
     p.add_argument(
         "--baseline",
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             report = rerun_profile(opt, args.rerun)
         elif args.big is not None:
             report = big_profile(opt, args.big)
+        elif args.bucket:
+            report = bucket_profile(opt)
         else:
             report = tasks_profile(opt)
     except BenchError as exc:

@@ -35,6 +35,7 @@ class Endpoint:
     access_key: str = field(repr=False)
     secret_key: str = field(repr=False)
     region: str = REGION
+    pid: int | None = field(default=None, compare=False)  # the server's, when we started it
 
     def env(self) -> dict[str, str]:
         """The standard AWS environment for a client of this endpoint, and nothing else."""
@@ -79,7 +80,7 @@ def moto_server(*, timeout: float = 60.0) -> Iterator[Endpoint]:
             _, err = process.communicate(timeout=timeout)
             raise RuntimeError(f"the moto server did not start: {err.strip()[-500:]}")
         info = json.loads(line)
-        yield Endpoint(info["url"], info["access_key"], info["secret_key"])
+        yield Endpoint(info["url"], info["access_key"], info["secret_key"], pid=process.pid)
     finally:
         with contextlib.suppress(OSError):
             process.stdin.close()
