@@ -352,7 +352,7 @@ def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
     if args.dry_run:
         return plan.show(cfg, tasks, query, as_json=False)
     _require_token(cfg)
-    _check_report_path(args.report, cfg.output_dir)
+    _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)
     cfg = _with_ffprobe(cfg)
     with _archive(cfg) as catalog:
         started.append(True)  # from here on the run writes its own report, however it ends
@@ -394,7 +394,7 @@ def _verify(args: argparse.Namespace) -> int:
     cfg = _with_ffprobe(_load_config(args, progress=False if args.no_progress else None))
     if args.repair and not cfg.token:
         raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
-    _check_report_path(args.report, cfg.output_dir)
+    _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)
     level = _level(args)
     if args.repair:
         with _archive(cfg, create=False) as catalog:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,11 +50,25 @@ class Part:
         return {"PartNumber": self.number, "ETag": self.etag, "ChecksumSHA256": b64(self.sha256)}
 
 
-def read_part(fh: BinaryIO, size: int, whole: Any) -> tuple[bytes, bytes, bytes]:
-    """The next part of the file, its SHA-256 and MD5; `whole` hashes the file as it goes."""
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A part read from the file, ready to send."""
+
+    body: io.BytesIO
+    sha256: bytes
+    md5: bytes
+
+
+def read_part(fh: BinaryIO, size: int, whole: Any) -> Piece:
+    """The next part of the file and its digests; `whole` hashes the file as it goes.
+
+    The bytes are handed over inside a BytesIO that holds the only reference to them: the
+    client wants a file, and wrapping bytes still referenced elsewhere would copy them.
+    """
     data = fh.read(size)
     whole.update(data)
-    return data, hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
+    sha, md5 = hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
+    return Piece(io.BytesIO(data), sha, md5)
 
 
 def expected_checksums(parts: Sequence[Part]) -> set[str]:

@@ -38,6 +38,7 @@ from ..errors import ArchiverError, StorageError, StoreAccessError, TransferErro
 from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
 from .parts import (
     Part,
+    Piece,
     b64,
     content_type,
     expected_checksums,
@@ -380,13 +381,13 @@ class BucketTarget:
                     for number in range(1, count + 1):
                         await self._slots.acquire()
                         try:
-                            data, digest, md5 = await asyncio.to_thread(read_part, fh, each, whole)
+                            piece = await asyncio.to_thread(read_part, fh, each, whole)
                         except BaseException:
                             self._slots.release()
                             raise
-                        group.create_task(
-                            self._send_part(full, upload_id, number, data, digest, md5, parts)
-                        )
+                        group.create_task(self._send_part(full, upload_id, number, piece, parts))
+                        # The upload holds the only reference: the memory goes when it ends.
+                        del piece
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
         except OSError as exc:
@@ -394,14 +395,7 @@ class BucketTarget:
         return [parts[n] for n in sorted(parts)], whole.hexdigest()
 
     async def _send_part(
-        self,
-        full: str,
-        upload_id: str,
-        number: int,
-        data: bytes,
-        digest: bytes,
-        md5: bytes,
-        parts: dict[int, Part],
+        self, full: str, upload_id: str, number: int, piece: Piece, parts: dict[int, Part]
     ) -> None:
         try:
             with _translated(f"s3://{self._bucket}/{full} part {number}"):
@@ -410,11 +404,11 @@ class BucketTarget:
                     Key=full,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=data,
+                    Body=piece.body,
                     ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=b64(digest),
+                    ChecksumSHA256=b64(piece.sha256),
                 )
-            parts[number] = Part(number, answer["ETag"], digest, md5)
+            parts[number] = Part(number, answer["ETag"], piece.sha256, piece.md5)
         finally:
             self._slots.release()
 
