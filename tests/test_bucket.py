@@ -259,3 +259,18 @@ def test_status_of_a_bucket_archive_reads_the_local_catalog_only(
     assert shown.code == 0, shown.err
     assert f"archive: {bucket_runner.output}" in shown.out
     assert "1 archived" in shown.out and task in shown.out
+
+
+def test_a_download_that_keeps_failing_leaves_staging_empty_at_the_end(
+    bucket_runner: BucketRunner,
+) -> None:
+    """A video cut short, then refused with 500s, ends its task in error; its part is not kept."""
+    emu = bucket_runner.emu
+    bad, good = emu.add_task(previews=1, video=BIG), emu.add_task(previews=1)
+    video = emu.task_json(bad)["artifacts"][0]["url"].partition("?")[0].rsplit("/", 1)[-1]
+    emu.asset_fault(video, truncate_at=600_000)  # leaves a part a resume could continue
+    emu.asset_fault(video, times=100, status=500)
+    result = bucket_runner.run(bad, good)
+    assert result.code == 1
+    assert result.states() == {bad: "error", good: "archived"}
+    assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []

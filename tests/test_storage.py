@@ -222,3 +222,26 @@ async def test_parts_in_flight_are_bounded(area: Area, tmp_path: Path, proxy: Fa
     assert proxy.seen["UploadPart"] == 9
     assert 1 <= proxy.most_at_once["UploadPart"] <= 2
     assert [area.get(f"t1/f{n}.mp4") == b for n, b in enumerate(blobs)] == [True] * 3
+
+
+async def test_uploads_hold_at_most_part_size_times_parts_in_flight(
+    area: Area, tmp_path: Path
+) -> None:
+    """Six files of three parts at once: the memory traced at peak stays near 2 x 5 MiB."""
+    import asyncio
+    import tracemalloc
+
+    config, env = bucket_config(area, tmp_path, s3_parts_in_flight=2)
+    async with open_target(config, env) as opened:
+        await opened.prepare("t1")
+        staged = [await stage(opened, f"m{n}.mp4", os.urandom(11 * MIB)) for n in range(6)]
+        tracemalloc.start()
+        try:
+            await asyncio.gather(
+                *(opened.commit(p, f"t1/m{n}.mp4", sha256=s) for n, (p, s) in enumerate(staged))
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(area.objects()) == 6
+    assert peak < 2 * 5 * MIB + 4 * MIB, f"{peak / MIB:.1f} MiB traced at peak"

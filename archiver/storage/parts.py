@@ -10,7 +10,7 @@ import io
 import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
@@ -50,25 +50,62 @@ class Part:
         return {"PartNumber": self.number, "ETag": self.etag, "ChecksumSHA256": b64(self.sha256)}
 
 
+class PartReader(io.RawIOBase):
+    """A seekable file over one part held in a reused buffer: the client reads it (again, on a
+    retry) in small chunks, so a part is never copied whole."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, into: Any) -> int:
+        count = min(len(into), len(self._view) - self._at)
+        into[:count] = self._view[self._at : self._at + count]
+        self._at += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: len(self._view)}[whence]
+        self._at = min(max(0, base + offset), len(self._view))
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """A part read from the file, ready to send."""
+    """A part read from the file into `buffer`, and its digests."""
 
-    body: io.BytesIO
+    buffer: bytearray
+    length: int
     sha256: bytes
     md5: bytes
 
+    def body(self) -> IO[bytes]:
+        # A file object as the client wants one; it reads, seeks and tells, nothing else.
+        return cast(IO[bytes], PartReader(memoryview(self.buffer)[: self.length]))
 
-def read_part(fh: BinaryIO, size: int, whole: Any) -> Piece:
-    """The next part of the file and its digests; `whole` hashes the file as it goes.
 
-    The bytes are handed over inside a BytesIO that holds the only reference to them: the
-    client wants a file, and wrapping bytes still referenced elsewhere would copy them.
-    """
-    data = fh.read(size)
+def read_part(
+    fh: io.RawIOBase | io.BufferedIOBase, buffer: bytearray, size: int, whole: Any
+) -> Piece:
+    """The next `size` bytes of the file into `buffer`, hashed; `whole` hashes the file."""
+    view = memoryview(buffer)[:size]
+    length = 0
+    while length < size and (got := fh.readinto(view[length:])):  # a read may come up short
+        length += got
+    data = view[:length]
     whole.update(data)
     sha, md5 = hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
-    return Piece(io.BytesIO(data), sha, md5)
+    return Piece(buffer, length, sha, md5)
 
 
 def expected_checksums(parts: Sequence[Part]) -> set[str]:

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-import uuid
+import tempfile
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -126,8 +126,11 @@ class BucketTarget:
         self._prefix = f"{url.prefix}/" if url.prefix else ""
         self._settings = settings
         self._staging = staging
-        # A part is read into memory only with a slot: uploads hold part_size x parts_in_flight.
+        # A part is read into memory only with a slot, into a buffer kept for the next part:
+        # uploads hold part_size x parts_in_flight, and fresh 8 MiB blocks do not pile up in
+        # the allocator's arenas.
         self._slots = asyncio.Semaphore(settings.parts_in_flight)
+        self._buffers: list[bytearray] = []
         self.name = str(url)
 
     @classmethod
@@ -279,7 +282,10 @@ class BucketTarget:
 
     @asynccontextmanager
     async def local_copy(self, key: str) -> AsyncIterator[Path | None]:
-        path = self._staging / f".read-{uuid.uuid4().hex}"
+        # In the temp folder, not staging: `verify` takes no lock, and a run empties staging.
+        fd, name = tempfile.mkstemp(prefix="runway-archiver-verify-")
+        os.close(fd)
+        path = Path(name)
         try:
             found = await self._download(key, path)
             yield path if found else None
@@ -379,15 +385,13 @@ class BucketTarget:
             with fh:
                 async with asyncio.TaskGroup() as group:
                     for number in range(1, count + 1):
-                        await self._slots.acquire()
+                        buffer = await self._buffer(each)
                         try:
-                            piece = await asyncio.to_thread(read_part, fh, each, whole)
+                            piece = await asyncio.to_thread(read_part, fh, buffer, each, whole)
                         except BaseException:
-                            self._slots.release()
+                            self._give_back(buffer)
                             raise
                         group.create_task(self._send_part(full, upload_id, number, piece, parts))
-                        # The upload holds the only reference: the memory goes when it ends.
-                        del piece
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
         except OSError as exc:
@@ -404,13 +408,26 @@ class BucketTarget:
                     Key=full,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=piece.body,
+                    Body=piece.body(),
                     ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=b64(piece.sha256),
                 )
             parts[number] = Part(number, answer["ETag"], piece.sha256, piece.md5)
         finally:
-            self._slots.release()
+            self._give_back(piece.buffer)
+
+    async def _buffer(self, size: int) -> bytearray:
+        """A free part buffer of at least `size` bytes, waiting for one of the slots."""
+        await self._slots.acquire()
+        while self._buffers:
+            buffer = self._buffers.pop()
+            if len(buffer) >= size:
+                return buffer
+        return bytearray(size)
+
+    def _give_back(self, buffer: bytearray) -> None:
+        self._buffers.append(buffer)
+        self._slots.release()
 
     async def _confirm(self, key: str, size: int, sent: list[Part]) -> str:
         """HEAD: the completed object has our size and the checksum our parts imply."""
