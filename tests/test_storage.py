@@ -16,6 +16,7 @@ import pytest
 from archiver.config import Config
 from archiver.errors import StoreAccessError, TransferError, UnsafePath
 from archiver.storage import Target, open_target, place
+from archiver.storage.parts import multipart_etag
 from archiver.testing.s3proxy import FaultProxy
 
 from .bucketing import Area
@@ -94,6 +95,15 @@ async def test_sizes_lists_only_the_folder_itself(target: Target) -> None:
     await target.write("t1/sub/b.jpg", b"b" * 20)
     await target.write("t10/c.jpg", b"c" * 30)
     assert await target.sizes(["t1", "missing"]) == {"t1": {"a.jpg": 10}, "missing": {}}
+
+
+async def test_sizes_of_many_folders_agree_with_one_listing_each(target: Target) -> None:
+    """A rerun checking hundreds of folders (a bucket then lists its prefix once) sees the same."""
+    await target.write("t1/a.jpg", b"a" * 10)
+    await target.write("t7/b.jpg", b"b" * 20)
+    folders = ["t1", "t7", *(f"none-{n}" for n in range(250))]
+    found = await target.sizes(folders)
+    assert found == {"t1": {"a.jpg": 10}, "t7": {"b.jpg": 20}, **{f: {} for f in folders[2:]}}
 
 
 async def test_keep_rejected_keeps_the_bytes_under_a_name_never_taken_as_final(
@@ -187,6 +197,14 @@ async def test_a_staged_file_that_changed_is_not_stored(area: Area, tmp_path: Pa
             await opened.commit(staged, "t1/x.mp4", sha256=hashlib.sha256(b"other").hexdigest())
     assert "t1/x.mp4" not in area.objects()
     assert area.uploads() == []
+
+
+def test_the_etag_fallback_is_the_one_the_store_computes(area: Area, tmp_path: Path) -> None:
+    """For a store that keeps no SHA-256: our multipart ETag of a file is the store's own."""
+    data = os.urandom(11 * MIB)
+    (tmp_path / "f").write_bytes(data)
+    etag = area.inspector.put_multipart(f"{area.prefix}/plain.bin", data, 5 * MIB)
+    assert multipart_etag(tmp_path / "f", 5 * MIB) == f"etag:{etag}"
 
 
 async def test_slow_down_is_retried_by_the_client(

@@ -10,6 +10,7 @@ import io
 import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ class Part:
     number: int
     etag: str
     sha256: bytes
-    md5: bytes
 
     def completed(self) -> CompletedPartTypeDef:
         return {"PartNumber": self.number, "ETag": self.etag, "ChecksumSHA256": b64(self.sha256)}
@@ -87,7 +87,6 @@ class Piece:
     buffer: bytearray
     length: int
     sha256: bytes
-    md5: bytes
 
     def body(self) -> IO[bytes]:
         # A file object as the client wants one; it reads, seeks and tells, nothing else.
@@ -104,19 +103,26 @@ def read_part(
         length += got
     data = view[:length]
     whole.update(data)
-    sha, md5 = hashlib.sha256(data).digest(), hashlib.md5(data, usedforsecurity=False).digest()
-    return Piece(buffer, length, sha, md5)
+    return Piece(buffer, length, hashlib.sha256(data).digest())
 
 
-def expected_checksums(parts: Sequence[Part]) -> set[str]:
-    """What a store may report for the object these parts make, in `stored_checksum`'s terms.
+def composite_sha256(parts: Sequence[Part]) -> str:
+    """The checksum a store keeps for a multipart object: the SHA-256 of the parts' SHA-256s."""
+    return "sha256:" + b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
 
-    The composite SHA-256 (of the parts' SHA-256s) where the store keeps one; else the
-    multipart ETag, which S3 and its look-alikes make from the parts' MD5s.
+
+def multipart_etag(path: Path, each: int) -> str:
+    """The ETag S3 and its look-alikes give a multipart object: the MD5 of the parts' MD5s.
+
+    Only for a store that keeps no SHA-256; reads the (still staged) file once more.
     """
-    sha = b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
-    md5 = hashlib.md5(b"".join(p.md5 for p in parts), usedforsecurity=False).hexdigest()
-    return {f"sha256:{sha}", f"etag:{md5}-{len(parts)}"}
+    digests, count = [], 0
+    with open(path, "rb") as fh:
+        while block := fh.read(each):
+            digests.append(hashlib.md5(block, usedforsecurity=False).digest())
+            count += 1
+    whole = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+    return f"etag:{whole}-{max(count, 1)}"
 
 
 def stored_checksum(head: Mapping[str, Any]) -> str | None:
