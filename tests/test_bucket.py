@@ -75,6 +75,8 @@ def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> 
     copy = area.get("catalog.sqlite3").decode("latin-1")
     seen = result.out + result.err + str(result.report) + copy
     assert not any(s in seen for s in secrets)
+    signed = [r for r in emu.requests if "AWS4" in r.headers.get("Authorization", "")]
+    assert signed == []  # the store's credentials never went to the API or the CDN
 
 
 def test_rerun_skips_with_no_request_to_api_or_cdn(bucket_runner: BucketRunner) -> None:
