@@ -198,7 +198,7 @@ def test_staging_never_holds_more_than_the_files_in_flight(bucket_runner: Bucket
 
 
 def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRunner) -> None:
-    """A new machine (empty state folder) reads the bucket's catalog copy and skips what is done."""
+    """`run --all` on a new machine (empty state folder) reads the bucket's catalog copy first."""
     emu, area = bucket_runner.emu, bucket_runner.area
     assert area is not None
     first = emu.add_task(previews=1)
@@ -206,11 +206,11 @@ def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRu
     bucket_runner.state_home = bucket_runner.root.parent / "another-machine"
     emu.clear_requests()
     second = emu.add_task(previews=1)
-    result = bucket_runner.run(first, second)
+    result = bucket_runner.run("--all")
     assert result.code == 0, result.err
     assert result.states() == {first: "skipped", second: "archived"}
-    asked = [r.raw_path for r in emu.requests if r.origin == "api"]
-    assert len(asked) == 1 and asked[0].endswith(second.rsplit(":", 1)[-1])
+    by_id = [r.raw_path for r in emu.requests if r.origin == "api" and "/tasks/?" not in r.raw_path]
+    assert len(by_id) == 1 and by_id[0].endswith(second.rsplit(":", 1)[-1])
     copy = bucket_runner.root.parent / "copy.sqlite3"
     copy.write_bytes(area.get("catalog.sqlite3"))
     with sqlite3.connect(copy) as db:
@@ -276,3 +276,19 @@ def test_a_download_that_keeps_failing_leaves_staging_empty_at_the_end(
     assert result.code == 1
     assert result.states() == {bad: "error", good: "archived"}
     assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
+
+
+def test_list_plans_a_bucket_archive_from_its_listing(bucket_runner: BucketRunner) -> None:
+    """`list` sees what the bucket holds: a whole task is skipped, one missing an object fetched."""
+    area = bucket_runner.area
+    assert area is not None
+    whole, damaged = bucket_runner.emu.add_task(previews=1), bucket_runner.emu.add_task(previews=1)
+    first = bucket_runner.run(whole, damaged)
+    assert first.code == 0, first.err
+    area.inspector.delete(f"{area.prefix}/{first.task(damaged)['files'][1]['path']}")
+    bucket_runner.emu.clear_requests()
+    shown = bucket_runner.run(whole, damaged, command="list")
+    assert shown.code == 0, shown.err
+    actions = {line.split()[-1]: line.split()[0] for line in shown.out.strip().splitlines()}
+    assert actions == {whole: "skip", damaged: "fetch"}
+    assert bucket_runner.emu.requests == []
