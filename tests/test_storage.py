@@ -117,6 +117,18 @@ async def test_keep_rejected_keeps_the_bytes_under_a_name_never_taken_as_final(
     assert await target.stat("t1/bad.mp4") is None
 
 
+async def test_a_folder_inside_a_task_folder_holds_files_like_any(target: Target) -> None:
+    """prepare() of t1/inputs makes it; a file staged there commits under that key."""
+    await target.prepare("t1/inputs")
+    staged = target.staged("t1", "inputs/in.jpg.part")
+    staged.write_bytes(b"input bytes")
+    await target.commit(
+        staged, "t1/inputs/in.jpg", sha256=hashlib.sha256(b"input bytes").hexdigest()
+    )
+    assert await read(target, "t1/inputs/in.jpg") == b"input bytes"
+    assert (await target.sizes(["t1/inputs"]))["t1/inputs"] == {"in.jpg": 11}
+
+
 async def test_missing_files_are_none_not_errors(target: Target) -> None:
     """stat and local_copy of a key that is not there say so with None."""
     assert await target.stat("t1/nothing.mp4") is None

@@ -36,7 +36,14 @@ class FolderTarget:
         return 0
 
     async def prepare(self, folder: str) -> None:
-        files.ensure_dir(self.root, folder)
+        self._folder(folder.split("/"))
+
+    def _folder(self, names: list[str]) -> Path:
+        """Each level made and judged as a task folder is: no symlink or file followed."""
+        parent = self.root
+        for name in names:
+            parent = files.ensure_dir(parent, name)
+        return parent
 
     def staged(self, folder: str, name: str) -> Path:
         return self.root / folder / name
@@ -53,10 +60,7 @@ class FolderTarget:
         await asyncio.to_thread(self._write, key, data)
 
     def _write(self, key: str, data: bytes) -> None:
-        *folders, _ = key.split("/")
-        parent = self.root
-        for name in folders:  # each level judged as a task folder is: no symlink followed
-            parent = files.ensure_dir(parent, name)
+        self._folder(key.split("/")[:-1])
         files.atomic_write(self._path(key), data)
 
     async def sizes(self, folders: Collection[str]) -> dict[str, dict[str, int]]:
