@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
 
 CATALOG_KEY = "catalog.sqlite3"  # where a bucket keeps the catalog copy, under its prefix
-# Per task: (key, size) of each file the catalog records, streamed; a size of None: any size.
-Expected = Iterable[tuple[str, list[tuple[str, int | None]]]]
+# (task id, [(key, size)]) for the files the catalog records, streamed; a task may come more
+# than once; a size of None: any size.
+Expected = Iterable[tuple[str, Sequence[tuple[str, int | None]]]]
 
 
 @dataclass(frozen=True, slots=True)
