@@ -45,28 +45,31 @@ def staging_of(runner: BucketRunner) -> Path:
 
 
 def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> None:
-    """Every object has the served bytes, sidecars parse, nothing is staged or left open."""
+    """Every object (outputs, inputs, sidecars) has the served bytes, nothing is staged or open."""
     emu, area = bucket_runner.emu, bucket_runner.area
     assert area is not None
     one = emu.add_task(previews=3)
     two = emu.add_task(artifacts=[ArtifactSpec(previews=1), ArtifactSpec(image=(320, 192))])
+    act_two = emu.add_scenario("act_two")  # an input image and an input video, nested
     failed, pending = emu.add_task("FAILED"), emu.add_task("RUNNING")
-    result = bucket_runner.run(one, two, failed, pending)
+    result = bucket_runner.run(one, two, act_two, failed, pending)
     assert result.code == 0, result.err
     assert result.states() == {
         one: "archived",
         two: "archived",
+        act_two: "archived",
         failed: "failed",
         pending: "pending",
     }
-    for task in (one, two):
+    done = (one, two, act_two, failed)
+    for task in done:  # a FAILED task's inputs are kept too
         assert_objects_are_the_served_files(bucket_runner, result, task)
-    for task in (one, two, failed):
         doc = yaml.safe_load(area.get(result.task(task)["sidecar"]).decode("utf-8"))
-        assert doc["taskId"] == task
+        assert doc["task"]["taskId"] == task
     keys = set(area.objects())
-    wanted = {f["path"] for t in (one, two) for f in result.task(t)["files"]}
-    wanted |= {result.task(t)["sidecar"] for t in (one, two, failed)} | {"catalog.sqlite3"}
+    wanted = {f["path"] for t in done for f in result.task(t)["files"]}
+    wanted |= {result.task(t)["sidecar"] for t in done} | {"catalog.sqlite3"}
+    assert any("/inputs/" in key for key in wanted)
     assert keys == wanted
     assert area.uploads() == []
     assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
@@ -179,20 +182,22 @@ def test_staging_never_holds_more_than_the_files_in_flight(bucket_runner: Bucket
     emu.cdn_rate = 1_000_000
     bucket_runner.configure(concurrency=1, download_concurrency=1)  # 2 tasks in flight
     tasks = [emu.add_task(previews=1) for _ in range(6)]
+    per_task = len(emu.media_of(tasks[0]))  # the video, its preview, its input
     process = bucket_runner.spawn(*tasks)
     most, seen_tasks = 0, set()
     end = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < end:
         try:
-            staged = [p for p in staging_of(bucket_runner).rglob("*.part") if p.is_file()]
-        except (FileNotFoundError, ValueError):  # not made yet
+            staging = staging_of(bucket_runner)
+            staged = [p.relative_to(staging) for p in staging.rglob("*.part") if p.is_file()]
+        except (FileNotFoundError, ValueError):  # not made yet, or gone between two calls
             staged = []
         most = max(most, len(staged))
-        seen_tasks |= {p.parent.name for p in staged}
+        seen_tasks |= {p.parts[0] for p in staged}
         time.sleep(0.005)  # a sampling interval, not a synchronisation
     _, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == 0, err
-    assert 1 <= most <= 2 * 2  # 2 tasks in flight x 2 files each
+    assert 1 <= most <= 2 * per_task  # 2 tasks in flight, whatever the 6 tasks hold in all
     assert len(seen_tasks) >= 2  # the samples did see the run move on
     assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
 
