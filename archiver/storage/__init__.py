@@ -1,7 +1,9 @@
 """Where the archive lives, behind one small interface; chosen once, from `output_dir`.
 
-    local.py  a folder on disk (the default): verified files renamed into place, fsynced
-    s3.py     an S3-compatible bucket: multipart uploads, SHA-256 per part, confirmed by HEAD
+    local.py   a folder on disk (the default): verified files renamed into place, fsynced
+    bucket.py  an S3-compatible bucket: multipart uploads, SHA-256 per part, confirmed by HEAD
+      s3.py    its client (aiobotocore), every call and error translation in one place
+      parts.py the arithmetic of a multipart upload: part sizes, digests, the store's checksum
 
 Every file is still downloaded to a local staging file first (ffprobe needs a file); the target
 says where that file goes and how it becomes part of the archive. Keys are paths relative to the
@@ -166,7 +168,7 @@ async def open_target(
     where = place(config, env)
     out = config.output_dir
     if isinstance(out, BucketUrl):
-        from .s3 import BucketTarget  # the S3 client loads only for a bucket archive
+        from .bucket import BucketTarget  # the S3 client loads only for a bucket archive
 
         settings = BucketSettings.from_config(config, env)
         async with BucketTarget.connect(out, settings, where.state_dir / "staging") as bucket:

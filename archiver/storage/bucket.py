@@ -1,0 +1,249 @@
+"""The archive as a bucket and prefix: files in flight in a local staging folder, then stored.
+
+A verified staged file goes up as a multipart upload whose parts carry a SHA-256 the store
+checks; completing it is atomic, and a HEAD then confirms size and the store's checksum
+before the catalog names the object. The calls themselves, and their errors, are s3.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import files
+from ..bounded import for_each
+from ..config import BucketUrl
+from ..errors import TransferError
+from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
+from .parts import Part, Piece, composite_sha256, multipart_etag, part_size, read_part
+from .s3 import Bucket
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+# A rerun over more task folders than this lists the whole prefix once (1,000 keys a page)
+# rather than one listing per folder.
+WHOLE_LISTING = 200
+LISTINGS_AT_ONCE = 8
+
+
+def _empty_folder(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+class BucketTarget:
+    """Objects under `prefix/` in one bucket, with a local staging folder for files in flight."""
+
+    reads_are_local = False
+
+    def __init__(self, bucket: Bucket, settings: BucketSettings, staging: Path) -> None:
+        self._bucket = bucket
+        self._settings = settings
+        self._staging = staging
+        # A part is read into memory only with a slot, into a buffer kept for the next part:
+        # uploads hold part_size x parts_in_flight, and fresh 8 MiB blocks do not pile up in
+        # the allocator's arenas.
+        self._slots = asyncio.Semaphore(settings.parts_in_flight)
+        self._buffers: list[bytearray] = []
+        self.name = bucket.name
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, url: BucketUrl, settings: BucketSettings, staging: Path
+    ) -> AsyncIterator[BucketTarget]:
+        async with Bucket.connect(url, settings) as bucket:
+            yield cls(bucket, settings, staging)
+
+    # -- the files of a task ---------------------------------------------------------------
+
+    async def cleanup(self) -> int:
+        """Under the archive lock nothing is in flight: every staged file and upload is stale."""
+        await asyncio.to_thread(_empty_folder, self._staging)
+        uploads = await self._bucket.uploads()
+        for full, upload_id in uploads:
+            await self._bucket.abort(full, upload_id)
+        return len(uploads)
+
+    async def prepare(self, folder: str) -> None:
+        self._bucket.key(folder)  # refuses what is not a folder of ours
+        try:
+            (self._staging / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, self._staging / folder) from exc
+
+    def staged(self, folder: str, name: str) -> Path:
+        return self._staging / folder / name
+
+    async def commit(self, staged: Path, key: str, *, sha256: str) -> str:
+        checksum = await self._upload(staged, key, sha256)
+        files.discard(staged)
+        return checksum
+
+    async def keep_rejected(self, staged: Path, key: str) -> str:
+        hasher, _ = await asyncio.to_thread(files.hash_file, staged)
+        kept = f"{key}{files.REJECTED_SUFFIX}"
+        await self.commit(staged, kept, sha256=hasher.hexdigest())
+        return kept.rsplit("/", 1)[-1]
+
+    async def write(self, key: str, data: bytes) -> None:
+        await self._bucket.put(key, data)
+
+    async def sizes(self, folders: Collection[str]) -> dict[str, dict[str, int]]:
+        """One listing per folder, a few at once; past WHOLE_LISTING folders, one of the prefix."""
+        wanted = set(folders)
+        if len(wanted) > WHOLE_LISTING:
+            everything = await self._bucket.listing("")
+            return {f: everything.get(f, {}) for f in wanted}
+        found: dict[str, dict[str, int]] = {}
+
+        async def one(folder: str) -> None:
+            self._bucket.key(folder)  # refuses what is not a folder of ours
+            found[folder] = (await self._bucket.listing(folder + "/")).get(folder, {})
+
+        await for_each(sorted(wanted), one, limit=LISTINGS_AT_ONCE)
+        return found
+
+    async def changed(self, expected: Expected) -> set[str]:
+        """One listing per task folder (or of the whole prefix), compared with the catalog."""
+        tasks = list(expected)
+        listed = await self.sizes({key.rpartition("/")[0] for _, keys in tasks for key, _ in keys})
+        return {
+            task_id
+            for task_id, keys in tasks
+            if any(
+                (found := size_in(listed, key)) is None or size not in (None, found)
+                for key, size in keys
+            )
+        }
+
+    async def stat(self, key: str) -> Stored | None:
+        return await self._bucket.head(key)
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path | None]:
+        # In the temp folder, not staging: `verify` takes no lock, and a run empties staging.
+        fd, name = tempfile.mkstemp(prefix="runway-archiver-verify-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            found = await self._bucket.download(key, path)
+            yield path if found else None
+        finally:
+            files.discard(path)
+
+    async def durable(self, folder: str) -> None:
+        return None  # a completed upload is durable when the store answers
+
+    # -- the catalog copy --------------------------------------------------------------------
+
+    async def restore_catalog(self, path: Path) -> bool:
+        temp = path.with_name(f".{path.name}.download")
+        try:
+            if await asyncio.to_thread(path.exists):
+                return False
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            if not await self._bucket.download(CATALOG_KEY, temp):
+                return False
+            await asyncio.to_thread(os.replace, temp, path)
+        except OSError as exc:
+            raise files.storage_error(exc, path) from exc
+        finally:
+            files.discard(temp)
+        return True
+
+    async def publish_catalog(self, catalog: Catalog) -> None:
+        copy = self._staging / f".{CATALOG_KEY}.copy"
+        catalog.snapshot(copy)  # on this thread: the connection belongs to it
+        hasher, _ = await asyncio.to_thread(files.hash_file, copy)
+        await self.commit(copy, CATALOG_KEY, sha256=hasher.hexdigest())
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    async def _upload(self, source: Path, key: str, sha256: str) -> str:
+        """A multipart upload of `source` to `key`, completed and confirmed, or aborted."""
+        try:
+            size = (await asyncio.to_thread(source.stat)).st_size
+        except OSError as exc:
+            raise files.storage_error(exc, source) from exc
+        upload_id = await self._bucket.start_upload(key, sha256=sha256)
+        try:
+            parts, whole = await self._send_parts(source, key, upload_id, size)
+            if whole != sha256:
+                raise TransferError(f"{self._bucket.where(key)}: staged file changed before upload")
+            await self._bucket.complete(key, upload_id, parts)
+        except BaseException:
+            await self._bucket.abort(self._bucket.key(key), upload_id)
+            raise
+        return await self._confirm(key, source, size, parts)
+
+    async def _send_parts(
+        self, source: Path, key: str, upload_id: str, size: int
+    ) -> tuple[list[Part], str]:
+        """Read in order (hashing the whole file once), upload at most parts_in_flight at once."""
+        each = part_size(size, self._settings.part_size)
+        count = max(1, -(-size // each))
+        parts: dict[int, Part] = {}
+        whole = hashlib.sha256()
+        try:
+            fh = await asyncio.to_thread(open, source, "rb", opener=files.nofollow_opener)
+            with fh:
+                async with asyncio.TaskGroup() as group:
+                    for number in range(1, count + 1):
+                        buffer = await self._buffer(each)
+                        try:
+                            piece = await asyncio.to_thread(read_part, fh, buffer, each, whole)
+                        except BaseException:
+                            self._give_back(buffer)
+                            raise
+                        group.create_task(self._send_part(key, upload_id, number, piece, parts))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        except OSError as exc:
+            raise files.storage_error(exc, source) from exc
+        return [parts[n] for n in sorted(parts)], whole.hexdigest()
+
+    async def _send_part(
+        self, key: str, upload_id: str, number: int, piece: Piece, parts: dict[int, Part]
+    ) -> None:
+        try:
+            parts[number] = await self._bucket.send_part(key, upload_id, number, piece)
+        finally:
+            self._give_back(piece.buffer)
+
+    async def _buffer(self, size: int) -> bytearray:
+        """A free part buffer of at least `size` bytes, waiting for one of the slots."""
+        await self._slots.acquire()
+        while self._buffers:
+            buffer = self._buffers.pop()
+            if len(buffer) >= size:
+                return buffer
+        return bytearray(size)
+
+    def _give_back(self, buffer: bytearray) -> None:
+        self._buffers.append(buffer)
+        self._slots.release()
+
+    async def _confirm(self, key: str, source: Path, size: int, sent: list[Part]) -> str:
+        """HEAD: the completed object has our size and the checksum our parts imply."""
+        where = self._bucket.where(key)
+        stored = await self._bucket.head(key)
+        if stored is None:
+            raise TransferError(f"{where}: not there after its upload completed")
+        expected = composite_sha256(sent)
+        if stored.checksum is not None and stored.checksum.startswith("etag:"):
+            each = part_size(size, self._settings.part_size)
+            expected = await asyncio.to_thread(multipart_etag, source, each)
+        if stored.size != size or stored.checksum != expected:
+            await self._bucket.delete(key)
+            found = f"{stored.size} bytes, {stored.checksum}"
+            raise TransferError(f"{where}: stored object differs from the upload ({found})")
+        return stored.checksum
