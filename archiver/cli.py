@@ -37,6 +37,7 @@ from .catalog import Catalog
 from .catalog import require as require_archive
 from .discover import Query
 from .errors import EX_SOFTWARE, ArchiverError, ConfigError, StorageError, UsageError
+from .gallery import INDEX
 from .gallery import build as build_gallery
 from .gallery import refresh as refresh_gallery
 from .model import State
@@ -463,18 +464,32 @@ def _status(args: argparse.Namespace) -> int:
 
 def _gallery(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
-    with _archive(cfg.output_dir, create=False) as catalog:
-        built = build_gallery(cfg.output_dir, catalog, now=pipeline.now())
+    with _archive(cfg, create=False) as catalog:
+        built, link = asyncio.run(
+            storage.gallery(
+                cfg, lambda root: build_gallery(root, catalog, now=pipeline.now()), index=INDEX
+            )
+        )
     if _level(args) > Level.QUIET:
-        print(f"gallery: {built.tasks} tasks: {built.index.resolve().as_uri()}")
+        print(f"gallery: {built.tasks} tasks: {link}")
     return 0
 
 
 def _refresh_gallery(cfg: config.Config, catalog: Catalog, *, changed: bool) -> None:
-    if cfg.gallery:
-        warning = refresh_gallery(cfg.output_dir, catalog, changed=changed, now=pipeline.now())
-        if warning:
-            print(scrub.text(warning), file=sys.stderr)
+    if not cfg.gallery:
+        return
+    try:
+        warning, _ = asyncio.run(
+            storage.gallery(
+                cfg,
+                lambda root: refresh_gallery(root, catalog, changed=changed, now=pipeline.now()),
+                index=INDEX,
+            )
+        )
+    except ArchiverError as exc:  # a view of the archive: storing it is no task's failure
+        warning = f"warning: gallery not stored: {exc}"
+    if warning:
+        print(scrub.text(warning), file=sys.stderr)
 
 
 def _output_folder(root: Path) -> None:

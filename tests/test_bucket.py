@@ -10,6 +10,7 @@ import hashlib
 import signal
 import sqlite3
 import time
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -70,7 +71,8 @@ def test_mixed_list_is_archived_into_the_bucket(bucket_runner: BucketRunner) -> 
     wanted = {f["path"] for t in done for f in result.task(t)["files"]}
     wanted |= {result.task(t)["sidecar"] for t in done} | {"catalog.sqlite3"}
     assert any("/inputs/" in key for key in wanted)
-    assert keys == wanted
+    gallery = {k for k in keys - wanted if k == "index.html" or k.startswith("gallery/")}
+    assert keys == wanted | gallery and "index.html" in gallery  # and nothing else
     assert area.uploads() == []
     assert [p for p in staging_of(bucket_runner).rglob("*") if p.is_file()] == []
     assert not bucket_runner.root.exists()  # nothing of the archive on the local disk
@@ -297,3 +299,28 @@ def test_list_plans_a_bucket_archive_from_its_listing(bucket_runner: BucketRunne
     actions = {line.split()[-1]: line.split()[0] for line in shown.out.strip().splitlines()}
     assert actions == {whole: "skip", damaged: "fetch"}
     assert bucket_runner.emu.requests == []
+
+
+def test_the_gallery_is_stored_in_the_bucket_and_only_what_changed_is_sent_again(
+    bucket_runner: BucketRunner, proxy: FaultProxy
+) -> None:
+    """index.html and gallery/ sit at the prefix's root; a run with one new task resends only
+    what changed, and `gallery` names the page in the bucket."""
+    area = bucket_runner.area
+    assert area is not None
+    bucket_runner.endpoint_url = proxy.url
+    bucket_runner.configure()
+    assert bucket_runner.run(bucket_runner.emu.add_task(previews=1)).code == 0
+    stored = area.objects()
+    assert {"index.html", "gallery/gallery.js", "gallery/gallery.css", "gallery/data.js"} <= set(
+        stored
+    )
+    static = resources.files("archiver.gallery") / "static" / "gallery.js"
+    assert area.get("gallery/gallery.js") == static.read_bytes()
+    proxy.paths.clear()
+    assert bucket_runner.run(bucket_runner.emu.add_task(previews=1)).code == 0
+    put = {path.split(f"/{area.prefix}/", 1)[-1] for op, path in proxy.paths if op == "PutObject"}
+    assert "gallery/data.js" in put and "gallery/gallery.js" not in put
+    shown = bucket_runner.run(command="gallery")
+    assert shown.code == 0, shown.err
+    assert f"{bucket_runner.output}/index.html" in shown.out

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..config import BucketUrl, Config
 from ..files import slug
@@ -27,6 +27,7 @@ from ..files import slug
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
+T = TypeVar("T")
 CATALOG_KEY = "catalog.sqlite3"  # where a bucket keeps the catalog copy, under its prefix
 # (task id, [(key, size)]) for the files the catalog records, streamed; a task may come more
 # than once; a size of None: any size.
@@ -103,6 +104,16 @@ class Target(Protocol):
 
     async def durable(self, folder: str) -> None:
         """Make the commits into `folder` survive a power loss before the catalog names them."""
+
+    def gallery_root(self) -> Path:
+        """Where the gallery is written on this machine: the archive folder itself, or for a
+        bucket a local mirror, which `publish_gallery` stores in the bucket."""
+
+    async def publish_gallery(self) -> None:
+        """Store with the archive what changed under `gallery_root()` since the last time."""
+
+    def link(self, key: str) -> str:
+        """Where a person opens `key`: a file:// URL, or the object's s3:// URL."""
 
     async def restore_catalog(self, path: Path) -> bool:
         """Put the archive's catalog copy at `path` when there is none there; whether it did."""
@@ -185,6 +196,16 @@ async def restore_catalog(config: Config, path: Path) -> bool:
         return False  # the usual case asks the store nothing
     async with open_target(config) as target:
         return await target.restore_catalog(path)
+
+
+async def gallery(config: Config, build: Callable[[Path], T], *, index: str) -> tuple[T, str]:
+    """`build` writes the gallery under the local root it is given (on this thread: it reads
+    the catalog); what it changed is then stored with the archive. Its result, and the link
+    that opens `index`."""
+    async with open_target(config) as target:
+        result = build(target.gallery_root())
+        await target.publish_gallery()
+        return result, target.link(index)
 
 
 async def publish_catalog(config: Config, catalog: Catalog) -> None:

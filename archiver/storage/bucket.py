@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -39,6 +40,25 @@ def _empty_folder(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def _digests(root: Path) -> dict[str, str]:
+    """Key -> sha256 of every file under `root`; dot files (a write's temp names) aside."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+            hasher, _ = files.hash_file(path)
+            found[path.relative_to(root).as_posix()] = hasher.hexdigest()
+    return found
+
+
+def _read_digests(path: Path) -> dict[str, str]:
+    """What the last publish stored; empty when there is no readable record (send it all)."""
+    try:
+        found = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 class BucketTarget:
     """Objects under `prefix/` in one bucket, with a local staging folder for files in flight."""
 
@@ -48,6 +68,10 @@ class BucketTarget:
         self._bucket = bucket
         self._settings = settings
         self._staging = staging
+        # The gallery is built here, and what was stored of it recorded beside, so a build
+        # that changed three files sends three.
+        self._mirror = staging.parent / "gallery-mirror"
+        self._mirrored = staging.parent / "gallery-mirror.json"
         # A part is read into memory only with a slot, into a buffer kept for the next part:
         # uploads hold part_size x parts_in_flight, and fresh 8 MiB blocks do not pile up in
         # the allocator's arenas.
@@ -143,7 +167,32 @@ class BucketTarget:
     async def durable(self, folder: str) -> None:
         return None  # a completed upload is durable when the store answers
 
-    # -- the catalog copy --------------------------------------------------------------------
+    # -- the gallery and the catalog copy ----------------------------------------------------
+
+    def gallery_root(self) -> Path:
+        try:
+            self._mirror.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, self._mirror) from exc
+        return self._mirror
+
+    async def publish_gallery(self) -> None:
+        """PUT each mirror file whose bytes are not what was stored last; delete what is gone."""
+        now = await asyncio.to_thread(_digests, self._mirror)
+        stored = await asyncio.to_thread(_read_digests, self._mirrored)
+        changed = sorted(key for key, digest in now.items() if stored.get(key) != digest)
+
+        async def put(key: str) -> None:
+            await self.write(key, await asyncio.to_thread((self._mirror / key).read_bytes))
+
+        await for_each(changed, put, limit=LISTINGS_AT_ONCE)
+        for key in sorted(stored.keys() - now.keys()):
+            await self._bucket.delete(key)
+        data = json.dumps(now, sort_keys=True).encode()
+        await asyncio.to_thread(files.atomic_write, self._mirrored, data)
+
+    def link(self, key: str) -> str:
+        return self._bucket.where(key)
 
     async def restore_catalog(self, path: Path) -> bool:
         temp = path.with_name(f".{path.name}.download")

@@ -98,6 +98,15 @@ class FolderTarget:
     async def durable(self, folder: str) -> None:
         await asyncio.to_thread(files.fsync_dir, self._path(folder))
 
+    def gallery_root(self) -> Path:
+        return self.root
+
+    async def publish_gallery(self) -> None:
+        return None  # written in place
+
+    def link(self, key: str) -> str:
+        return self._path(key).resolve().as_uri()
+
     async def restore_catalog(self, path: Path) -> bool:
         return False  # the catalog lives in the archive folder: there is no copy to restore
 

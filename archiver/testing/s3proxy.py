@@ -48,6 +48,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.seen: Counter[str] = Counter()
+        self.paths: list[tuple[str, str]] = []  # (operation, path without query) as they came
         self.answered: Counter[str] = Counter()  # (operation, status) as "Op 503"
         self.most_at_once: Counter[str] = Counter()  # the most requests of an operation in flight
         self._in_flight: Counter[str] = Counter()
@@ -83,6 +84,7 @@ class FaultProxy:
         op = operation(request.method, set(request.query))
         with self._lock:
             self.seen[op] += 1
+            self.paths.append((op, request.path))
             self._in_flight[op] += 1
             self.most_at_once[op] = max(self.most_at_once[op], self._in_flight[op])
             slow = self._slow[op] > 0

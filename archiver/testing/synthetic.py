@@ -112,7 +112,11 @@ def fill(root: Path, count: int, *, distinct: int | None = None, seed: int = 7) 
             " VALUES (?, ?, ?, ?, ?, ?)",
             sorted(tasks),
         )
-        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sorted(file_rows))
+        db.executemany(
+            "INSERT INTO files (task_id, path, kind, artifact, bytes, sha256, probe, unchecked)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            sorted(file_rows),
+        )
         db.executemany(
             "INSERT INTO display (task_id, version, created, shard, files, card)"
             " VALUES (?, ?, ?, ?, ?, ?)",
