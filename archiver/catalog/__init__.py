@@ -16,96 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import scrub
-from .errors import StorageError, UsageError
-from .model import ArchivedFile, FileKind, Missing, MissingInput, ProbeResult, State, TaskOutcome
+from .. import scrub
+from ..errors import StorageError, UsageError
+from ..model import ArchivedFile, FileKind, Missing, MissingInput, ProbeResult, State, TaskOutcome
+from .schema import MIGRATIONS as MIGRATIONS
+from .schema import SCHEMA as SCHEMA
+from .schema import SCHEMA_VERSION, check_intact, migrate
 
 T = TypeVar("T")
 FILENAME = "catalog.sqlite3"
-# Version 1; later changes are MIGRATIONS, so an older archive is brought up to date in place.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id    TEXT PRIMARY KEY,
-    state      TEXT NOT NULL,
-    status     TEXT,
-    dir        TEXT,
-    error      TEXT,
-    updated_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files (
-    task_id   TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
-    path      TEXT NOT NULL,
-    kind      TEXT NOT NULL,
-    artifact  INTEGER NOT NULL,
-    bytes     INTEGER NOT NULL,
-    sha256    TEXT NOT NULL,
-    probe     TEXT NOT NULL,
-    unchecked TEXT NOT NULL,
-    PRIMARY KEY (task_id, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    id          INTEGER PRIMARY KEY,
-    started_at  TEXT NOT NULL,
-    finished_at TEXT,
-    exit_code   INTEGER,
-    summary     TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
-"""
-# MIGRATIONS[n] takes the schema from version n + 1 to n + 2. Append only; never edit one.
-MIGRATIONS: tuple[str, ...] = (
-    # 2: the sidecar's size, for the rerun's check that the disk still agrees; the back-off of
-    # a task failing the same way run after run (how many times, in which run, when).
-    """
-    ALTER TABLE tasks ADD COLUMN sidecar_bytes INTEGER;
-    ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE tasks ADD COLUMN failed_run INTEGER;
-    ALTER TABLE tasks ADD COLUMN failed_at TEXT;
-    """,
-    # 3: tasks found by `run --all`: their status in the listing, and when it last named them.
-    """
-    ALTER TABLE tasks ADD COLUMN listed_status TEXT;
-    ALTER TABLE tasks ADD COLUMN listed_at TEXT;
-    """,
-    # 4: inputs the CDN no longer has, so no later run asks for them again
-    """
-    CREATE TABLE IF NOT EXISTS unavailable_inputs (
-        task_id     TEXT NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
-        option      TEXT NOT NULL,
-        url         TEXT NOT NULL,
-        reason      TEXT NOT NULL,
-        recorded_at TEXT NOT NULL,
-        PRIMARY KEY (task_id, option)
-    ) WITHOUT ROWID;
-    """,
-    # 5: what the gallery shows of each task, made when it is archived (archiver/gallery), and
-    # the count and bytes of the files it was made from, to tell when those changed since. Ids
-    # are never reused, so a detail file's rows (their count and the sum of their ids) tell a
-    # build whether that file must be written again. Cards and detail entries live apart: a
-    # build reads 50 MB of cards at 100,000 tasks without paging through 150 MB of entries.
-    """
-    CREATE TABLE display (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id TEXT NOT NULL UNIQUE REFERENCES tasks(task_id) ON DELETE CASCADE,
-        version INTEGER NOT NULL,
-        created TEXT NOT NULL,
-        shard   TEXT NOT NULL,
-        files   TEXT NOT NULL,
-        card    TEXT NOT NULL
-    );
-    CREATE TABLE display_entry (
-        task_id TEXT PRIMARY KEY REFERENCES tasks(task_id) ON DELETE CASCADE,
-        entry   TEXT NOT NULL
-    );
-    CREATE INDEX display_by_created ON display(created, task_id);
-    CREATE INDEX display_by_shard ON display(shard, task_id);
-    CREATE INDEX display_made_from ON display(task_id, version, files);
-    """,
-    # 6: the store's checksum of each object of a bucket archive, which `verify` compares
-    # without downloading.
-    "ALTER TABLE files ADD COLUMN stored TEXT;",
-)
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 _FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
@@ -134,48 +53,6 @@ def _archived_file(r: Sequence[Any]) -> ArchivedFile:
         unchecked=tuple(json.loads(r[6])),
         stored=r[7],
     )
-
-
-def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a damaged catalog, or a database that is not ours, without writing to it."""
-    try:
-        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path}: the catalog is damaged ({exc}); left as it is") from exc
-    if verdict != "ok":
-        raise StorageError(f"{path}: the catalog is damaged ({verdict}); left as it is")
-    if tables and (version == 0 or "tasks" not in tables):
-        raise StorageError(f"{path}: not a runway-archiver catalog; left as it is")
-    if tables and _bad_rows(conn):
-        raise StorageError(f"{path}: the catalog is damaged (a row does not parse); left as it is")
-
-
-def _bad_rows(conn: sqlite3.Connection) -> int:
-    """Rows no run could read, found in one scan in SQLite's C, before any write."""
-    states = ", ".join(f"'{s}'" for s in State)
-    kinds = ", ".join(f"'{k}'" for k in FileKind)
-    try:
-        return int(
-            conn.execute(
-                f"SELECT (SELECT COUNT(*) FROM tasks WHERE state NOT IN ({states}))"
-                f" + (SELECT COUNT(*) FROM files WHERE kind NOT IN ({kinds})"
-                "   OR typeof(bytes) != 'integer' OR NOT json_valid(probe)"
-                "   OR NOT json_valid(unchecked))"
-            ).fetchone()[0]
-        )
-    except sqlite3.Error:
-        return 1  # a column missing or of the wrong kind is damage too
-
-
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring a catalog at `version` (0: new) to SCHEMA_VERSION, one transaction per step."""
-    if version == 0:
-        conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;")
-        version = 1
-    for number, script in enumerate(MIGRATIONS[version - 1 :], start=version + 1):
-        conn.executescript(f"BEGIN; {script} PRAGMA user_version={number}; COMMIT;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +106,7 @@ class Catalog:
             return cls._open_readonly(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-            _check_intact(conn, path)  # before anything could write to a damaged file
+            check_intact(conn, path)  # before anything could write to a damaged file
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL may lose the last commit on power loss, never claim a file that is not there:
             # files are fsynced before their rows are written.
@@ -238,7 +115,7 @@ class Catalog:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StorageError(f"{path}: made by a newer runway-archiver (schema {version})")
-            _migrate(conn, version)
+            migrate(conn, version)
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: {exc}") from exc
         return cls(conn, path)
@@ -255,7 +132,7 @@ class Catalog:
         mode = "mode=ro" if live else "mode=ro&immutable=1"
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=30)
-            _check_intact(conn, path)
+            check_intact(conn, path)
             conn.execute("SELECT 1 FROM tasks LIMIT 1")
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: {exc}") from exc

@@ -1,0 +1,311 @@
+"""What each subcommand does once its arguments are parsed: Config, the archive, the work.
+
+`cli.py` builds the parser and turns whatever ends a command into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import (
+    audit,
+    config,
+    lock,
+    pipeline,
+    plan,
+    progress,
+    report,
+    runs,
+    scrub,
+    status,
+    storage,
+)
+from .catalog import Catalog
+from .catalog import require as require_archive
+from .discover import Query
+from .errors import ArchiverError, ConfigError, StorageError, UsageError
+from .gallery import INDEX
+from .gallery import build as build_gallery
+from .gallery import refresh as refresh_gallery
+from .model import State
+from .progress import Level
+from .tasklist import TaskList, gather
+from .timespec import parse_duration, parse_since
+
+
+def _level(args: argparse.Namespace) -> Level:
+    return Level.QUIET if args.quiet else Level.VERBOSE if args.verbose else Level.NORMAL
+
+
+def _load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
+    cfg, warnings = config.load(
+        path=args.config, env=os.environ, overrides={"output_dir": args.output, **overrides}
+    )
+    if cfg.token:
+        scrub.add_secret(cfg.token)
+    for warning in warnings:
+        print(scrub.text(warning), file=sys.stderr)
+    return cfg
+
+
+def _with_ffprobe(cfg: config.Config) -> config.Config:
+    """Find ffprobe before any request: without it nothing could be verified."""
+    found = shutil.which(cfg.ffprobe)
+    if found is None:
+        raise ConfigError(
+            f"ffprobe not found ({cfg.ffprobe!r}): install ffmpeg, or set the config key 'ffprobe'"
+        )
+    return dataclasses.replace(cfg, ffprobe=found)
+
+
+def _check_report_path(path: Path | None, root: Path) -> None:
+    """A report that could not be written is found out now, not after an hour of work.
+
+    Its folder must exist, unless it is the archive folder itself, which the run makes.
+    """
+    if path is None or path == report.STDOUT:
+        return
+    if path.is_dir():
+        raise UsageError(f"--report {path}: is a folder")
+    if not path.parent.is_dir() and path.parent.absolute() != root.absolute():
+        raise UsageError(f"--report {path}: no folder {path.parent}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """A run; if it ends before it starts (config, lock...), the report still says why."""
+    started: list[bool] = []
+    try:
+        return _run_checked(args, started)
+    except ArchiverError as exc:
+        if not started:
+            _report_refusal(args.report, exc)
+        raise
+
+
+def _report_refusal(path: Path | None, exc: ArchiverError) -> None:
+    """So an old report never stands for a run that could not even start."""
+    if path is None or (path != report.STDOUT and not path.parent.is_dir()):
+        return
+    with contextlib.suppress(ArchiverError):
+        report.write(path, [], report.summary([]), code=exc.exit_code, stopped=str(exc))
+
+
+def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency: expected a positive integer")
+    cfg = _load_config(
+        args,
+        concurrency=args.concurrency,
+        progress=False if args.no_progress else None,
+        refresh=True if args.refresh else None,
+        retry_errors=True if args.retry_errors else None,
+        inputs=False if args.no_inputs else None,
+    )
+    wait = parse_duration(args.wait) if args.wait is not None else None
+    tasks, query = _selection(args)
+    if args.dry_run:
+        return plan.show(cfg, tasks, query, as_json=False)
+    _require_token(cfg)
+    _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)
+    cfg = _with_ffprobe(cfg)
+    with _archive(cfg) as catalog:
+        started.append(True)  # from here on the run writes its own report, however it ends
+        finished = runs.execute(
+            cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
+            query=query, wait=wait,
+        )  # fmt: skip
+        changed = any(o.state in (State.ARCHIVED, State.FAILED) for o in finished.outcomes)
+        _refresh_gallery(cfg, catalog, changed=changed)
+    return finished.code
+
+
+def _require_token(cfg: config.Config) -> None:
+    if not cfg.token:
+        raise ConfigError(config.NO_TOKEN)
+
+
+def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
+    if not args.all and (args.email is not None or args.since is not None):
+        raise UsageError("--email and --since work with --all only")
+    if args.email is not None and not args.email.strip():
+        raise UsageError("--email: an empty address")
+    if not args.all and not args.task_ids and not args.input:
+        raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
+    tasks = _task_list(args)
+    if not args.all:
+        return tasks, None
+    since = parse_since(args.since) if args.since is not None else None
+    return tasks, Query(email=args.email, since=since)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cfg = _load_config(args, refresh=True if args.refresh else None)
+    tasks, query = _selection(args)
+    return plan.show(cfg, tasks, query, as_json=args.json)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    cfg = _with_ffprobe(_load_config(args, progress=False if args.no_progress else None))
+    if args.repair and not cfg.token:
+        raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
+    _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)
+    level = _level(args)
+    if args.repair:
+        with _archive(cfg, create=False) as catalog:
+            checked, damaged = _audit(cfg, catalog, level, deep=args.deep)
+            repaired = _repair(cfg, catalog, damaged, level) if damaged else set()
+            if damaged:
+                _refresh_gallery(cfg, catalog, changed=True)
+    else:
+        # Reading only: no lock and no write, so a read-only copy or mount can be verified.
+        with _readonly(cfg) as catalog:
+            checked, damaged = _audit(cfg, catalog, level, deep=args.deep)
+        repaired = set()
+    if args.report is not None:
+        audit.write_report(args.report, checked, damaged, repaired)
+    left = [d for d in damaged if d.path not in repaired]
+    if level > Level.QUIET or left:
+        line = f"checked {checked} files: {checked - len(damaged)} ok, {len(damaged)} damaged"
+        print(line + (f", {len(repaired)} repaired" if args.repair else ""))
+    return 1 if left else 0
+
+
+def _audit(
+    cfg: config.Config, catalog: Catalog, level: Level, *, deep: bool
+) -> tuple[int, list[audit.Damage]]:
+    entries = catalog.all_files()
+    bar = progress.counter(len(entries), unit="file", enabled=cfg.progress and level >= 0)
+    try:
+        checked, damaged = asyncio.run(
+            audit.check_archive(cfg, entries, catalog.all_tasks(), deep=deep, on_checked=bar.update)
+        )
+    finally:
+        bar.close()
+    for damage in damaged:
+        print(scrub.text(f"damaged: {damage.path}: {damage.reason}"))
+    return checked, damaged
+
+
+def _repair(
+    cfg: config.Config, catalog: Catalog, damaged: list[audit.Damage], level: Level
+) -> set[str]:
+    """Archive the damaged tasks again; the paths that are whole now."""
+    by_task: dict[str, list[str]] = {}
+    for damage in damaged:
+        by_task.setdefault(damage.task_id, []).append(damage.path)
+    for task_id, paths in by_task.items():
+        reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
+        catalog.mark_damaged(task_id, paths, reason=reason, now=pipeline.now())
+    finished = runs.execute(cfg, catalog, list(by_task), report_path=None, level=level)
+    done = (State.ARCHIVED, State.FAILED)  # a FAILED task holds files too: its inputs
+    whole = {
+        path
+        for o in finished.outcomes
+        if o.state in done
+        for path in [*(f.path for f in o.files), o.sidecar]
+    }
+    return {d.path for d in damaged if d.path in whole}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    with _readonly(cfg, fetch=False) as catalog:
+        for line in status.render(str(cfg.output_dir), catalog):
+            print(scrub.text(line))
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    with _archive(cfg, create=False) as catalog:
+        built, link = asyncio.run(
+            storage.gallery(
+                cfg, lambda root: build_gallery(root, catalog, now=pipeline.now()), index=INDEX
+            )
+        )
+    if _level(args) > Level.QUIET:
+        print(f"gallery: {built.tasks} tasks: {link}")
+    return 0
+
+
+def _refresh_gallery(cfg: config.Config, catalog: Catalog, *, changed: bool) -> None:
+    if not cfg.gallery:
+        return
+    try:
+        warning, _ = asyncio.run(
+            storage.gallery(
+                cfg,
+                lambda root: refresh_gallery(root, catalog, changed=changed, now=pipeline.now()),
+                index=INDEX,
+            )
+        )
+    except ArchiverError as exc:  # a view of the archive: storing it is no task's failure
+        warning = f"warning: gallery not stored: {exc}"
+    if warning:
+        print(scrub.text(warning), file=sys.stderr)
+
+
+def _output_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"-o {root}: not a folder")
+
+
+@contextmanager
+def _readonly(cfg: config.Config, *, fetch: bool = True) -> Iterator[Catalog]:
+    """The catalog, read only; `fetch`: from the bucket's copy on a machine that has none."""
+    where = storage.place(cfg, os.environ)
+    _output_folder(where.state_dir)
+    if fetch:
+        asyncio.run(storage.restore_catalog(cfg, where.catalog_path))
+    require_archive(where.name, where.catalog_path)
+    catalog = Catalog.open(where.state_dir, readonly=True, path=where.catalog_path)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+@contextmanager
+def _archive(cfg: config.Config, *, create: bool = True) -> Iterator[Catalog]:
+    """The archive, locked for this run, with its catalog open (a bucket's copy fetched on a
+    machine that has none, and stored again after a run that ended normally)."""
+    where = storage.place(cfg, os.environ)
+    _output_folder(where.state_dir)
+    asyncio.run(storage.restore_catalog(cfg, where.catalog_path))
+    if not create:
+        require_archive(where.name, where.catalog_path)
+    try:
+        where.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{where.state_dir}: {exc.strerror or exc}") from exc
+    with lock.hold(where.state_dir):
+        catalog = Catalog.open(where.state_dir, path=where.catalog_path)
+        try:
+            yield catalog
+            asyncio.run(storage.publish_catalog(cfg, catalog))
+        finally:
+            catalog.close()
+
+
+def _task_list(args: argparse.Namespace) -> TaskList:
+    sources = []
+    for name in args.input:
+        if name == report.STDOUT:
+            sources.append(("<stdin>", sys.stdin.read().removeprefix("\ufeff").splitlines()))
+            continue
+        try:
+            text = name.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
+        sources.append((str(name), text.splitlines()))
+    return gather(args.task_ids, sources)
