@@ -22,9 +22,11 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionError,
+    ConnectTimeoutError,
     NoCredentialsError,
     PartialCredentialsError,
     ProfileNotFound,
+    ReadTimeoutError,
 )
 
 from .. import __version__, files
@@ -73,6 +75,8 @@ def _error(exc: Exception, where: str) -> ArchiverError:
         return StoreAccessError(f"{where}: no usable AWS credentials; {_CREDENTIALS_HINT}")
     if isinstance(exc, ProfileNotFound):
         return StoreAccessError(f"{where}: AWS_PROFILE names a profile that does not exist")
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return StorageError(f"{where}: no answer within the timeout ({type(exc).__name__})")
     if isinstance(exc, ConnectionError):
         return StorageError(f"{where}: cannot reach the store ({type(exc).__name__})")
     return StorageError(f"{where}: {type(exc).__name__}")
