@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from datetime import UTC, datetime
 
 from . import files, http, inputs, sidecar, verify
 from .api import ApiClient
@@ -23,16 +22,16 @@ from .errors import (
     InvalidTaskData,
     ProbeTimeout,
     TaskError,
-    TransientError,
     UrlExpired,
     VerifyError,
 )
 from .gallery import display
+from .holds import Holds, lasting
 from .jobs import FileJob, lost_input, plan, plan_files
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
-from .storage import Expected, Target, open_target, size_in
+from .storage import Target, open_target, size_in
 from .waiting import Waiter
 
 
@@ -42,73 +41,8 @@ def now() -> str:
 
 SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
-MAX_BACKOFF_RUNS = 2**20
 # Chooses the run's task ids once the API is reachable (`run --all` pages the listing).
 Finder = Callable[[ApiClient], Awaitable[Sequence[str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Holds:
-    """Which tasks run `run_id` leaves alone, without a request: done and still whole in the
-    archive, or backing off after the same lasting error (`list` asks it too, to show a run's
-    plan)."""
-
-    config: Config
-    run_id: int
-    changed: set[str]  # tasks with a file or the sidecar gone or resized since it was recorded
-
-    @classmethod
-    async def of(
-        cls,
-        config: Config,
-        run_id: int,
-        catalog: Catalog,
-        target: Target,
-        task_ids: Collection[str],
-        known: Mapping[str, TaskRow],
-    ) -> Holds:
-        """The holds of a run over `task_ids`: their recorded files and sidecars checked by the
-        target (a stat each on disk, a listing per folder in a bucket; no hashing, no request
-        to the API)."""
-        expected = _expected(catalog, known, set(task_ids))
-        return cls(config, run_id, await target.changed(expected))
-
-    def held(self, row: TaskRow) -> TaskOutcome | None:
-        """The outcome of a task this run leaves alone, or None when it must be archived."""
-        if row.is_done(refresh=self.config.refresh) and self._intact(row):
-            return TaskOutcome(
-                row.task_id, State.SKIPPED, row.status, row.dir, _sidecar_path(row.dir)
-            )
-        if row.state is State.ERROR and row.failures and not self.config.retry_errors:
-            return self._backing_off(row)
-        return None
-
-    def _intact(self, row: TaskRow) -> bool:
-        """The catalog is trusted only as far as the disk agrees: every file and the sidecar
-        still there at its size (a stat each in `of`; no hashing, no request)."""
-        return row.dir is not None and row.task_id not in self.changed
-
-    def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
-        """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
-        once per `retry_backoff`; None when this run is its turn."""
-        wait_runs = min(2 ** (row.failures - 1), MAX_BACKOFF_RUNS)
-        runs_since = self.run_id - (row.failed_run or 0)
-        try:
-            latest = datetime.fromisoformat(row.failed_at or "") + timedelta(
-                seconds=self.config.retry_backoff
-            )
-        except (ValueError, OverflowError):
-            return None  # no usable record of the last failure: try now
-        if runs_since >= wait_runs or datetime.now(UTC) >= latest:
-            return None
-        when = latest.isoformat(timespec="seconds")
-        left = wait_runs - runs_since
-        return TaskOutcome(
-            row.task_id, State.ERROR, row.status, row.dir,
-            error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
-            f"run(s) or after {when}; --retry-errors tries it now)",
-            next_attempt=when,
-        )  # fmt: skip
 
 
 class Archiver:
@@ -232,7 +166,7 @@ class Archiver:
             State.FAILED if failed else State.ARCHIVED,
             task.status,
             folder,
-            _sidecar_path(folder),
+            sidecar.relpath(folder),
             tuple(archived),
             error=(task.error_message or f"status {task.status}") if failed else None,
             sidecar_bytes=written,
@@ -377,23 +311,6 @@ class Archiver:
         return len(data)
 
 
-def _expected(catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]) -> Expected:
-    """Per task of `wanted`: its recorded files at their sizes, then its sidecar (at its size
-    where one was recorded); one streamed pass over the catalog's files."""
-    for task_id, sizes in catalog.file_sizes():
-        if task_id in wanted:
-            yield task_id, sizes
-    for task_id in wanted:
-        row = known.get(task_id)
-        if row is not None and row.dir is not None:
-            yield task_id, [(f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)]
-
-
-def lasting(exc: TaskError) -> bool:
-    """Will the next run most likely meet the same error? Then it backs off (see `Holds`)."""
-    return not isinstance(exc, TransientError | UrlExpired | ProbeTimeout)
-
-
 def _pending(task: Task) -> TaskOutcome:
     reason = f"status {task.status or 'missing'}"
     if task.progress_ratio:
@@ -408,10 +325,6 @@ def _for_job(archived: ArchivedFile, job: FileJob) -> ArchivedFile:
     if job.kind is FileKind.INPUT and archived.options != job.options:
         return dataclasses.replace(archived, options=job.options)
     return archived
-
-
-def _sidecar_path(folder: str | None) -> str | None:
-    return f"{folder}/{sidecar.NAME}" if folder else None
 
 
 def _url_path(url: str) -> str:

@@ -20,8 +20,8 @@ from .catalog import Catalog, TaskRow
 from .config import NO_TOKEN, Config
 from .discover import Discovery, ListedTask, Query, discover
 from .errors import ConfigError
+from .holds import Holds
 from .model import State
-from .pipeline import Holds
 from .tasklist import BadLine, TaskList
 
 NEW = "new"  # the catalog state shown for a task the archive has never seen

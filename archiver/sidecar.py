@@ -180,3 +180,8 @@ def _path(entry: Any, where: str) -> str:
     if not parts or parts[0] == "/" or ".." in parts or "\0" in text:
         raise InvalidSidecar(f"{where}.path: expected a relative path, got {value!r}")
     return str(PurePosixPath(*parts))
+
+
+def relpath(folder: str | None) -> str | None:
+    """Where a task folder's sidecar is, relative to the archive root."""
+    return f"{folder}/{NAME}" if folder else None

@@ -1,0 +1,101 @@
+"""What a run leaves alone without a request: tasks done and still whole in the archive, and
+tasks backing off after failing the same way run after run.
+
+`list` asks the same `Holds` to show what a run would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from . import sidecar
+from .catalog import Catalog, TaskRow
+from .config import Config
+from .errors import ProbeTimeout, TaskError, TransientError, UrlExpired
+from .model import State, TaskOutcome
+from .storage import Expected, Target
+
+MAX_BACKOFF_RUNS = 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Holds:
+    """Which tasks run `run_id` leaves alone, without a request: done and still whole in the
+    archive, or backing off after the same lasting error (`list` asks it too, to show a run's
+    plan)."""
+
+    config: Config
+    run_id: int
+    changed: set[str]  # tasks with a file or the sidecar gone or resized since it was recorded
+
+    @classmethod
+    async def of(
+        cls,
+        config: Config,
+        run_id: int,
+        catalog: Catalog,
+        target: Target,
+        task_ids: Collection[str],
+        known: Mapping[str, TaskRow],
+    ) -> Holds:
+        """The holds of a run over `task_ids`: their recorded files and sidecars checked by the
+        target (a stat each on disk, a listing per folder in a bucket; no hashing, no request
+        to the API)."""
+        expected = _expected(catalog, known, set(task_ids))
+        return cls(config, run_id, await target.changed(expected))
+
+    def held(self, row: TaskRow) -> TaskOutcome | None:
+        """The outcome of a task this run leaves alone, or None when it must be archived."""
+        if row.is_done(refresh=self.config.refresh) and self._intact(row):
+            return TaskOutcome(
+                row.task_id, State.SKIPPED, row.status, row.dir, sidecar.relpath(row.dir)
+            )
+        if row.state is State.ERROR and row.failures and not self.config.retry_errors:
+            return self._backing_off(row)
+        return None
+
+    def _intact(self, row: TaskRow) -> bool:
+        """The catalog is trusted only as far as the disk agrees: every file and the sidecar
+        still there at its size (a stat each in `of`; no hashing, no request)."""
+        return row.dir is not None and row.task_id not in self.changed
+
+    def _backing_off(self, row: TaskRow) -> TaskOutcome | None:
+        """A task failing the same way every run is tried after 1, 2, 4 ... runs, and at least
+        once per `retry_backoff`; None when this run is its turn."""
+        wait_runs = min(2 ** (row.failures - 1), MAX_BACKOFF_RUNS)
+        runs_since = self.run_id - (row.failed_run or 0)
+        try:
+            latest = datetime.fromisoformat(row.failed_at or "") + timedelta(
+                seconds=self.config.retry_backoff
+            )
+        except (ValueError, OverflowError):
+            return None  # no usable record of the last failure: try now
+        if runs_since >= wait_runs or datetime.now(UTC) >= latest:
+            return None
+        when = latest.isoformat(timespec="seconds")
+        left = wait_runs - runs_since
+        return TaskOutcome(
+            row.task_id, State.ERROR, row.status, row.dir,
+            error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
+            f"run(s) or after {when}; --retry-errors tries it now)",
+            next_attempt=when,
+        )  # fmt: skip
+
+
+def _expected(catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]) -> Expected:
+    """Per task of `wanted`: its recorded files at their sizes, then its sidecar (at its size
+    where one was recorded); one streamed pass over the catalog's files."""
+    for task_id, sizes in catalog.file_sizes():
+        if task_id in wanted:
+            yield task_id, sizes
+    for task_id in wanted:
+        row = known.get(task_id)
+        if row is not None and row.dir is not None:
+            yield task_id, [(f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)]
+
+
+def lasting(exc: TaskError) -> bool:
+    """Will the next run most likely meet the same error? Then it backs off (see `Holds`)."""
+    return not isinstance(exc, TransientError | UrlExpired | ProbeTimeout)
