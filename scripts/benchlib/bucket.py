@@ -19,17 +19,16 @@ from .disk import PeakUse, gb
 from .proc import BenchError, run_measured
 from .profiles import (
     MARGIN,
-    REALISTIC,
     REALISTIC_TASK_BYTES,
-    SMALL,
     SMALL_TASK_BYTES,
     Options,
     enough_disk,
     log,
+    standard_spec,
 )
 from .report import Report
 from .rows import MEDIA_SUFFIXES, WRAPPER, Bench, RunResult, _result, _with_own
-from .server import DataSpec, Emulator
+from .server import Emulator
 
 BUCKET = "runway-bench"
 DISK_ROW = "archiver onto disk"
@@ -43,14 +42,7 @@ def bucket_profile(opt: Options) -> Report | None:
     per_task = SMALL_TASK_BYTES if small else REALISTIC_TASK_BYTES
     if not enough_disk(opt, 2.2 * opt.tasks * per_task + MARGIN, name):
         return None
-    spec = DataSpec(
-        tasks=opt.tasks,
-        video=SMALL if small else REALISTIC,
-        bitrate=None if small else "16M",
-        variants=4,
-        previews=3,
-        full_previews=not small,
-    )
+    spec = standard_spec(opt.tasks, small=small)
     work = opt.work / "profile"
     work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .disk import PeakUse, free_bytes, gb, parse_size
 from .proc import BenchError
@@ -54,6 +55,20 @@ def enough_disk(opt: Options, need: float, what: str) -> bool:
     return True
 
 
+def standard_spec(tasks: int, *, small: bool, **extra: Any) -> DataSpec:
+    """The data set of the task profiles: realistic media (or small), four variants, three
+    previews each."""
+    return DataSpec(
+        tasks=tasks,
+        video=SMALL if small else REALISTIC,
+        bitrate=None if small else "16M",
+        variants=4,
+        previews=3,
+        full_previews=not small,
+        **extra,
+    )
+
+
 def tasks_profile(opt: Options) -> Report | None:
     small = opt.media == "small" or (
         opt.media == "auto"
@@ -63,13 +78,9 @@ def tasks_profile(opt: Options) -> Report | None:
     name = f"{'WAN-like' if opt.wan else 'loopback'}, {opt.tasks} tasks"
     if not enough_disk(opt, opt.tasks * per_task * 1.1 + MARGIN, name):
         return None
-    spec = DataSpec(
-        tasks=opt.tasks,
-        video=SMALL if small else REALISTIC,
-        bitrate=None if small else "16M",
-        variants=4,
-        previews=3,
-        full_previews=not small,
+    spec = standard_spec(
+        opt.tasks,
+        small=small,
         cdn_rate=8_000_000 if opt.wan else None,
         api_delay=0.15 if opt.wan else 0.0,
     )
