@@ -150,6 +150,7 @@ def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     cfg = _load_config(args, refresh=True if args.refresh else None)
+    _output_folder(storage.place(cfg, os.environ).state_dir)
     tasks, query = _selection(args)
     return plan.show(cfg, tasks, query, as_json=args.json)
 

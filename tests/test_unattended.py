@@ -468,3 +468,17 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 print("locked", flush=True)
 time.sleep(60)
 """
+
+
+@pytest.mark.parametrize("command", ["run", "status", "verify", "list", "gallery"])
+def test_every_command_says_not_a_folder_for_a_file(
+    runner: Runner, tmp_path: Path, command: str
+) -> None:
+    """-o naming a regular file: every command says "not a folder" (exit 2), the file untouched."""
+    runner.root = tmp_path / "a-file"
+    runner.root.write_text("mine")
+    args = [MISSING] if command in ("run", "list") else []
+    result = runner.run(*args, command=command, report=False)
+    assert result.code == 2
+    assert result.err == f"runway-archiver: -o {runner.root}: not a folder\n"
+    assert runner.root.read_text() == "mine"
