@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the last resort: a bug is one line, never a traceback dump
         if args.debug:
-            print(scrub.text(traceback.format_exc()).replace("\\x0a", "\n"), file=sys.stderr)
+            # Scrubbed a line at a time: scrub.text makes one line of whatever it is given.
+            lines = traceback.format_exc().splitlines()
+            print("\n".join(scrub.text(line) for line in lines), file=sys.stderr)
         _error(
             f"internal error ({type(exc).__name__}: {exc}); this is a bug"
             + ("" if args.debug else "; --debug shows the traceback")

@@ -86,10 +86,6 @@ class Gate:
         self._until = max(self._until, time.monotonic() + seconds)
 
     @property
-    def remaining(self) -> float:
-        return max(0.0, self._until - time.monotonic())
-
-    @property
     def paused(self) -> bool:
         return self._until > time.monotonic()
 
