@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from . import extras
 from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1"
@@ -25,6 +26,7 @@ ENV_BASE_URL = "USEAPI_BASE_URL"
 NO_TOKEN = f"no API token: set {ENV_TOKEN} or the config key 'token'"
 MIN_PART_SIZE = 5 * 1024**2  # S3's smallest part (all but the last)
 MAX_PART_SIZE = 5 * 1024**3
+BUCKET_ARCHIVE = "{}: a bucket archive"  # what needs the [s3] extra, in its message
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -178,6 +180,8 @@ def load(
     if "token" not in checked and "token_file" in checked:
         where = f"token_file {checked['token_file']}"
         checked["token"] = _check("token", _read_token(checked["token_file"]), where)
+    if isinstance(out := checked.get("output_dir"), BucketUrl):
+        extras.require("s3", wanted=BUCKET_ARCHIVE.format(out))  # before any request
     return Config(**checked), warnings
 
 

@@ -3,6 +3,7 @@
     ArchiverError                 1  anything the archiver raises on purpose
     ├── UsageError                2  bad command line, task list or config
     │   ├── ConfigError           2  a config key is unknown, mistyped or missing
+    │   ├── MissingExtra          2  the engine asked for is an extra this install lacks
     │   └── StoreAccessError      2  the bucket refused our credentials, or does not exist
     ├── AuthError                 3  the API rejected the token: the run stops at once
     ├── ApiUnreachable            1  no request reaches the API: the run stops early
@@ -45,6 +46,10 @@ class UsageError(ArchiverError):
 
 class ConfigError(UsageError):
     """A config key is unknown, has the wrong type, or a required value is missing."""
+
+
+class MissingExtra(UsageError):
+    """An optional engine (a bucket, ...) was asked for, and its extra is not installed."""
 
 
 class StoreAccessError(UsageError):

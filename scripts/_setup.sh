@@ -32,11 +32,14 @@ ensure_venv() {
         echo "setup: creating .venv" >&2
         "$python" -m venv .venv
     fi
-    # Reinstall only when the project's metadata changed since the last install.
+    # Every extra: the tests and the demo exercise each optional engine.
+    local extras="test,emulator,s3,postgres,libav"
+    # Reinstall only when the project's metadata or the extras asked for changed since the last
+    # install: the stamp is both.
     local stamp=.venv/.installed-pyproject
-    if ! cmp -s pyproject.toml "$stamp"; then
-        echo "setup: installing runway-archiver with its test and emulator extras into .venv" >&2
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,emulator]'
-        cp pyproject.toml "$stamp"
+    if ! { cat pyproject.toml; echo "extras: $extras"; } | cmp -s - "$stamp"; then
+        echo "setup: installing runway-archiver with the extras $extras into .venv" >&2
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+        { cat pyproject.toml; echo "extras: $extras"; } > "$stamp"
     fi
 }

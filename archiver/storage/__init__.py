@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from ..config import BucketUrl, Config
+from .. import extras
+from ..config import BUCKET_ARCHIVE, BucketUrl, Config
 from ..files import slug
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ async def open_target(
     where = place(config, env)
     out = config.output_dir
     if isinstance(out, BucketUrl):
-        from .bucket import BucketTarget  # the S3 client loads only for a bucket archive
+        with extras.engine("s3", wanted=BUCKET_ARCHIVE.format(out)):
+            from .bucket import BucketTarget  # the S3 client loads only for a bucket archive
 
         settings = BucketSettings.from_config(config, env)
         async with BucketTarget.connect(out, settings, where.state_dir / "staging") as bucket:
