@@ -1,14 +1,18 @@
-"""The useapi.net client: a task by id, or a page of the listing; retried, errors mapped once.
+"""The useapi.net client: a task by id, a page of the listing, the accounts; retried, errors
+mapped once.
 
-A 401 is an AuthError, which stops the whole run, and so does an API that no request reaches
-(ApiUnreachable); anything else wrong is this task's TaskError.
+401, 402 and 596 are answers about the whole account (AccountError), which stop the whole run,
+and so does an API that no request reaches (ApiUnreachable); anything else wrong is this
+task's TaskError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -17,11 +21,14 @@ from yarl import URL
 from . import http
 from .config import Config
 from .errors import (
+    AccountBroken,
+    AccountError,
     ApiError,
     ApiUnreachable,
     AuthError,
     InvalidTaskData,
     NetworkError,
+    PaymentRequired,
     TransientError,
 )
 from .model import Task
@@ -33,6 +40,10 @@ MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 # Consecutive tasks lost on the wire, after the API had answered, that mean it has gone away.
 UNREACHABLE_AFTER = 3
+# useapi's words for a linked account that needs re-adding: "Account a@b in error state: why".
+_BROKEN = re.compile(
+    r"Account\s+(?P<email>[^\s@]+@[^\s:]+)\s+in error state(?::\s*(?P<why>.*))?", re.S
+)
 # RFC 3986 allows ':' and '@' in a path segment: the id reaches the server verbatim.
 _ID_SAFE = ":@!$&'()*+,;=-._~"
 
@@ -85,17 +96,34 @@ class ApiClient:
         body = await self._call(self.task_url(task_id))
         return Task.from_json(parse_json(body), task_id=task_id)
 
-    def listing_url(self, *, offset: int, limit: int, email: str | None = None) -> str:
+    def listing_url(
+        self, *, offset: int, limit: int, email: str | None = None, status: str | None = None
+    ) -> str:
         query = {"offset": str(offset), "limit": str(limit)}
+        if status:
+            query["statuses"] = status
         if email:
             query["email"] = email
         return f"{self._base}/runwayml/tasks/?{urllib.parse.urlencode(query)}"
 
-    async def list_tasks(self, *, offset: int, limit: int, email: str | None = None) -> Any:
-        """One page of the account's task listing, as parsed JSON (discover.py reads it)."""
-        return parse_json(
-            await self._call(self.listing_url(offset=offset, limit=limit, email=email))
-        )
+    async def list_tasks(
+        self, *, offset: int, limit: int, email: str | None = None, status: str | None = None
+    ) -> Any:
+        """One page of an account's task listing (of one status, if given), as parsed JSON
+        (discover.py reads it)."""
+        url = self.listing_url(offset=offset, limit=limit, email=email, status=status)
+        return parse_json(await self._call(url))
+
+    async def accounts(self) -> list[str]:
+        """The emails of the Runway accounts configured at useapi, and nothing else of the
+        answer: it holds credentials, so it is never kept, shown or stored."""
+        body = await self._call(f"{self._base}/runwayml/accounts")
+        try:
+            data = parse_json(body)
+        except InvalidTaskData:
+            # No preview of the body here: it may be a password cut short.
+            raise InvalidTaskData("accounts: the answer is not JSON") from None
+        return account_emails(data)
 
     async def _call(self, url: str) -> bytes:
         """One API answer, retried; an API no request reaches stops the run (ApiUnreachable)."""
@@ -128,10 +156,11 @@ class ApiClient:
             self._session, url, auth=self._auth, headers={"Accept": "application/json"}
         ) as response:
             self._answered = True
-            if response.status == 401:
-                rejected = AuthError("the API rejected the token (HTTP 401 Unauthorized)")
-                self._limits.stop(rejected)
-                raise rejected
+            if response.status in ACCOUNT_STATUSES:
+                body = await http.read_body(response, MAX_JSON_BYTES)
+                stop = account_error(response.status, body)
+                self._limits.stop(stop)
+                raise stop
             try:
                 http.raise_for_transient(response)
             except TransientError as exc:
@@ -148,6 +177,53 @@ class ApiClient:
                     status=response.status,
                 )
             return body
+
+
+ACCOUNT_STATUSES = frozenset({401, 402, 596})
+
+
+def account_error(status: int, body: bytes) -> AccountError:
+    """What an answer about the whole account means, and what to do about it, in one line."""
+    if status == 401:
+        return AuthError(
+            "the API rejected the token (HTTP 401 Unauthorized): set a valid useapi.net token"
+            " in USEAPI_TOKEN (or token_file in the config)"
+        )
+    if status == 402:
+        return PaymentRequired(
+            "useapi.net answered HTTP 402 Payment Required: the subscription has lapsed; renew"
+            " it at useapi.net, then run again"
+        )
+    said = _error_text(body)
+    named = _BROKEN.search(said)
+    if named is None:
+        return AccountBroken(
+            f"useapi.net answered HTTP 596 ({said}): a linked RunwayML account is in an error"
+            " state; add it again at useapi.net, then run again"
+        )
+    why = f" ({named['why'].strip()})" if named["why"] and named["why"].strip() else ""
+    return AccountBroken(
+        f"useapi.net answered HTTP 596: the RunwayML account {named['email']} is in an error"
+        f" state{why}; add {named['email']} again at useapi.net, then run again"
+    )
+
+
+def account_emails(data: Any) -> list[str]:
+    """The emails of the accounts answer: an object keyed by email (what useapi serves), or a
+    list of objects with an `email` (what some clients read). Every other field is dropped."""
+    if isinstance(data, Mapping):
+        found: list[Any] = [
+            v.get("email", k) if isinstance(v, Mapping) else k for k, v in data.items()
+        ]
+    elif isinstance(data, list):
+        found = [v.get("email") for v in data if isinstance(v, Mapping)]
+    else:
+        kind = "null" if data is None else type(data).__name__
+        raise InvalidTaskData(f"accounts: expected an object keyed by email, got {kind}")
+    emails = [e.strip() for e in found if isinstance(e, str) and "@" in e and e.strip()]
+    if len(emails) != len(found):
+        raise InvalidTaskData("accounts: an entry without a usable email")
+    return list(dict.fromkeys(emails))
 
 
 def parse_json(body: bytes) -> Any:

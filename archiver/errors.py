@@ -5,7 +5,10 @@
     │   ├── ConfigError           2  a config key is unknown, mistyped or missing
     │   ├── MissingExtra          2  the engine asked for is an extra this install lacks
     │   └── StoreAccessError      2  the bucket refused our credentials, or does not exist
-    ├── AuthError                 3  the API rejected the token: the run stops at once
+    ├── AccountError              3  an answer about the whole account: the run stops at once
+    │   ├── AuthError             3  401: the token is wrong or was revoked
+    │   ├── PaymentRequired       3  402: the useapi.net subscription has lapsed
+    │   └── AccountBroken         3  596: the linked Runway account is in an error state
     ├── ApiUnreachable            1  no request reaches the API: the run stops early
     ├── Interrupted         130/143  SIGINT or SIGTERM: the run stops, what finished is kept
     ├── LockedError              75  another run holds this archive's lock (EX_TEMPFAIL)
@@ -56,10 +59,23 @@ class StoreAccessError(UsageError):
     """The store refused the credentials or has no such bucket: found before any download."""
 
 
-class AuthError(ArchiverError):
-    """The API answered 401: the token is wrong, so no further request is made."""
+class AccountError(ArchiverError):
+    """useapi answered about the whole account, not the task asked for: no further request is
+    made, and no task is marked by it (the next run after the fix fetches everything)."""
 
     exit_code = 3
+
+
+class AuthError(AccountError):
+    """The API answered 401: the token is wrong or was revoked."""
+
+
+class PaymentRequired(AccountError):
+    """The API answered 402: the useapi.net subscription has lapsed."""
+
+
+class AccountBroken(AccountError):
+    """The API answered 596: a linked Runway account is in an error state; re-add it at useapi."""
 
 
 class ApiUnreachable(ArchiverError):

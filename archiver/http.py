@@ -22,7 +22,8 @@ from .config import Config
 from .errors import ArchiverError, NetworkError, TransferError, TransientError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Besides these, every 5xx: a server error says nothing lasting about the request.
+TRANSIENT_STATUSES = frozenset({408, 429})
 MAX_REDIRECTS = 5
 # Every printable ASCII character stays as it is (signed URLs are compared byte for byte);
 # anything else is percent-encoded as UTF-8, as a browser would before sending it.
@@ -198,7 +199,7 @@ async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
 def raise_for_transient(response: aiohttp.ClientResponse) -> None:
     """5xx, 408 and 429 are worth another try, honouring Retry-After when given."""
-    if response.status in TRANSIENT_STATUSES:
+    if response.status in TRANSIENT_STATUSES or 500 <= response.status <= 599:
         raise TransientError(
             f"{redact(response.url)}: HTTP {response.status}",
             retry_after=retry_after(response.headers.get("Retry-After")),

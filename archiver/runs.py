@@ -129,7 +129,9 @@ def execute(
             )  # fmt: skip
     finally:
         catalog.end_run(run_id, now=pipeline.now(), exit_code=code, summary=counts)
-    if level > Level.QUIET or code != 0:
+    # Under -q a run something stopped says only what stopped it (the command line prints
+    # that one line): cron mails one line, the report holds the rest.
+    if level > Level.QUIET or (code != 0 and stop is None):
         line = report.summary_line(
             counts, time.monotonic() - started, unfinished=len(unfinished), stopped=reason
         )

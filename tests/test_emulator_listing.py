@@ -117,11 +117,17 @@ async def test_summary_shape(emu: Emulator, http: aiohttp.ClientSession) -> None
 
 
 async def test_statuses_and_email_filters(emu: Emulator, http: aiohttp.ClientSession) -> None:
-    """`statuses` keeps the named statuses; `email` keeps one account; an unknown one is 404."""
+    """`statuses` keeps the named statuses; `email` keeps one account; an unknown one is 404;
+    with two accounts, a listing without `email` is a 400."""
     done = emu.add_task(artifacts=TINY)
     running = emu.add_task("RUNNING")
+    alone = await listing(http, emu, "offset=0&limit=10&statuses=RUNNING,PENDING")
+    assert [t["taskId"] for t in alone] == [running]
     other = emu.add_task(task_id=OTHER, artifacts=TINY)
-    pending = await listing(http, emu, "offset=0&limit=10&statuses=RUNNING,PENDING")
+    both = await listing(http, emu, "offset=0&limit=10", status=400)
+    assert both["code"] == 400 and "email" in both["error"]
+    query = "offset=0&limit=10&statuses=RUNNING,PENDING&email=someone@example.com"
+    pending = await listing(http, emu, query)
     assert [t["taskId"] for t in pending] == [running]
     mine = await listing(http, emu, "offset=0&limit=10&email=someone@example.com")
     assert {t["taskId"] for t in mine} == {done, running}

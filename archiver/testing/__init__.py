@@ -3,6 +3,7 @@
 Start it with `Emulator(MediaLibrary(cache_dir))`, or run `python -m archiver.testing`.
 """
 
+from archiver.testing.accounts import ACCOUNTS
 from archiver.testing.faults import Seen
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import Media, MediaLibrary, VideoSpec
@@ -11,6 +12,7 @@ from archiver.testing.server import LISTING, Emulator
 from archiver.testing.tasks import ArtifactSpec, Hook, Upload
 
 __all__ = [
+    "ACCOUNTS",
     "LISTING",
     "SCENARIOS",
     "ArtifactSpec",

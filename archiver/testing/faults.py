@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from archiver.testing.accounts import MESSAGES
+from archiver.testing.tasks import EMAIL
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -122,9 +125,10 @@ async def api_fault_answer(fault: ApiFault) -> web.StreamResponse | None:
         return web.Response(status=302, headers=headers)
     body = fault.body
     if body is None:
-        body = json.dumps(
-            {"error": f"Emulated error {fault.status}", "code": fault.status}
-        ).encode()
+        # Answers about the whole account carry useapi's own words; others a made-up error.
+        said = MESSAGES.get(fault.status, "Emulated error {status}")
+        text = said.format(email=EMAIL, status=fault.status)
+        body = json.dumps({"error": text, "code": fault.status}).encode()
         headers.setdefault("Content-Type", "application/json")
     return web.Response(body=body, status=fault.status, headers=headers)
 

@@ -19,6 +19,7 @@ MAX_LIMIT = 1000
 NAME_LIMIT = 200
 STATUSES = ("PENDING", "RUNNING", "THROTTLED", "SUCCEEDED", "FAILED")
 ORDERS = ("newest", "oldest", "shuffled")
+NO_CONFIG = "Configuration not found. To create configuration use POST /accounts/email"
 _INTEGER = re.compile(r"\d{1,9}")
 _EMAIL = re.compile(r"-runwayml:(\S+@\S+?)-task:")
 
@@ -67,11 +68,19 @@ def email_of(task_id: str) -> str | None:
 
 
 def select(
-    tasks: Sequence[dict[str, Any]], query: Query, *, order: str, accounts: set[str]
+    tasks: Sequence[dict[str, Any]], query: Query, *, order: str, accounts: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The page of `tasks` (given oldest first) that `query` asks for, in `order`."""
+    """The page of `tasks` (given oldest first) that `query` asks for, in `order`.
+
+    Each account, and each `statuses` filter of it, has its own window: the offset counts
+    within the tasks the query selects.
+    """
+    if not accounts:
+        raise Refused(404, NO_CONFIG)
     if query.email is not None and query.email not in accounts:
         raise Refused(404, f"RunwayML account {query.email} not found")
+    if query.email is None and len(accounts) > 1:
+        raise Refused(400, f"email is required: {len(accounts)} accounts are configured")
     chosen = [
         t
         for t in tasks

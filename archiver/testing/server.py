@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import re
 import resource
 import socket
 import time
@@ -17,39 +15,24 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
 
-from archiver.testing import listing
-from archiver.testing.faults import (
-    ApiFault,
-    AssetFault,
-    FaultBook,
-    Seen,
-    api_fault_answer,
-    early_asset_answer,
-    trickle,
-)
+from archiver.testing.accounts import Trouble, TroubleBook
+from archiver.testing.faults import ApiFault, AssetFault, FaultBook, Seen
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import MediaLibrary, VideoSpec
+from archiver.testing.origins import LISTING, Origins
 from archiver.testing.scenarios import SCENARIOS
 from archiver.testing.signing import UrlSigner
 from archiver.testing.store import CDN, UPLOADS, RawAnswer, Store
-from archiver.testing.streaming import drop_connection, plan_response, stream_file
+from archiver.testing.streaming import drop_connection
 from archiver.testing.tasks import ArtifactSpec
 from archiver.testing.threads import in_thread
 
 _SEEN = web.RequestKey("seen", Seen)
 _DROPPED = web.RequestKey("dropped", bool)
-_PREFIX = "/v1/runwayml/tasks/"
-# The task id faults use for listing requests: `api_fault(LISTING, ...)`.
-LISTING = "<listing>"
-_TASK_ID = re.compile(r"^user:[^\s:]+-runwayml:\S+@\S+-task:[0-9A-Fa-f-]{36}$")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message, "code": status}, status=status)
+__all__ = ["LISTING", "Emulator"]
 
 
 def _bind() -> socket.socket:
@@ -58,7 +41,7 @@ def _bind() -> socket.socket:
     return sock
 
 
-class Emulator:
+class Emulator(Origins):
     """useapi.net's "Retrieve task" endpoint plus signed-URL CDN and uploads hosts, on 127.0.0.1.
 
     Outputs (artifacts, previews) come from the CDN, input assets named in the options from the
@@ -82,6 +65,7 @@ class Emulator:
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self._faults = FaultBook()
+        self._trouble = TroubleBook()
         self._signer = UrlSigner()
         # Bind now so the URLs (and seeded URLs) are known before start().
         self._socks = (_bind(), _bind(), _bind())
@@ -154,8 +138,11 @@ class Emulator:
         created_at: str | None = None,
         lifecycle: Lifecycle | None = None,
         task_type: str = "gen3a",
+        email: str | None = None,
     ) -> str:
         """Seed a task and return its taskId; artifacts=None means one video from `video`.
+
+        `email` names the Runway account in the task id (by default the emulator's one).
 
         `created_at` is the API's timestamp (`tasks.timestamp(datetime)`); `lifecycle` makes
         the task move on by itself, starting where it says (`status` is then not used).
@@ -177,6 +164,7 @@ class Emulator:
             created_at=created_at,
             lifecycle=lifecycle,
             task_type=task_type,
+            **({"email": email} if email else {}),
         )
 
     def add_scenario(self, name: str) -> str:
@@ -320,9 +308,41 @@ class Emulator:
         )  # fmt: skip
         self._faults.arm_asset(fault)
 
+    def account_trouble(
+        self,
+        status: int | None,
+        *,
+        after: int = 0,
+        only: str | None = None,
+        email: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer every API request `status` (402, 596, 401...) with useapi's body for it, from
+        now until it is set to None: the account's trouble lasts until the user fixes it.
+
+        `after` requests are answered normally first (trouble that begins mid-run); `only`
+        limits it to LISTING, ACCOUNTS or one task id; `email` is the account a 596 names.
+        """
+        trouble = None
+        if status is not None:
+            trouble = Trouble(status, after, only, email or self.account_emails[0], message)
+        self._trouble.set(trouble)
+
+    @property
+    def account_emails(self) -> list[str]:
+        """The Runway accounts configured at useapi (served by /runwayml/accounts)."""
+        return self._store.account_emails()
+
+    @account_emails.setter
+    def account_emails(self, emails: list[str] | None) -> None:
+        """Configure these accounts (None: the default one and every one a task names)."""
+        with self._store.lock:
+            self._store.accounts = None if emails is None else list(emails)
+
     def clear_faults(self) -> None:
-        """Disarm every fault not yet consumed."""
+        """Disarm every fault not yet consumed, and end any account trouble."""
         self._faults.clear()
+        self._trouble.set(None)
 
     # -- request log ---------------------------------------------------------------------
 
@@ -359,57 +379,11 @@ class Emulator:
             return web.Response()
         return resp
 
-    # -- API origin ----------------------------------------------------------------------
+    # -- the handlers of the three origins (what they answer: origins.py) --------------------
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         self._arrive("api", request)
         return await self._answer_or_drop(request, await self._api_answer(request))
-
-    async def _api_answer(self, request: web.Request) -> web.StreamResponse | None:
-        path = request.raw_path.partition("?")[0]
-        # Decode once from the raw path: ':' and '@' may come verbatim or as %3A / %40.
-        task_id = unquote(path[len(_PREFIX) :]) if path.startswith(_PREFIX) else None
-        if path in (_PREFIX, _PREFIX.rstrip("/")):
-            task_id = LISTING
-        if self.api_delay:
-            await asyncio.sleep(self.api_delay)
-        fault = self._faults.take_api(task_id)
-        if fault is not None and fault.trickle:
-            data = self._store.served_json(task_id) if task_id else None
-            await trickle(request, fault, data, self._stopping)
-            return None
-        if fault is not None:
-            return await api_fault_answer(fault)
-        if task_id is None or request.method != "GET":
-            return _error(404, "Not found.")
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(401, "Unauthorized")
-        if task_id == LISTING:
-            return self._listing_answer(request)
-        if not _TASK_ID.match(task_id):
-            return _error(400, f"Invalid taskId {task_id!r}: expected user:…-runwayml:…-task:…")
-        with self._store.lock:
-            raw = self._store.raw.get(task_id)
-        if raw is not None:
-            return web.Response(
-                body=raw.body, status=raw.status, headers={"Content-Type": raw.content_type}
-            )
-        data = self._store.served_json(task_id)
-        if data is None:
-            return _error(404, "Not found.")
-        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-        return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
-
-    def _listing_answer(self, request: web.Request) -> web.Response:
-        try:
-            query = listing.parse_query(request.query)
-            page = self._store.listed(query, self.listing_order)
-        except listing.Refused as refused:
-            return _error(refused.status, str(refused))
-        body = json.dumps(page, ensure_ascii=False).encode("utf-8")
-        return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
-
-    # -- CDN and uploads origins ---------------------------------------------------------
 
     def _asset_handler(self, origin: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -417,42 +391,3 @@ class Emulator:
             return await self._answer_or_drop(request, await self._asset_answer(origin, request))
 
         return handle
-
-    async def _asset_answer(self, origin: str, request: web.Request) -> web.StreamResponse | None:
-        raw = request.raw_path
-        fault = self._faults.take_asset(raw)
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.reset:
-                return None
-            early = early_asset_answer(fault)
-            if early is not None:
-                return early
-        asset = self._store.asset(origin, raw.partition("?")[0])
-        if asset is None:
-            return web.json_response({"error": "not found"}, status=404)
-        refusal = self._signer.check(raw)
-        if refusal is not None:
-            return web.json_response({"error": refusal}, status=403)
-        if request.method not in ("GET", "HEAD"):
-            return web.json_response({"error": "method not allowed"}, status=405)
-        path, content_type = asset
-        plain = fault is None and self.cdn_rate is None and self.range_support
-        # aiohttp's FileResponse reads If-Range only as a date and would honour Range under a
-        # stale ETag, so entity-tag validators go through our own response.
-        if plain and "If-Range" not in request.headers:
-            # The normal case: sendfile, with aiohttp's own Range and ETag handling.
-            return web.FileResponse(path, headers={"Content-Type": content_type})
-        plan = plan_response(
-            request,
-            path,
-            content_type,
-            range_support=self.range_support,
-            if_range=not (fault and fault.ignore_if_range),
-        )
-        if plan.status == 416:
-            return web.Response(status=416, headers=plan.headers)
-        return await stream_file(
-            request, plan, path, rate=self.cdn_rate, fault=fault, stopping=self._stopping
-        )

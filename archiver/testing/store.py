@@ -84,6 +84,9 @@ class Store:
         # Off: previews at 1, 1/2 and 1/4 of the video's size (small, fast tests). On: every
         # preview at full size with grain, 70-120 KB at 1280x768 like real ones (benchmarks).
         self.full_size_previews = False
+        # The Runway accounts configured at useapi; None: the default account and every
+        # account a seeded task names.
+        self.accounts: list[str] | None = None
 
     def add(
         self,
@@ -99,13 +102,14 @@ class Store:
         created_at: str | None = None,
         lifecycle: Lifecycle | None = None,
         task_type: str = "gen3a",
+        email: str = EMAIL,
     ) -> str:
         """Seed one task and return its id; with a lifecycle it starts where that one does.
 
         Uploads in `options` become signed input URLs.
         """
         if task_id is None:
-            task_id, task_uuid = new_task_id()
+            task_id, task_uuid = new_task_id(email)
         else:
             tail = task_id.rpartition("-task:")[2]
             task_uuid = tail if tail != task_id and tail else str(uuid.uuid4())
@@ -183,12 +187,19 @@ class Store:
                 steps = self._steps(record, polled=False)
                 if steps is not None:
                     self._advance(record, steps=steps)
-            accounts = {EMAIL} | {listing.email_of(t) or EMAIL for t in self.tasks}
             page = listing.select(
-                [r.json for _, r in records], query, order=order, accounts=accounts
+                [r.json for _, r in records], query, order=order, accounts=self.account_emails()
             )
             fresh: dict[str, Any] = {}
             return [listing.summary(task, lambda u: self._refresh(u, fresh)) for task in page]
+
+    def account_emails(self) -> list[str]:
+        """The accounts configured at useapi, in the order they were added."""
+        with self.lock:
+            if self.accounts is not None:
+                return list(self.accounts)
+            found = [EMAIL, *(listing.email_of(t) or EMAIL for t in self.tasks)]
+            return list(dict.fromkeys(found))
 
     def _uploads(
         self, value: Any, where: str, found: dict[str, Path], urls: dict[Upload, str]

@@ -71,10 +71,10 @@ class Hook:
     name: str = "reply"
 
 
-def new_task_id() -> tuple[str, str]:
+def new_task_id(email: str = EMAIL) -> tuple[str, str]:
     """Return (taskId, uuid) in the shape the real API uses, with ':' and '@' in it."""
     task_uuid = str(uuid.uuid4())
-    return f"user:{USER_ID}-runwayml:{EMAIL}-task:{task_uuid}", task_uuid
+    return f"user:{USER_ID}-runwayml:{email}-task:{task_uuid}", task_uuid
 
 
 def asset_id(asset_uuid: str) -> str:
