@@ -193,10 +193,16 @@ def _add_selection(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--all",
         action="store_true",
-        help="also every task the account's listing names (the newest ~2000), and every "
-        "unfinished task the archive knows",
+        help="also every task the accounts' listings name (the newest 2000 of each status of "
+        "each account), and every unfinished task the archive knows",
     )
-    sub.add_argument("--email", metavar="EMAIL", help="with --all: the RunwayML account to list")
+    sub.add_argument(
+        "--email",
+        action="append",
+        metavar="EMAIL",
+        help="with --all: list only this RunwayML account (may repeat; default: every account "
+        "configured at useapi)",
+    )
     sub.add_argument(
         "--since", metavar="WHEN", help="with --all: listed tasks created since (2024-08-01, 7d)"
     )

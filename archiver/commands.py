@@ -137,7 +137,7 @@ def _require_token(cfg: config.Config) -> None:
 def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
     if not args.all and (args.email is not None or args.since is not None):
         raise UsageError("--email and --since work with --all only")
-    if args.email is not None and not args.email.strip():
+    if any(not email.strip() for email in args.email or ()):
         raise UsageError("--email: an empty address")
     if not args.all and not args.task_ids and not args.input:
         raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
@@ -145,7 +145,8 @@ def _selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
     if not args.all:
         return tasks, None
     since = parse_since(args.since) if args.since is not None else None
-    return tasks, Query(email=args.email, since=since)
+    emails = tuple(dict.fromkeys(email.strip() for email in args.email or ()))
+    return tasks, Query(emails=emails, since=since)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

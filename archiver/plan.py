@@ -67,8 +67,8 @@ class Finder:
         found = self.discovery = await discover(api, self.query)
         for bad in found.bad:
             self._warn(f"error: {bad}")
-        if found.error:
-            self._warn(f"error: {found.error}; archiving the {len(found.tasks)} tasks found so far")
+        for error in found.errors:
+            self._warn(f"error: {error}; archiving the {len(found.tasks)} tasks found so far")
         self._catalog.remember_listed([(t.task_id, t.status) for t in found.tasks], now=self._now())
         self.ids = run_ids(self.ids, found, self._catalog.states(), refresh=self._refresh)
         return self.ids
@@ -79,7 +79,7 @@ class Finder:
 
     @property
     def failed(self) -> bool:
-        return self.discovery is not None and self.discovery.error is not None
+        return self.discovery is not None and bool(self.discovery.errors)
 
 
 def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) -> int:
@@ -103,8 +103,7 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
             archive.close()
     plan = entries(ids, known, discovery, holds)
     problems = [f"error: {b}" for b in tasks.bad + (discovery.bad if discovery else [])]
-    if discovery is not None and discovery.error:
-        problems.append(f"error: {discovery.error}")
+    problems += [f"error: {e}" for e in discovery.errors] if discovery else []
     for problem in problems:
         print(scrub.text(problem), file=sys.stderr)
     if as_json:
@@ -113,6 +112,8 @@ def show(cfg: Config, tasks: TaskList, query: Query | None, *, as_json: bool) ->
         for line in render_text(plan):
             print(scrub.text(line))
         print(scrub.text(summary_line(plan, discovery)), file=sys.stderr)
+        for reach in discovery.reach if discovery else []:
+            print(scrub.text(f"note: {reach.describe()}"), file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -174,11 +175,16 @@ def summary_line(plan: Sequence[Entry], discovery: Discovery | None) -> str:
         line += f", {actions['hold']} in error backing off"
     if discovery is None:
         return line
-    line += f"; the listing named {len(discovery.tasks)} in {discovery.requests} request(s)"
+    accounts = len({w.email for w in discovery.windows})
+    line += (
+        f"; the listing named {len(discovery.tasks)} of {accounts} account(s)"
+        f" in {discovery.requests} request(s)"
+    )
     if discovery.stopped_by_since:
         line += ", stopped early at --since"
     if discovery.truncated:
-        line += ", and stops at its offset limit: older tasks are out of its reach"
+        full = ", ".join(r.email or "the account" for r in discovery.reach)
+        line += f"; the window is full for {full}: older tasks can only be archived by id"
     if not discovery.newest_first:
         line += " (not newest first: filtered by date instead of stopping)"
     return line
@@ -199,18 +205,40 @@ def render_json(plan: Sequence[Entry], discovery: Discovery | None) -> str:
             }
             for e in plan
         ],
-        "listing": None if discovery is None else _listing_json(discovery),
+        "listing": None if discovery is None else listing_json(discovery),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def _listing_json(discovery: Discovery) -> dict[str, Any]:
+def listing_json(discovery: Discovery) -> dict[str, Any]:
+    """The listing's account, for `list --json` and the run's report."""
     return {
         "requests": discovery.requests,
         "found": len(discovery.tasks),
+        "accounts": sorted({w.email or "" for w in discovery.windows}),
         "newest_first": discovery.newest_first,
         "stopped_by_since": discovery.stopped_by_since,
         "truncated": discovery.truncated,
+        "windows": [
+            {
+                "email": w.email,
+                "status": w.status,
+                "requests": w.requests,
+                "entries": w.entries,
+                "full": w.full,
+                "oldest": w.oldest.isoformat() if w.oldest else None,
+            }
+            for w in discovery.windows
+        ],
+        "unreached": [
+            {
+                "email": r.email,
+                "reached": r.reached,
+                "statuses": {s: when.isoformat() if when else None for s, when in r.beyond},
+                "note": r.describe(),
+            }
+            for r in discovery.reach
+        ],
         "bad_entries": [str(b) for b in discovery.bad],
-        "error": discovery.error,
+        "errors": discovery.errors,
     }

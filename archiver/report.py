@@ -26,13 +26,19 @@ def summary(outcomes: Sequence[TaskOutcome]) -> dict[str, int]:
 
 
 def summary_line(
-    counts: Mapping[str, int], seconds: float, *, unfinished: int = 0, stopped: str | None = None
+    counts: Mapping[str, int],
+    seconds: float,
+    *,
+    unfinished: int = 0,
+    stopped: str | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     parts = ", ".join(f"{counts[str(state)]} {state}" for state in State)
     if unfinished:
         parts += f", {unfinished} not done"
     total = sum(counts.values()) + unfinished
-    tail = f"; stopped: {scrub.text(stopped)}" if stopped else ""
+    tail = "".join(f"; {scrub.text(note)}" for note in notes)
+    tail += f"; stopped: {scrub.text(stopped)}" if stopped else ""
     return f"{total} tasks: {parts} ({seconds:.1f} s){tail}"
 
 
@@ -49,14 +55,17 @@ def write(
     code: int,
     unfinished: Sequence[str] = (),
     stopped: str | None = None,
+    listing: Mapping[str, Any] | None = None,
 ) -> None:
-    """The JSON report, atomically (`-`: stdout); skipped tasks list the catalog's files."""
+    """The JSON report, atomically (`-`: stdout); skipped tasks list the catalog's files;
+    `listing`: what `run --all`'s listing reached."""
     known = archived_files or {}
     doc = {
         "summary": dict(counts),
         "exit_code": code,
         "stopped": scrub.text(stopped) if stopped else None,
         "unfinished": list(unfinished),
+        "listing": listing,
         "tasks": [_task(o, o.files or tuple(known.get(o.task_id, ()))) for o in outcomes],
     }
     write_json(path, doc)

@@ -15,13 +15,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import pipeline, report
+from . import pipeline, plan, report
 from .catalog import Catalog
 from .config import Config
 from .discover import Query
 from .errors import EX_SOFTWARE, ArchiverError, Interrupted
 from .model import ArchivedFile, State, TaskOutcome
-from .plan import Finder
 from .progress import Level, reporter, status_line
 from .tasklist import BadLine
 from .waiting import Waiter, WaitPlan
@@ -85,7 +84,7 @@ def execute(
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
-    finder = None if query is None else Finder(
+    finder = None if query is None else plan.Finder(
         query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=pipeline.now
     )  # fmt: skip
     waiter = None if not wait else _waiter(cfg, wait, started, level)
@@ -118,6 +117,7 @@ def execute(
     if finder is not None and finder.failed and code == 0:
         code = 1  # the listing broke off: the account may not be archived in full
     reason = str(stop) if isinstance(stop, ArchiverError) else None
+    found = finder.discovery if finder is not None else None
     try:
         if report_path is not None:
             skipped = {
@@ -126,6 +126,7 @@ def execute(
             report.write(
                 report_path, outcomes, counts, skipped,
                 code=code, unfinished=unfinished, stopped=reason,
+                listing=plan.listing_json(found) if found else None,
             )  # fmt: skip
     finally:
         catalog.end_run(run_id, now=pipeline.now(), exit_code=code, summary=counts)
@@ -133,8 +134,9 @@ def execute(
     # that one line): cron mails one line, the report holds the rest.
     if level > Level.QUIET or (code != 0 and stop is None):
         line = report.summary_line(
-            counts, time.monotonic() - started, unfinished=len(unfinished), stopped=reason
-        )
+            counts, time.monotonic() - started, unfinished=len(unfinished), stopped=reason,
+            notes=[r.describe() for r in found.reach] if found else (),
+        )  # fmt: skip
         print(line, file=sys.stderr if report_path == report.STDOUT else sys.stdout, flush=True)
     if stop is not None:
         raise stop

@@ -11,13 +11,15 @@ import pytest
 
 from archiver import catalog, cli
 from archiver.testing import LISTING, ArtifactSpec, Emulator, Seen
-from archiver.testing.tasks import timestamp
+from archiver.testing.tasks import EMAIL, timestamp
 
 from .conftest import Result, Runner
 from .test_crash import kill, wait_for
 from .test_faults import _closed_port
 
 LISTING_PATH = "/v1/runwayml/tasks/?"
+ACCOUNTS_PATH = "/v1/runwayml/accounts"
+TASK_PATH = "/v1/runwayml/tasks/user:"
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
 START = datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -31,7 +33,7 @@ def retrieved(emu: Emulator) -> list[str]:
     return [
         r.raw_path.rsplit("/", 1)[1]
         for r in emu.requests
-        if r.origin == "api" and not r.raw_path.startswith(LISTING_PATH)
+        if r.origin == "api" and r.raw_path.startswith(TASK_PATH)
     ]
 
 
@@ -61,7 +63,9 @@ def run_process(runner: Runner, *args: str) -> Result:
 
 @pytest.mark.slow
 def test_all_over_an_account_of_2500(runner: Runner) -> None:
-    """2,500 tasks: two pages reach the newest 2000; a pending one out of reach is fetched again."""
+    """2,500 tasks: two pages reach the newest 2000, and the full window is listed again per
+    status (no more reached here: all are SUCCEEDED); a pending one out of reach is fetched
+    again; the summary says the window is full."""
     emu = runner.emu
     pending = emu.add_task("PENDING", artifacts=TINY, created_at=timestamp(START))
     first = runner.run("--all")
@@ -74,10 +78,17 @@ def test_all_over_an_account_of_2500(runner: Runner) -> None:
     emu.clear_requests()
     result = run_process(runner, "--all")
     assert result.code == 0, result.err
-    assert [r.raw_path for r in listing_requests(emu)] == [
-        f"{LISTING_PATH}offset=0&limit=1000",
-        f"{LISTING_PATH}offset=1000&limit=1000",
+    pages = [
+        *(("", offset) for offset in (0, 1000)),
+        *((f"statuses={status}&", 0) for status in ("PENDING", "RUNNING", "THROTTLED")),
+        *(("statuses=SUCCEEDED&", offset) for offset in (0, 1000)),
+        ("statuses=FAILED&", 0),
     ]
+    assert [r.raw_path for r in listing_requests(emu)] == [
+        f"{LISTING_PATH}offset={offset}&limit=1000&{status}email=someone%40example.com"
+        for status, offset in pages
+    ]
+    assert f"{EMAIL}: the window is full: older tasks of this account" in result.out
     reachable = newer[-2000:]
     assert result.states() == {**dict.fromkeys(reachable[::-1], "archived"), pending: "archived"}
     assert sorted(retrieved(emu)) == sorted([*reachable, pending])
@@ -87,7 +98,7 @@ def test_all_over_an_account_of_2500(runner: Runner) -> None:
     emu.clear_requests()
     again = run_process(runner, "--all")
     assert again.code == 0, again.err
-    assert len(listing_requests(emu)) == len(emu.requests) == 2
+    assert len(listing_requests(emu)) == len(emu.requests) - 1 == 8
     assert again.states() == dict.fromkeys(reachable[::-1], "skipped")
 
 
@@ -128,7 +139,8 @@ def test_failed_page_ends_discovery_with_exit_1_and_keeps_what_was_found(runner:
     assert set(retrieved(runner.emu)).isdisjoint(unreached)
     problems = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert problems == [
-        f"error: listing at offset 1000: {runner.emu.api_url}/runwayml/tasks/?…: HTTP 503;"
+        f"error: listing of someone@example.com at offset 1000:"
+        f" {runner.emu.api_url}/runwayml/tasks/?…: HTTP 503;"
         " archiving the 1000 tasks found so far"
     ]
 
@@ -150,9 +162,10 @@ def test_malformed_entries_are_reported_by_position_and_skipped(runner: Runner) 
     result = runner.run("--all")
     assert result.code == 1
     assert result.err.splitlines() == [
-        f"error: listing entry 1: expected an object, got int: {'42'!r}",
-        f"error: listing entry 2: taskId: missing: {json.dumps(entries[2])!r}",
-        f"error: listing entry 3: taskId: not a task id: {json.dumps(entries[3])[:80]!r}",
+        f"error: listing of {EMAIL}, entry 1: expected an object, got int: {'42'!r}",
+        f"error: listing of {EMAIL}, entry 2: taskId: missing: {json.dumps(entries[2])!r}",
+        f"error: listing of {EMAIL}, entry 3: taskId: not a task id:"
+        f" {json.dumps(entries[3])[:80]!r}",
     ]
     assert result.report is not None and result.report["summary"]["error"] == 3
     assert {t: s for t, s in result.states().items() if t in good} == dict.fromkeys(
@@ -183,7 +196,7 @@ def test_429_on_the_listing_pauses_the_api_lane(runner: Runner) -> None:
     runner.emu.api_fault(LISTING, status=429, headers={"Retry-After": "1"})
     result = runner.run("--all")
     assert result.code == 0, result.err
-    api = [r for r in runner.emu.requests if r.origin == "api"]
+    api = [r for r in runner.emu.requests if r.origin == "api"][1:]  # after the accounts
     assert api[0].status == 429 and api[1].raw_path == api[0].raw_path
     assert min(r.at for r in api[1:]) >= api[0].at + 1.0
     assert set(result.states()) == set(ids)
@@ -199,7 +212,7 @@ def test_email_picks_the_account_and_an_unknown_one_fails_cleanly(runner: Runner
     assert listing_requests(runner.emu)[0].raw_path.endswith("&email=other%40example.com")
     missing = runner.run("--all", "--email", "nobody@example.com")
     assert missing.code == 1
-    assert "listing at offset 0: the API answered HTTP 404" in missing.err
+    assert "listing of nobody@example.com at offset 0: the API answered HTTP 404" in missing.err
     assert "nobody@example.com" in missing.err
 
 
@@ -232,10 +245,12 @@ def test_list_and_dry_run_make_no_retrieve_and_no_download(runner: Runner) -> No
         f"fetch  new       RUNNING    {new}",
         f"skip   archived  SUCCEEDED  {done}",
     ]
-    assert listed.err == "3 tasks: 2 to fetch, 1 to skip; the listing named 3 in 1 request(s)\n"
+    assert listed.err == (
+        "3 tasks: 2 to fetch, 1 to skip; the listing named 3 of 1 account(s) in 2 request(s)\n"
+    )
     dry = runner.run("--all", "--dry-run", "--wait", "20m", report=False)
     assert (dry.code, dry.out, dry.err) == (0, listed.out, listed.err)
-    assert len(runner.emu.requests) == 2 and cdn_requests(runner.emu) == []
+    assert len(runner.emu.requests) == 4 and cdn_requests(runner.emu) == []
     assert retrieved(runner.emu) == []
     assert runner.catalog_rows("SELECT task_id FROM tasks") == [(done,)]
 
@@ -274,20 +289,32 @@ def test_list_json(runner: Runner) -> None:
         }
     ]
     assert doc["listing"] == {
-        "requests": 1,
+        "requests": 2,
         "found": 1,
+        "accounts": [EMAIL],
         "newest_first": True,
         "stopped_by_since": False,
         "truncated": False,
+        "windows": [
+            {
+                "email": EMAIL,
+                "status": None,
+                "requests": 1,
+                "entries": 1,
+                "full": False,
+                "oldest": "2024-08-01T10:00:00+00:00",
+            }
+        ],
+        "unreached": [],
         "bad_entries": [],
-        "error": None,
+        "errors": [],
     }
 
 
 def test_found_ids_are_in_the_catalog_before_any_fetch(runner: Runner) -> None:
     """Killed before any retrieve answered: the listed ids are in the catalog, fetched next run."""
     ids = [runner.emu.add_task(artifacts=TINY) for _ in range(3)]
-    runner.emu.api_fault(None, status=200, delay=60, skip=1, times=10)  # retrieves hang
+    runner.emu.api_fault(None, status=200, delay=60, skip=2, times=10)  # retrieves hang
     process = runner.spawn("--all")
 
     def remembered() -> bool:
