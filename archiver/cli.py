@@ -162,6 +162,12 @@ def _add_run(commands: Subparsers) -> None:
     run.add_argument(
         "--report", type=_path, metavar="FILE", help="write a JSON report here ('-': stdout)"
     )
+    run.add_argument(
+        "--metrics",
+        type=_path,
+        metavar="FILE",
+        help="write Prometheus metrics here at the end (node_exporter's textfile collector)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument(
         "--concurrency",

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from . import (
     audit,
     config,
+    ledger,
     lock,
     pipeline,
     plan,
@@ -33,7 +35,7 @@ from . import (
 from .catalog import Catalog
 from .catalog import require as require_archive
 from .discover import Query
-from .errors import ArchiverError, ConfigError, StorageError, UsageError
+from .errors import ArchiverError, ConfigError, Interrupted, StorageError, UsageError
 from .gallery import INDEX
 from .gallery import build as build_gallery
 from .gallery import refresh as refresh_gallery
@@ -68,27 +70,39 @@ def _with_ffprobe(cfg: config.Config) -> config.Config:
     return dataclasses.replace(cfg, ffprobe=found)
 
 
-def _check_report_path(path: Path | None, root: Path) -> None:
-    """A report that could not be written is found out now, not after an hour of work.
-
-    Its folder must exist, unless it is the archive folder itself, which the run makes.
-    """
+def _check_report_path(path: Path | None, root: Path, *, flag: str = "--report") -> None:
+    """A report (or metrics file) that could not be written is found out now, not after an
+    hour of work. Its folder must exist, unless it is the archive folder itself, which the run
+    makes."""
     if path is None or path == report.STDOUT:
         return
     if path.is_dir():
-        raise UsageError(f"--report {path}: is a folder")
+        raise UsageError(f"{flag} {path}: is a folder")
     if not path.parent.is_dir() and path.parent.absolute() != root.absolute():
-        raise UsageError(f"--report {path}: no folder {path.parent}")
+        raise UsageError(f"{flag} {path}: no folder {path.parent}")
+
+
+@dataclasses.dataclass
+class _Attempt:
+    """What a run refused before it opened the archive still reports, and where."""
+
+    archive: str
+    metrics: Path | None
+    began: float = dataclasses.field(default_factory=time.time)
+    started: bool = False  # from here on the run writes its own report and metrics
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """A run; if it ends before it starts (config, lock...), the report still says why."""
-    started: list[bool] = []
+    attempt = _Attempt(archive=str(args.output or ""), metrics=args.metrics)
     try:
-        return _run_checked(args, started)
+        return _run_checked(args, attempt)
     except ArchiverError as exc:
-        if not started:
+        if not attempt.started:
             _report_refusal(args.report, exc)
+            ledger.refused(
+                attempt.metrics, archive=attempt.archive, began=attempt.began, code=exc.exit_code
+            )
         raise
 
 
@@ -100,7 +114,7 @@ def _report_refusal(path: Path | None, exc: ArchiverError) -> None:
         report.write(path, [], report.summary([]), code=exc.exit_code, stopped=str(exc))
 
 
-def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
+def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency: expected a positive integer")
     cfg = _load_config(
@@ -110,23 +124,39 @@ def _run_checked(args: argparse.Namespace, started: list[bool]) -> int:
         refresh=True if args.refresh else None,
         retry_errors=True if args.retry_errors else None,
         inputs=False if args.no_inputs else None,
+        metrics_file=args.metrics,
     )
+    attempt.archive, attempt.metrics = str(cfg.output_dir), cfg.metrics_file
     wait = parse_duration(args.wait) if args.wait is not None else None
     tasks, query = _selection(args)
     if args.dry_run:
         return plan.show(cfg, tasks, query, as_json=False)
     _require_token(cfg)
-    _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)
+    state_dir = storage.place(cfg, os.environ).state_dir
+    _check_report_path(args.report, state_dir)
+    _check_report_path(cfg.metrics_file, state_dir, flag="metrics_file")
     cfg = _with_ffprobe(cfg)
-    with _archive(cfg) as catalog:
-        started.append(True)  # from here on the run writes its own report, however it ends
+    with _archive(cfg, publish=False) as catalog:
+        attempt.started = True
         finished = runs.execute(
             cfg, catalog, tasks.ids, tasks.bad, report_path=args.report, level=_level(args),
-            query=query, wait=wait,
+            query=query, wait=wait, metrics_path=cfg.metrics_file,
         )  # fmt: skip
+        _after_run(cfg, catalog, finished)
+    return finished.code
+
+
+def _after_run(cfg: config.Config, catalog: Catalog, finished: runs.Finished) -> None:
+    """The gallery, then the catalog's copy stored: whatever ends the run here is written into
+    its report, metrics and run record first, so they say the exit code the process ends with."""
+    try:
         changed = any(o.state in (State.ARCHIVED, State.FAILED) for o in finished.outcomes)
         _refresh_gallery(cfg, catalog, changed=changed)
-    return finished.code
+        runs.run_until_signal(lambda: storage.publish_catalog(cfg, catalog))
+    except BaseException as exc:
+        stopped = str(exc) if isinstance(exc, ArchiverError) else None
+        finished.ledger.close(ledger.exit_code_of(exc, {}), stopped)
+        raise
 
 
 def _require_token(cfg: config.Config) -> None:
@@ -244,13 +274,15 @@ def _refresh_gallery(cfg: config.Config, catalog: Catalog, *, changed: bool) -> 
     if not cfg.gallery:
         return
     try:
-        warning, _ = asyncio.run(
-            storage.gallery(
+        warning, _ = runs.run_until_signal(
+            lambda: storage.gallery(
                 cfg,
                 lambda root: refresh_gallery(root, catalog, changed=changed, now=pipeline.now()),
                 index=INDEX,
             )
         )
+    except Interrupted:
+        raise  # a signal ends the run, wherever it comes
     except ArchiverError as exc:  # a view of the archive: storing it is no task's failure
         warning = f"warning: gallery not stored: {exc}"
     if warning:
@@ -278,9 +310,10 @@ def _readonly(cfg: config.Config, *, fetch: bool = True) -> Iterator[Catalog]:
 
 
 @contextmanager
-def _archive(cfg: config.Config, *, create: bool = True) -> Iterator[Catalog]:
+def _archive(cfg: config.Config, *, create: bool = True, publish: bool = True) -> Iterator[Catalog]:
     """The archive, locked for this run, with its catalog open (a bucket's copy fetched on a
-    machine that has none, and stored again after a run that ended normally)."""
+    machine that has none, and, with `publish`, stored again after a run that ended
+    normally)."""
     where = storage.place(cfg, os.environ)
     _output_folder(where.state_dir)
     asyncio.run(storage.restore_catalog(cfg, where.catalog_path))
@@ -294,7 +327,8 @@ def _archive(cfg: config.Config, *, create: bool = True) -> Iterator[Catalog]:
         catalog = Catalog.open(where.state_dir, path=where.catalog_path)
         try:
             yield catalog
-            asyncio.run(storage.publish_catalog(cfg, catalog))
+            if publish:
+                asyncio.run(storage.publish_catalog(cfg, catalog))
         finally:
             catalog.close()
 

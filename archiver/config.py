@@ -106,6 +106,9 @@ class Config:
     s3_endpoint_url: str | None = None  # None: AWS itself
     s3_part_size: int = 8 * 1024**2
     s3_parts_in_flight: int = 4  # memory held by uploads: s3_part_size x this
+    # A Prometheus text file written at the end of every run (node_exporter's textfile
+    # collector reads *.prom files from its folder); None: no metrics (--metrics).
+    metrics_file: Path | None = None
 
     @property
     def probes(self) -> int:
@@ -144,7 +147,7 @@ _FLOATS = {
 _POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
 _BOOLS = {"progress", "refresh", "retry_errors", "inputs", "gallery"}
 _STRINGS = {"token", "base_url", "ffprobe", "s3_endpoint_url"}
-_PATHS = {"output_dir", "token_file", "catalog_path"}
+_PATHS = {"output_dir", "token_file", "catalog_path", "metrics_file"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))
 
 

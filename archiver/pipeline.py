@@ -341,11 +341,13 @@ async def archive(
     into: MutableMapping[str, TaskOutcome],
     find: Finder | None = None,
     waiter: Waiter | None = None,
+    on_retry: Callable[[], None] | None = None,
 ) -> None:
     """Open one HTTP session for the run and archive `task_ids` (or what `find` chooses)
-    through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says."""
+    through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says;
+    `on_retry` is told of each request tried again."""
     limits = http.Limits.from_config(config)
-    policy = RetryPolicy.from_config(config)
+    policy = dataclasses.replace(RetryPolicy.from_config(config), on_retry=on_retry)
     # The target first: a store that refuses our credentials stops the run before any request.
     async with open_target(config) as target, http.new_session(config) as session:
         aborted = await target.cleanup()

@@ -56,6 +56,7 @@ def write(
     unfinished: Sequence[str] = (),
     stopped: str | None = None,
     listing: Mapping[str, Any] | None = None,
+    retries: int = 0,
 ) -> None:
     """The JSON report, atomically (`-`: stdout); skipped tasks list the catalog's files;
     `listing`: what `run --all`'s listing reached."""
@@ -65,6 +66,7 @@ def write(
         "exit_code": code,
         "stopped": scrub.text(stopped) if stopped else None,
         "unfinished": list(unfinished),
+        "retries": retries,
         "listing": listing,
         "tasks": [_task(o, o.files or tuple(known.get(o.task_id, ()))) for o in outcomes],
     }

@@ -9,7 +9,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .config import Config
@@ -24,6 +24,8 @@ class RetryPolicy:
     initial_delay: float = 1.0
     max_delay: float = 30.0
     total_seconds: float = 300.0
+    # Told of every retry (the run counts them for its metrics).
+    on_retry: Callable[[], None] | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(cls, config: Config) -> RetryPolicy:
@@ -59,5 +61,7 @@ async def retrying(
                 raise
             if on_retry is not None:
                 on_retry(exc, delay)
+            if policy.on_retry is not None:
+                policy.on_retry()
             await asyncio.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -19,8 +19,9 @@ from . import pipeline, plan, report
 from .catalog import Catalog
 from .config import Config
 from .discover import Query
-from .errors import EX_SOFTWARE, ArchiverError, Interrupted
-from .model import ArchivedFile, State, TaskOutcome
+from .errors import ArchiverError, Interrupted
+from .ledger import Ledger, exit_code_of
+from .model import State, TaskOutcome
 from .progress import Level, reporter, status_line
 from .tasklist import BadLine
 from .waiting import Waiter, WaitPlan
@@ -61,6 +62,7 @@ def run_until_signal(make: Callable[[], Awaitable[T]]) -> T:
 class Finished:
     code: int
     outcomes: list[TaskOutcome]
+    ledger: Ledger  # written with `code`; written again by whatever ends the run after it
 
 
 def execute(
@@ -73,6 +75,7 @@ def execute(
     level: Level,
     query: Query | None = None,
     wait: float | None = None,
+    metrics_path: Path | None = None,
 ) -> Finished:
     """Archive `task_ids` under an open catalog; account for the run however it ends.
 
@@ -80,7 +83,10 @@ def execute(
     tasks are polled until then (`--wait`).
     """
     started = time.monotonic()
-    run_id = catalog.begin_run(now=pipeline.now())
+    ledger = Ledger(
+        catalog=catalog, run_id=catalog.begin_run(now=pipeline.now()),
+        archive=str(cfg.output_dir), report_path=report_path, metrics_path=metrics_path,
+    )  # fmt: skip
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
@@ -97,10 +103,11 @@ def execute(
                 catalog,
                 task_ids,
                 shown,
-                run_id=run_id,
+                run_id=ledger.run_id,
                 into=finished,
                 find=finder,
                 waiter=waiter,
+                on_retry=ledger.count_retry,
             )
         )
     except BaseException as exc:  # ends the run; accounted for below, then raised again
@@ -109,58 +116,29 @@ def execute(
         shown.close()
     if finder is not None:
         task_ids, bad = finder.ids, [*bad, *finder.bad]
-    outcomes = [finished[t] for t in task_ids if t in finished]
-    outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
-    unfinished = [t for t in task_ids if t not in finished]
-    counts = report.summary(outcomes)
-    code = _exit_code(stop, counts)
+    ledger.outcomes = [finished[t] for t in task_ids if t in finished]
+    ledger.outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
+    ledger.unfinished = [t for t in task_ids if t not in finished]
+    code = exit_code_of(stop, ledger.counts)
     if finder is not None and finder.failed and code == 0:
         code = 1  # the listing broke off: the account may not be archived in full
     reason = str(stop) if isinstance(stop, ArchiverError) else None
     found = finder.discovery if finder is not None else None
-    try:
-        if report_path is not None:
-            skipped = {
-                o.task_id: _size_checked(catalog, o) for o in outcomes if o.state is State.SKIPPED
-            }
-            report.write(
-                report_path, outcomes, counts, skipped,
-                code=code, unfinished=unfinished, stopped=reason,
-                listing=plan.listing_json(found) if found else None,
-            )  # fmt: skip
-    finally:
-        catalog.end_run(run_id, now=pipeline.now(), exit_code=code, summary=counts)
+    ledger.listing = plan.listing_json(found) if found else None
+    ledger.close(code, reason)
     # Under -q a run something stopped says only what stopped it (the command line prints
     # that one line): cron mails one line, the report holds the rest.
     if level > Level.QUIET or (code != 0 and stop is None):
         line = report.summary_line(
-            counts, time.monotonic() - started, unfinished=len(unfinished), stopped=reason,
-            notes=[r.describe() for r in found.reach] if found else (),
+            ledger.counts, time.monotonic() - started, unfinished=len(ledger.unfinished),
+            stopped=reason, notes=[r.describe() for r in found.reach] if found else (),
         )  # fmt: skip
         print(line, file=sys.stderr if report_path == report.STDOUT else sys.stdout, flush=True)
     if stop is not None:
         raise stop
-    return Finished(code, outcomes)
+    return Finished(code, ledger.outcomes, ledger)
 
 
 def _waiter(cfg: Config, seconds: float, started: float, level: Level) -> Waiter:
     plan = WaitPlan.from_config(cfg, seconds=seconds, started=started)
     return Waiter(plan, status_line(enabled=cfg.progress and level > Level.QUIET))
-
-
-def _size_checked(catalog: Catalog, outcome: TaskOutcome) -> list[ArchivedFile]:
-    """A skipped task's files: what this run checked of them is their size on disk."""
-    return [
-        dataclasses.replace(f, verified=pipeline.SIZE_CHECKED)
-        for f in catalog.files(outcome.task_id)
-    ]
-
-
-def _exit_code(stop: BaseException | None, counts: dict[str, int]) -> int:
-    if stop is None:
-        return report.exit_code(counts)
-    if isinstance(stop, ArchiverError):
-        return stop.exit_code
-    if isinstance(stop, KeyboardInterrupt):
-        return 130
-    return EX_SOFTWARE

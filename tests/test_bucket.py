@@ -216,7 +216,7 @@ def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRu
     result = bucket_runner.run("--all")
     assert result.code == 0, result.err
     assert result.states() == {first: "skipped", second: "archived"}
-    by_id = [r.raw_path for r in emu.requests if r.origin == "api" and "/tasks/?" not in r.raw_path]
+    by_id = [r.raw_path for r in emu.requests if r.origin == "api" and "/tasks/user:" in r.raw_path]
     assert len(by_id) == 1 and by_id[0].endswith(second.rsplit(":", 1)[-1])
     copy = bucket_runner.root.parent / "copy.sqlite3"
     copy.write_bytes(area.get("catalog.sqlite3"))

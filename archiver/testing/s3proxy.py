@@ -68,6 +68,11 @@ class FaultProxy:
         with self._lock:
             self._slow[op] += times
 
+    def calm(self) -> None:
+        """Disarm every SlowDown answer not given yet."""
+        with self._lock:
+            self._slow.clear()
+
     def hold(self, op: str) -> None:
         """Keep requests of `op` waiting (before their body is read) until `release`."""
         with self._lock:
