@@ -8,19 +8,24 @@ targets. Run it through scripts/bench, which installs ffmpeg, curl, jq and aria2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchlib import report as report_mod
 from benchlib.bucket import bucket_profile
 from benchlib.disk import parse_size
+from benchlib.engines import ENGINES, available
 from benchlib.gallery import gallery_profile
+from benchlib.newids import new_ids_profile
 from benchlib.proc import BenchError
 from benchlib.profiles import Options, big_profile, log, tasks_profile
+from benchlib.report import Report
 from benchlib.rerun import rerun_profile
 
 EXAMPLES = """\
@@ -34,6 +39,9 @@ examples:
   scripts/bench --gallery 100000         build the gallery of 100,000 tasks, load it in Chromium
   scripts/bench --profile                also one archiver run under cProfile
   scripts/bench --bucket --tasks 50      into an S3 bucket (moto) beside onto disk
+  scripts/bench --new-ids 100000         a first run over 100,000 unknown ids beside 10,000
+  scripts/bench --probe ffprobe,libav    a row of the archiver with each probe engine
+  scripts/bench --all                    every profile of issue 18 in one invocation (hours)
 """
 
 
@@ -58,6 +66,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--big", metavar="SIZE", help="one task whose video is SIZE (e.g. 2G)")
     p.add_argument(
         "--gallery", type=int, metavar="N", help="time the gallery of N tasks: build and page load"
+    )
+    p.add_argument(
+        "--new-ids",
+        type=int,
+        metavar="N",
+        help="a first run over N ids the API does not know (404 each), beside 10,000",
+    )
+    p.add_argument(
+        "--probe",
+        default=",".join(ENGINES),
+        metavar="ENGINES",
+        help="probe engines to give the archiver a row each, of %(default)s; one the checkout "
+        "lacks is skipped with a note (default: %(default)s)",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every profile in one invocation: 200 and 1,000 tasks on loopback, 200 on the WAN "
+        "profile, a rerun over 1,000,000 ids, 100,000 new ids, the gallery of 100,000 tasks, "
+        "and peak RSS at 10,000 tasks and for one 2 GB video",
     )
     p.add_argument("--profile", action="store_true", help="one more archiver run under cProfile")
     p.add_argument(
@@ -84,9 +112,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="media cache: a few variants, reused across runs (default: %(default)s)",
     )
     args = p.parse_args(argv)
-    counts = (args.rerun, args.gallery)
+    counts = (args.rerun, args.gallery, args.new_ids)
     if args.tasks < 1 or args.repeat < 1 or any(n is not None and n < 1 for n in counts):
-        p.error("--tasks, --repeat, --rerun and --gallery must be positive")
+        p.error("--tasks, --repeat, --rerun, --gallery and --new-ids must be positive")
+    args.probe = tuple(e.strip() for e in args.probe.split(",") if e.strip())
+    unknown = set(args.probe) - set(ENGINES)
+    if unknown or not args.probe:
+        p.error(f"--probe: expected engines of {', '.join(ENGINES)}")
     if args.big is not None:
         try:
             parse_size(args.big)
@@ -97,7 +129,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tools = ("chromium", "chromedriver") if args.gallery else ("curl", "aria2c", "jq", "ffprobe")
+    tools: tuple[str, ...] = ("curl", "aria2c", "jq", "ffprobe")
+    if args.gallery:
+        tools = ("chromium", "chromedriver")
+    if args.all:
+        tools = ("chromium", "chromedriver", "curl", "aria2c", "jq", "ffprobe")
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         print(f"bench: missing {', '.join(missing)}: run scripts/bench", file=sys.stderr)
@@ -105,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parent = args.workdir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="runway-bench-", dir=parent))
+    engines, skipped = available(args.probe)
+    for note in skipped:
+        log(note)
     opt = Options(
         tasks=args.tasks,
         repeat=args.repeat,
@@ -116,19 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         profile=args.profile,
         baseline=args.baseline.resolve() if args.baseline else None,
+        engines=tuple(engines),
     )
     began = time.monotonic()
+    reports: list[Report] = []
     try:
-        if args.gallery is not None:
-            report = gallery_profile(opt, args.gallery)
-        elif args.rerun is not None:
-            report = rerun_profile(opt, args.rerun)
-        elif args.big is not None:
-            report = big_profile(opt, args.big)
-        elif args.bucket:
-            report = bucket_profile(opt)
-        else:
-            report = tasks_profile(opt)
+        for job in _jobs(args, opt):
+            report = job()
+            if report is not None:
+                print()
+                print(report.render(), flush=True)
+                reports.append(report)
     except BenchError as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -137,14 +174,42 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if report is None:
-        return 0
-    print()
-    print(report.render())
-    if args.json:
-        report_mod.save(args.json, [report])
+        if args.json and reports:
+            report_mod.save(args.json, reports)
+    if len(reports) > 1:
+        print()
+        print(report_mod.targets_table(reports))
+    for note in skipped:
+        print(f"bench: {note}")
     log(f"done in {time.monotonic() - began:.0f} s")
     return 0
+
+
+def _jobs(args: argparse.Namespace, opt: Options) -> list[Callable[[], Report | None]]:
+    """The profiles this invocation runs, in order."""
+    if not args.all:
+        if args.gallery is not None:
+            return [lambda: gallery_profile(opt, args.gallery)]
+        if args.rerun is not None:
+            return [lambda: rerun_profile(opt, args.rerun)]
+        if args.new_ids is not None:
+            return [lambda: new_ids_profile(opt, args.new_ids)]
+        if args.big is not None:
+            return [lambda: big_profile(opt, args.big)]
+        if args.bucket:
+            return [lambda: bucket_profile(opt)]
+        return [lambda: tasks_profile(opt)]
+    once = dataclasses.replace(opt, repeat=1)
+    return [
+        lambda: tasks_profile(dataclasses.replace(opt, tasks=200, wan=False)),
+        lambda: tasks_profile(dataclasses.replace(opt, tasks=1000, wan=False)),
+        lambda: tasks_profile(dataclasses.replace(opt, tasks=200, wan=True)),
+        lambda: rerun_profile(opt, args.rerun or 1_000_000),
+        lambda: new_ids_profile(opt, args.new_ids or 100_000),
+        lambda: gallery_profile(opt, args.gallery or 100_000),
+        lambda: tasks_profile(dataclasses.replace(once, tasks=10_000, wan=False), memory_only=True),
+        lambda: big_profile(once, args.big or "2G"),
+    ]
 
 
 if __name__ == "__main__":

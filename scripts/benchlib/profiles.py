@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .disk import PeakUse, free_bytes, gb, parse_size
+from .engines import cpu_floor
 from .proc import BenchError
 from .report import Report
-from .rows import Bench, RunResult
+from .rows import DEFAULT_ENGINE, Bench, RunResult, engine_row
 from .server import DataSpec, Emulator
 
 REALISTIC = "1280x768@24:5.2"
@@ -40,6 +41,7 @@ class Options:
     timeout: float | None
     profile: bool
     baseline: Path | None = None  # another checkout, run as an extra row for A/B
+    engines: tuple[str, ...] = (DEFAULT_ENGINE,)  # a row of the archiver with each probe engine
 
 
 def log(text: str) -> None:
@@ -69,7 +71,9 @@ def standard_spec(tasks: int, *, small: bool, **extra: Any) -> DataSpec:
     )
 
 
-def tasks_profile(opt: Options) -> Report | None:
+def tasks_profile(opt: Options, *, memory_only: bool = False) -> Report | None:
+    """N tasks into a fresh folder beside curl, aria2c and the shell pipeline; `memory_only`:
+    the archiver beside curl alone, for its peak RSS (10,000 tasks: the peer would take hours)."""
     small = opt.media == "small" or (
         opt.media == "auto"
         and (opt.tasks > 2000 or free_bytes(opt.work) < opt.tasks * REALISTIC_TASK_BYTES * 1.2)
@@ -86,7 +90,23 @@ def tasks_profile(opt: Options) -> Report | None:
     )
     timeout = opt.timeout or 180 + opt.tasks * (0.15 if small else 0.5)
     rows = ["archiver", "curl", "aria2c", "peer"] if opt.wan else None
-    return _run_rows(opt, spec, name, timeout, rows, opt.cache, _tasks_ratios)
+    if memory_only:
+        rows = ["archiver", "curl"]
+    ratios = _memory_ratios if memory_only else _tasks_ratios
+    return _run_rows(opt, spec, name, timeout, rows, opt.cache, ratios)
+
+
+def _expand(rows: list[str], opt: Options) -> list[str]:
+    """ "archiver" becomes one row per probe engine; "baseline" follows the first."""
+    out: list[str] = []
+    for row in rows:
+        if row == "archiver":
+            out += [f"archiver:{engine}" for engine in opt.engines]
+            if opt.baseline is not None:
+                out.append("baseline")
+        else:
+            out.append(row)
+    return out
 
 
 def big_profile(opt: Options, size_text: str) -> Report | None:
@@ -104,7 +124,7 @@ def big_profile(opt: Options, size_text: str) -> Report | None:
     )
     cache = opt.work / "big-media"  # deleted with the work folder: 2 GB is no cache
     timeout = opt.timeout or 120 + size / 20e6
-    rows = ["archiver", "curl", "curl+sync"]
+    rows = [f"archiver:{DEFAULT_ENGINE}", "curl", "curl+sync"]  # memory: one engine is enough
     return _run_rows(opt, spec, f"one {size_text} video", timeout, rows, cache, _big_ratios)
 
 
@@ -117,9 +137,7 @@ def _run_rows(
     cache: Path,
     ratios: Callable[[Report, Bench, Options], None],
 ) -> Report:
-    rows = rows or ["archiver", "curl", "curl+sync", "aria2c", "peer"]
-    if opt.baseline is not None:
-        rows = ["archiver", "baseline", *rows[1:]]
+    rows = _expand(rows or ["archiver", "curl", "curl+sync", "aria2c", "peer"], opt)
     work = opt.work / "profile"
     work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
@@ -131,7 +149,7 @@ def _run_rows(
         bench = Bench(emu, work, opt.cores, timeout)
         report = Report(_title(name, spec, bench, opt), _facts(spec, bench, opt))
         actions: dict[str, Callable[[], RunResult]] = {
-            "archiver": bench.archiver,
+            **{f"archiver:{engine}": _with_engine(bench, engine) for engine in opt.engines},
             "curl": bench.curl,
             "curl+sync": lambda: bench.curl(sync=True),
             "aria2c": bench.aria2c,
@@ -154,6 +172,11 @@ def _run_rows(
     )
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _with_engine(bench: Bench, engine: str) -> Callable[[], RunResult]:
+    probe = None if engine == DEFAULT_ENGINE else engine  # no --probe: any checkout runs it
+    return lambda: bench.archiver(probe=probe)
 
 
 def _title(name: str, spec: DataSpec, bench: Bench, opt: Options) -> str:
@@ -184,51 +207,64 @@ def _facts(spec: DataSpec, bench: Bench, opt: Options) -> dict[str, object]:
     }
 
 
+# The issue's targets per probe engine: the share of the shell pipeline's wall on loopback,
+# of curl's wall on the WAN profile, and of the engine's CPU floor on loopback.
+PEER_TARGET = {"ffprobe": 0.65, "libav": 0.35}
+WAN_TARGET = {"ffprobe": 1.1, "libav": 1.05}
+CPU_FLOOR_TARGET = {"ffprobe": 1.1}
+OWN_CPU_TARGET = 1.3  # the archiver's own CPU (probes apart) / curl's, same bytes, loopback
+RSS_TARGET = 100.0
+
+
 def _tasks_ratios(report: Report, bench: Bench, opt: Options) -> None:
-    arch = report.median("archiver", "wall")
     curl = report.median("curl --parallel 16", "wall")
     peer = report.median("shell pipeline", "wall")
     videos = sum(a.kind == "artifact" for a in bench.emu.assets)
-    report.ratio(
-        "archiver/peer",
-        "archiver / shell pipeline (wall)",
-        arch / peer,
-        at_most=None if opt.wan else 0.55,
-    )
-    report.ratio(
-        "archiver/curl",
-        "archiver / curl --parallel 16 (wall)",
-        arch / curl,
-        at_most=1.1 if opt.wan else None,
-    )
+    # The same cores must also receive, write and serve the bytes: curl's CPU and the
+    # server's CPU during curl are the least that costs.
+    moving = report.median("curl --parallel 16", "cpu")
+    moving += report.median("curl --parallel 16", "server_cpu")
+    alone = None
     if not opt.wan:
-        probe_wall, probe_cpu = bench.ffprobe_cost()
-        floor = probe_wall * videos / opt.cores
-        report.facts.update(ffprobe_wall=probe_wall, ffprobe_cpu=probe_cpu, floor=floor)
+        probe_wall, alone = bench.ffprobe_cost()
+        report.facts.update(ffprobe_wall=probe_wall, ffprobe_cpu=alone)
         report.note(
-            f"floor: ffprobe {probe_wall * 1e3:.0f} ms/file (CPU {probe_cpu * 1e3:.0f} ms) x "
-            f"{videos} videos / {opt.cores} cores = {floor:.2f} s; + curl's time "
-            f"{curl:.2f} s if nothing overlapped = {floor + curl:.2f} s"
+            f"ffprobe alone: {probe_wall * 1e3:.0f} ms/file wall, {alone * 1e3:.0f} ms CPU "
+            f"(median of 20, the archiver's arguments)"
         )
-        report.ratio("archiver/floor", "archiver / floor", arch / floor, at_most=1.2)
-        report.ratio("archiver/floor+curl", "archiver / (floor + curl)", arch / (floor + curl))
-        # The same cores must also receive, write and serve the bytes: curl's CPU and the
-        # server's CPU during curl are the least that costs.
-        moving = report.median("curl --parallel 16", "cpu")
-        moving += report.median("curl --parallel 16", "server_cpu")
-        cpu_floor = (probe_cpu * videos + moving) / opt.cores
-        report.facts["cpu_floor"] = cpu_floor
+    for engine in opt.engines:
+        row = engine_row(engine)
+        arch = report.median(row, "wall")
+        report.ratio(
+            f"{row}/peer", f"{row} / shell pipeline (wall)", arch / peer,
+            at_most=None if opt.wan else PEER_TARGET.get(engine),
+        )  # fmt: skip
+        report.ratio(
+            f"{row}/curl", f"{row} / curl --parallel 16 (wall)", arch / curl,
+            at_most=WAN_TARGET.get(engine) if opt.wan else None,
+        )  # fmt: skip
+        if not opt.wan:
+            isolated = alone if engine == DEFAULT_ENGINE else None
+            floor = cpu_floor(
+                report, engine, videos=videos, cores=opt.cores, moving=moving, isolated=isolated
+            )
+            report.ratio(
+                f"{row}/cpu_floor", f"{row} / its CPU floor", arch / floor,
+                at_most=CPU_FLOOR_TARGET.get(engine),
+            )  # fmt: skip
+        _cpu_and_memory(report, "curl --parallel 16", row, target=not opt.wan)
         report.note(
-            f"CPU floor: (ffprobe CPU {probe_cpu * videos:.2f} s + curl and server CPU "
-            f"{moving:.2f} s) / {opt.cores} cores = {cpu_floor:.2f} s"
+            f"per task: {row} {arch / opt.tasks * 1e3:.1f} ms, shell pipeline "
+            f"{peer / opt.tasks * 1e3:.1f} ms, curl {curl / opt.tasks * 1e3:.1f} ms"
         )
-        report.ratio("archiver/cpu_floor", "archiver / CPU floor", arch / cpu_floor)
-    _cpu_and_memory(report, "curl --parallel 16")
-    report.note(
-        f"per task: archiver {arch / opt.tasks * 1e3:.1f} ms, shell pipeline "
-        f"{peer / opt.tasks * 1e3:.1f} ms, curl {curl / opt.tasks * 1e3:.1f} ms"
-    )
-    _check_requests(report, bench, opt.tasks)
+        _check_requests(report, bench, opt.tasks, row)
+
+
+def _memory_ratios(report: Report, bench: Bench, opt: Options) -> None:
+    for engine in opt.engines:
+        row = engine_row(engine)
+        _cpu_and_memory(report, "curl --parallel 16", row, target=False)
+        _check_requests(report, bench, opt.tasks, row)
 
 
 def _big_ratios(report: Report, bench: Bench, opt: Options) -> None:
@@ -237,8 +273,8 @@ def _big_ratios(report: Report, bench: Bench, opt: Options) -> None:
     synced = report.median("curl --parallel 16 + sync", "wall")
     report.ratio("archiver/curl", "archiver / curl (wall)", arch / curl)
     report.ratio("archiver/curl+sync", "archiver / (curl + sync) (wall)", arch / synced)
-    _cpu_and_memory(report, "curl --parallel 16")
-    _check_requests(report, bench, 1)
+    _cpu_and_memory(report, "curl --parallel 16", "archiver", target=False)
+    _check_requests(report, bench, 1, "archiver")
 
 
 def _baseline_ratios(report: Report) -> None:
@@ -247,30 +283,30 @@ def _baseline_ratios(report: Report) -> None:
         report.ratio(f"archiver/baseline {key}", f"archiver / baseline ({label})", value)
 
 
-def _cpu_and_memory(report: Report, curl_row: str) -> None:
-    own = report.median("archiver", "own_cpu")
+def _cpu_and_memory(report: Report, curl_row: str, row: str, *, target: bool) -> None:
+    own = report.median(row, "own_cpu")
     curl_cpu = report.median(curl_row, "cpu")
     report.ratio(
-        "own_cpu/curl_cpu",
-        f"archiver own CPU {own:.2f} s / curl CPU {curl_cpu:.2f} s",
+        f"{row} own_cpu/curl_cpu",
+        f"{row} own CPU {own:.2f} s / curl CPU {curl_cpu:.2f} s",
         own / curl_cpu,
-        at_most=2.0,
+        at_most=OWN_CPU_TARGET if target else None,
     )
     report.target(
-        "own_rss_mb",
-        "archiver peak RSS (own process)",
-        report.median("archiver", "own_rss_mb"),
+        f"{row} own_rss_mb",
+        f"{row} peak RSS (own process)",
+        report.median(row, "own_rss_mb"),
         "MB",
-        100,
+        RSS_TARGET,
     )
 
 
-def _check_requests(report: Report, bench: Bench, tasks: int) -> None:
-    api = report.median("archiver", "api")
-    cdn = report.median("archiver", "cdn")
+def _check_requests(report: Report, bench: Bench, tasks: int, row: str) -> None:
+    api = report.median(row, "api")
+    cdn = report.median(row, "cdn")
     if (api, cdn) != (tasks, bench.expect_files):
         report.note(
-            f"NOTE: the archiver made {api:.0f} API and {cdn:.0f} CDN requests for "
+            f"NOTE: {row} made {api:.0f} API and {cdn:.0f} CDN requests for "
             f"{tasks} tasks and {bench.expect_files} files (retries or refetches)"
         )
 

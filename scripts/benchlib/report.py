@@ -106,3 +106,18 @@ def _has(runs: list[RunResult], key: str) -> bool:
 def save(path: Path, reports: list[Report]) -> None:
     data = [r.to_json() for r in reports]
     path.write_text(json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n")
+
+
+def targets_table(reports: list[Report]) -> str:
+    """Every target of every profile, one line each: met, or missed and by how much."""
+    out = ["== targets"]
+    for report in reports:
+        for key, t in report.targets.items():
+            unit = t.get("unit", "x")
+            verdict = "ok" if t["met"] else "MISS"
+            if not t["met"] and t["at_most"]:
+                verdict += f" by {t['value'] / t['at_most']:.2f}x"
+            out.append(
+                f"  {key:<48}{t['value']:>10.2f} {unit:<3} <= {t['at_most']:g} {unit:<3} {verdict}"
+            )
+    return "\n".join(out)

@@ -21,6 +21,7 @@ from .proc import BenchError, Measured, run_measured
 from .server import TOKEN, Emulator
 
 PEER = Path(__file__).with_name("peer.sh")
+DEFAULT_ENGINE = "ffprobe"
 MEDIA_SUFFIXES = frozenset({".mp4", ".mov", ".jpg", ".jpeg", ".png", ".webp", ".gif"})
 # The archiver's own rusage at exit (RUSAGE_SELF) and its reaped children's (the ffprobes).
 WRAPPER = """\
@@ -111,18 +112,23 @@ class Bench:
         *,
         ids: Path | None = None,
         out: Path | None = None,
-        row: str = "archiver",
+        row: str | None = None,
         code: Path | None = None,
+        probe: str | None = None,
     ) -> RunResult:
         """A run into a fresh folder; given `out`, into that archive, which is kept.
 
-        `code`: a checkout whose `archiver` package runs instead (for A/B in one invocation).
+        `code`: a checkout whose `archiver` package runs instead (for A/B in one invocation);
+        `probe`: the probe engine (`--probe`), by default the archiver's own default.
         """
         keep = out is not None
         out = out or self.work / "out-archiver"
         usage = self.work / "archiver-usage.json"
         cmd = [sys.executable, "-c", WRAPPER, str(usage), "run"]
         cmd += ["-i", str(ids or self.emu.ids_file), "-o", str(out), "--no-progress"]
+        if probe is not None:
+            cmd += ["--probe", probe]
+        row = row or engine_row(probe)
         env = {**self.env, "PYTHONPATH": str(code)} if code else None
         result = self._measure(row, cmd, out, media=out, keep=keep, env=env)
         own = json.loads(usage.read_text())
@@ -190,6 +196,11 @@ class Bench:
         return statistics.median(m.wall for m in measured), statistics.median(
             m.cpu for m in measured
         )
+
+
+def engine_row(probe: str | None) -> str:
+    """The row of the archiver with probe engine `probe` (None: its default, ffprobe)."""
+    return "archiver" if probe in (None, DEFAULT_ENGINE) else f"archiver --probe {probe}"
 
 
 def media_bytes(folder: Path) -> tuple[int, int]:
