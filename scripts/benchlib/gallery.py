@@ -26,6 +26,7 @@ from .rows import RunResult
 FIRST_RESULTS_S = 1.0
 NEW = 10
 BUILD_S = 5.0
+BUILD_MB = 150.0
 
 
 def gallery_profile(opt: Options, count: int) -> Report | None:
@@ -66,6 +67,8 @@ def gallery_profile(opt: Options, count: int) -> Report | None:
         report.facts.update(first_results_ms=first, all_rows_ms=full)
         report.target("build_wall", "gallery build from scratch", report.median(fresh, "wall"),
                       "s", BUILD_S)  # fmt: skip
+        report.target("build_rss", "gallery build from scratch: peak RSS",
+                      report.median(fresh, "rss_mb"), "MB", BUILD_MB)  # fmt: skip
         report.target("first_results", "page: first results on screen", first / 1e3, "s",
                       FIRST_RESULTS_S)  # fmt: skip
         report.note(f"page: all {count:,} rows loaded and searchable after {full / 1e3:.2f} s")
