@@ -117,16 +117,20 @@ def nofollow_opener(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW, 0o644)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, sync_folder: bool = True) -> None:
     """Temp name, fsync, rename, fsync the folder: readers see the old file or the new one.
 
+    `data`: the bytes, or pieces of them written in turn (a large file never held whole);
     sync_folder=False leaves the folder's fsync to the caller, once for many files.
     """
     tmp = path.with_name(f".{path.name}.tmp")
     discard(tmp)  # the temp name is ours: whatever sits there (a planted link) goes
     try:
         with open(tmp, "wb", opener=nofollow_opener) as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                fh.writelines(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

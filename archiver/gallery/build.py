@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ FOLDER = "gallery"
 DETAIL = "detail"
 STATIC = ("gallery.js", "gallery.css")
 FIRST = 500  # rows in data.js: more than a screen holds
+PIECE = 1000  # cards joined at once while data-more.js is written
 MANIFEST = "manifest.json"
 
 
@@ -46,8 +48,8 @@ def build(root: Path, catalog: Catalog, *, now: str) -> Built:
     cards = catalog.display_cards(display.SHOWN_STATES)
     # The newest rows come first, in their own small file, so the first screen is drawn at
     # once; the rest (megabytes at 100,000 tasks) arrives while the page is already usable.
-    versions["data-more.js"] = _put(
-        out / "data-more.js", _script("RUNWAY_GALLERY_MORE", f"[{','.join(cards[FIRST:])}]")
+    versions["data-more.js"] = _put_pieces(
+        out / "data-more.js", lambda: _array_script("RUNWAY_GALLERY_MORE", cards, FIRST)
     )
     head = _head(catalog, now, len(cards), versions)
     data = f'{head[:-1]},"rows":[{",".join(cards[:FIRST])}]}}'
@@ -151,6 +153,35 @@ def _script(name: str, json_text: str, key: str | None = None) -> bytes:
     if key is None:
         return f"window.{name} = {json_text};\n".encode()
     return f'window.{name}("{key}", {json_text});\n'.encode()
+
+
+def _array_script(name: str, items: Sequence[str], start: int) -> Iterator[bytes]:
+    """`_script(name, "[items[start:]...]")` in pieces of a few hundred KB: at 100,000 tasks
+    the whole text is some 50 MB, never held at once, nor a copy of the list."""
+    yield f"window.{name} = [".encode()
+    for at in range(start, len(items), PIECE):
+        comma = "," if at > start else ""
+        yield (comma + ",".join(items[at : at + PIECE])).encode()
+    yield b"];\n"
+
+
+def _put_pieces(
+    path: Path, pieces: Callable[[], Iterable[bytes]], *, sync_folder: bool = True
+) -> str:
+    """`_put` for a file given in pieces (called twice: to compare, then to write, only when
+    the bytes differ from the file's); never joined in memory."""
+    hasher, size = hashlib.sha256(), 0
+    for piece in pieces():
+        hasher.update(piece)
+        size += len(piece)
+    digest = hasher.hexdigest()
+    try:
+        same = files.file_size(path) == size and files.hash_file(path)[0].hexdigest() == digest
+    except OSError:
+        same = False
+    if not same:
+        files.atomic_write(path, pieces(), sync_folder=sync_folder)
+    return digest[:16]
 
 
 def _put(path: Path, data: bytes, *, sync_folder: bool = True) -> str:

@@ -130,7 +130,9 @@ class Bench:
             cmd += ["--probe", probe]
         row = row or engine_row(probe)
         env = {**self.env, "PYTHONPATH": str(code)} if code else None
-        result = self._measure(row, cmd, out, media=out, keep=keep, env=env)
+        # `python -c` puts the working folder first on sys.path, before PYTHONPATH: another
+        # checkout's package is imported only when run from that checkout.
+        result = self._measure(row, cmd, out, media=out, keep=keep, env=env, cwd=code)
         own = json.loads(usage.read_text())
         return _with_own(result, own)
 
