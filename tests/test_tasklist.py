@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import io
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from archiver.tasklist import BadLine, gather
+from archiver.tasklist import BadLine, SeenIds, gather, stream
 
 from .conftest import Runner
 
@@ -157,3 +159,28 @@ def test_task_list_with_a_bom_is_read(runner: Runner) -> None:
     ids.write_bytes(b"\xef\xbb\xbf" + f"{task}\n".encode())
     result = runner.run("-i", str(ids), "--no-progress")
     assert result.states() == {task: "archived"}
+
+
+def test_seen_ids_keeps_each_first_occurrence() -> None:
+    """SeenIds says "new" for an id's first occurrence only, across its table's growth."""
+    ids = [f"user:1-runwayml:a@b.c-task:{uuid.UUID(int=n)}" for n in range(50_000)]
+    seen = SeenIds(bits=2)
+    assert all(seen.add(i) for i in ids)
+    assert not any(seen.add(i) for i in reversed(ids))
+    assert seen.add("user:1-runwayml:a@b.c-task:" + str(uuid.UUID(int=50_000)))
+
+
+def test_stream_reads_lines_as_asked() -> None:
+    """The run's ids stream: a source is read only as far as the ids taken from it."""
+    read: list[int] = []
+
+    def lines() -> Iterator[str]:
+        for n in range(1, 1000):
+            read.append(n)
+            yield f"user:1-runwayml:a@b.c-task:{uuid.UUID(int=n)}"
+
+    taken = stream([], [("ids.txt", lines())])
+    assert [next(taken) for _ in range(3)] == [
+        f"user:1-runwayml:a@b.c-task:{uuid.UUID(int=n)}" for n in (1, 2, 3)
+    ]
+    assert read == [1, 2, 3]
