@@ -15,7 +15,6 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from . import http
@@ -33,6 +32,7 @@ from .errors import (
 )
 from .model import Task
 from .retry import RetryPolicy, retrying
+from .scrub import redact
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 # Real task JSON is a few levels deep; far deeper nesting is hostile and would exhaust the
@@ -51,7 +51,7 @@ _ID_SAFE = ":@!$&'()*+,;=-._~"
 class ApiClient:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: http.Session,
         *,
         base_url: str,
         token: str,
@@ -72,7 +72,7 @@ class ApiClient:
     @classmethod
     def from_config(
         cls,
-        session: aiohttp.ClientSession,
+        session: http.Session,
         config: Config,
         *,
         limits: http.Limits | None = None,
@@ -132,7 +132,7 @@ class ApiClient:
         except NetworkError as exc:
             self._lost_in_a_row += 1
             if not self._answered or self._lost_in_a_row >= UNREACHABLE_AFTER:
-                where = http.redact(self._base)
+                where = redact(self._base)
                 gone = ApiUnreachable(f"the API at {where} is unreachable: {exc.reason}")
                 self._limits.stop(gone)
                 raise gone from exc
@@ -148,7 +148,7 @@ class ApiClient:
                     return await self._answer(url)
             except TimeoutError as exc:
                 raise TransientError(
-                    f"{http.redact(url)}: no complete answer within {self._timeout:g} s"
+                    f"{redact(url)}: no complete answer within {self._timeout:g} s"
                 ) from exc
 
     async def _answer(self, url: str) -> bytes:
@@ -157,12 +157,12 @@ class ApiClient:
         ) as response:
             self._answered = True
             if response.status in ACCOUNT_STATUSES:
-                body = await http.read_body(response, MAX_JSON_BYTES)
+                body = await response.read(MAX_JSON_BYTES)
                 stop = account_error(response.status, body)
                 self._limits.stop(stop)
                 raise stop
             try:
-                http.raise_for_transient(response)
+                response.raise_for_transient()
             except TransientError as exc:
                 if response.status == 429:
                     # Throttling is about the account, not this request: slow the whole lane,
@@ -170,7 +170,7 @@ class ApiClient:
                     wish = exc.retry_after or self._policy.initial_delay
                     self._gate.pause(min(wish, self._policy.total_seconds))
                 raise
-            body = await http.read_body(response, MAX_JSON_BYTES)
+            body = await response.read(MAX_JSON_BYTES)
             if response.status != 200:
                 raise ApiError(
                     f"the API answered HTTP {response.status}: {_error_text(body)}",

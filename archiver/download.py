@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiofiles
-import aiohttp
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from . import http
@@ -41,6 +40,7 @@ from .files import (
     storage_error,
 )
 from .retry import RetryPolicy, retrying
+from .scrub import redact
 
 READ_CHUNK = 256 * 1024
 WRITE_CHUNK = 512 * 1024  # aiofiles costs a thread hop per write: write in large pieces
@@ -102,7 +102,7 @@ class Validators:
 
 @dataclass(frozen=True, kw_only=True)
 class Downloader:
-    session: aiohttp.ClientSession
+    session: http.Session
     limits: http.Limits
     policy: RetryPolicy
     max_bytes: int
@@ -154,18 +154,18 @@ class Downloader:
                     clock.reschedule(asyncio.get_running_loop().time() + deadline + extra)
                 return await _stream(response, part, offset, limit, self.on_bytes)
         except TimeoutError as exc:
-            raise TransientError(f"{http.redact(url)}: timed out") from exc
+            raise TransientError(f"{redact(url)}: timed out") from exc
 
 
 def _start_offset(
-    response: aiohttp.ClientResponse,
+    response: http.Response,
     part: Path,
     have: int,
     saved: Validators | None,
     expected: int | None,
 ) -> int:
     """Where the body starts in the file: 0 for a whole body, `have` for a valid resume."""
-    where = http.redact(response.url)
+    where = redact(response.url)
     status = response.status
     if status in GONE_STATUSES:
         raise AssetGone(f"{where}: HTTP {status} (signed URL refused)", status=status)
@@ -175,7 +175,7 @@ def _start_offset(
         # A 416 does not prove the part is complete: drop it and start over.
         discard(part)
         raise TransientError(f"{where}: HTTP 416 to a resume, starting over")
-    http.raise_for_transient(response)
+    response.raise_for_transient()
     if status == 200:
         return 0
     if status != 206:
@@ -244,13 +244,13 @@ class _PartWriter:
 
 
 async def _stream(
-    response: aiohttp.ClientResponse,
+    response: http.Response,
     part: Path,
     offset: int,
     limit: int,
     on_bytes: Callable[[int], None],
 ) -> Fetched:
-    where = http.redact(response.url)
+    where = redact(response.url)
     announced = response.content_length
     if announced is not None and offset + announced > limit:
         raise TooLarge(f"{where}: {offset + announced} bytes announced, more than allowed")
@@ -264,7 +264,7 @@ async def _stream(
         async with aiofiles.open(part, "ab" if offset else "wb", opener=nofollow_opener) as fh:
             writer = _PartWriter(fh, part, hasher, validators)
             try:
-                async for chunk in http.chunks(response, READ_CHUNK):
+                async for chunk in response.chunks(READ_CHUNK):
                     received += len(chunk)
                     if received > limit:
                         raise TooLarge(f"{where}: body exceeds {limit} bytes, cut off")

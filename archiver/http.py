@@ -1,6 +1,8 @@
 """The one module that speaks aiohttp: sessions, safe redirects, the token's origin, error mapping.
 
-Every aiohttp or socket error becomes a NetworkError here, with signed query strings redacted.
+Callers get a `Session` to pass around and a `Response` view of each answer (status, headers,
+the body in chunks); every aiohttp or socket error becomes a NetworkError here, with signed
+query strings redacted.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import aiohttp
 from yarl import URL
 
 from .config import Config
 from .errors import ArchiverError, NetworkError, TransferError, TransientError
+from .scrub import redact
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Besides these, every 5xx: a server error says nothing lasting about the request.
@@ -96,7 +100,10 @@ class Gate:
             await asyncio.sleep(delay)
 
 
-def new_session(config: Config) -> aiohttp.ClientSession:
+Session: TypeAlias = aiohttp.ClientSession  # one per run, passed to `get`; opaque elsewhere
+
+
+def new_session(config: Config) -> Session:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
     )
@@ -108,19 +115,6 @@ def new_session(config: Config) -> aiohttp.ClientSession:
         auto_decompress=False,
         headers={"User-Agent": "runway-archiver/0.1", "Accept-Encoding": "identity"},
     )
-
-
-def redact(url: str | URL) -> str:
-    """A URL fit for logs: signed query strings and user info are credentials."""
-    text = str(url)
-    try:
-        parsed = URL(text, encoded=True)
-    except ValueError:
-        return "<unparseable URL>"
-    if parsed.user is not None or parsed.password is not None:
-        parsed = parsed.with_user(None)
-    shown = str(parsed.with_query(None).with_fragment(None))
-    return shown + ("?…" if parsed.raw_query_string else "")
 
 
 def parse_url(text: str) -> URL:
@@ -136,14 +130,64 @@ def parse_url(text: str) -> URL:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What the archiver reads of an answer: its status, headers and body, and where it came
+    from; valid inside the `get` that yielded it."""
+
+    status: int
+    url: URL
+    headers: Mapping[str, str]  # names compare case-insensitively, as HTTP says
+    content_length: int | None
+    content_type: str  # application/octet-stream when the server named none
+    _raw: aiohttp.ClientResponse = field(repr=False)
+
+    @classmethod
+    def of(cls, raw: aiohttp.ClientResponse) -> Response:
+        return cls(
+            status=raw.status,
+            url=raw.url,
+            headers=raw.headers,
+            content_length=raw.content_length,
+            content_type=raw.content_type,
+            _raw=raw,
+        )
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The body in chunks; a connection lost mid-body becomes a TransientError."""
+        try:
+            async for chunk in self._raw.content.iter_chunked(size):
+                yield chunk
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            why = describe(exc)
+            raise NetworkError(f"{redact(self.url)}: {why}", reason=why) from exc
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, refused once it grows past `limit` bytes."""
+        body = bytearray()
+        async for chunk in self.chunks(65536):
+            body += chunk
+            if len(body) > limit:
+                raise TransferError(f"{redact(self.url)}: answer larger than {limit} bytes")
+        return bytes(body)
+
+    def raise_for_transient(self) -> None:
+        """5xx, 408 and 429 are worth another try, honouring Retry-After when given."""
+        if self.status in TRANSIENT_STATUSES or 500 <= self.status <= 599:
+            raise TransientError(
+                f"{redact(self.url)}: HTTP {self.status}",
+                retry_after=retry_after(self.headers.get("Retry-After")),
+            )
+
+
 @contextlib.asynccontextmanager
 async def get(
-    session: aiohttp.ClientSession,
+    session: Session,
     url: str,
     *,
     auth: Auth | None = None,
     headers: Mapping[str, str] | None = None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Response]:
     """GET with redirects followed by hand: the token goes to its own origin only."""
     target = parse_url(url)
     for _ in range(MAX_REDIRECTS + 1):
@@ -157,7 +201,7 @@ async def get(
             raise NetworkError(f"{redact(target)}: {why}", reason=why) from exc
         if response.status not in REDIRECTS or "Location" not in response.headers:
             try:
-                yield response
+                yield Response.of(response)
             finally:
                 response.release()
             return
@@ -176,34 +220,6 @@ def _redirect_target(current: URL, location: str) -> URL:
     if current.scheme == "https" and nxt.scheme != "https":
         raise TransferError(f"{redact(current)}: refused redirect from https to {nxt.scheme}")
     return nxt
-
-
-async def chunks(response: aiohttp.ClientResponse, size: int) -> AsyncIterator[bytes]:
-    """The body in chunks; a connection lost mid-body becomes a TransientError."""
-    try:
-        async for chunk in response.content.iter_chunked(size):
-            yield chunk
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        why = describe(exc)
-        raise NetworkError(f"{redact(response.url)}: {why}", reason=why) from exc
-
-
-async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in chunks(response, 65536):
-        body += chunk
-        if len(body) > limit:
-            raise TransferError(f"{redact(response.url)}: answer larger than {limit} bytes")
-    return bytes(body)
-
-
-def raise_for_transient(response: aiohttp.ClientResponse) -> None:
-    """5xx, 408 and 429 are worth another try, honouring Retry-After when given."""
-    if response.status in TRANSIENT_STATUSES or 500 <= response.status <= 599:
-        raise TransientError(
-            f"{redact(response.url)}: HTTP {response.status}",
-            retry_after=retry_after(response.headers.get("Retry-After")),
-        )
 
 
 def retry_after(value: str | None) -> float | None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from . import files, inputs
 from .config import Config
 from .errors import AssetGone, InvalidTaskData, TooLarge
-from .http import redact
 from .model import Artifact, FileKind, Missing, MissingInput, Task
+from .scrub import redact
 
 
 @dataclass(frozen=True, slots=True)

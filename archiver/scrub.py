@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+from yarl import URL
+
 _secrets: set[str] = set()
 # A query string is a signature on the CDN's URLs (`?_jwt=...`): the path is enough to name one.
 # The query ends where the URL does; punctuation just before a blank belongs to the sentence.
@@ -38,6 +40,19 @@ def text(message: str) -> str:
     # A lone surrogate (JSON can carry one, UTF-8 cannot) would make every write fail.
     message = _SURROGATE.sub("\ufffd", message)
     return _CONTROL.sub(_escape, message)
+
+
+def redact(url: str | URL) -> str:
+    """A URL fit for logs: signed query strings and user info are credentials."""
+    text = str(url)
+    try:
+        parsed = URL(text, encoded=True)
+    except ValueError:
+        return "<unparseable URL>"
+    if parsed.user is not None or parsed.password is not None:
+        parsed = parsed.with_user(None)
+    shown = str(parsed.with_query(None).with_fragment(None))
+    return shown + ("?…" if parsed.raw_query_string else "")
 
 
 def _escape(match: re.Match[str]) -> str:

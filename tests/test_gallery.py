@@ -14,8 +14,8 @@ import yaml
 
 from archiver.catalog import MIGRATIONS, SCHEMA_VERSION
 from archiver.gallery import display
-from archiver.http import redact
 from archiver.model import Task
+from archiver.scrub import redact
 from archiver.testing import ArtifactSpec, Upload
 
 from .conftest import TOKEN, Runner

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..http import redact
 from ..model import ArchivedFile, FileKind, State, Task
+from ..scrub import redact
 
 # Bump when the stored texts change shape: older rows are made again from the sidecars.
 VERSION = 2
