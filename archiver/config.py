@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from . import extras
+from . import extras, yamltext
 from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1"
@@ -205,13 +205,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path}: not UTF-8 text") from exc
     try:
-        data = yaml.safe_load(text)
-    except RecursionError as exc:
-        raise ConfigError(f"config file {path}: nested too deeply") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}{line}: not valid YAML") from exc
+        data = yamltext.load(text)
+    except yamltext.BrokenYaml as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import InvalidTaskData, TaskError
+from .model import informative_text, json_kind
 from .tasklist import TASK_ID, BadLine
 from .timespec import parse_timestamp
 
@@ -59,21 +60,19 @@ class ListedTask:
     def from_json(cls, data: Any) -> ListedTask:
         """Parse one summary; raise InvalidTaskData naming the field if it names no task id."""
         if not isinstance(data, Mapping):
-            kind = "null" if data is None else type(data).__name__
-            raise InvalidTaskData(f"expected an object, got {kind}")
+            raise InvalidTaskData(f"expected an object, got {json_kind(data)}")
         task_id = data.get("taskId")
         if task_id is None:
             raise InvalidTaskData("taskId: missing")
         if not isinstance(task_id, str) or not TASK_ID.fullmatch(task_id):
             raise InvalidTaskData("taskId: not a task id")
-        ratio = data.get("progressRatio")
         return cls(
             task_id=task_id,
             status=_text(data.get("status")),
             created_at=parse_timestamp(data.get("createdAt")),
             name=_text(data.get("name")),
             task_type=_text(data.get("taskType")),
-            progress_ratio=None if isinstance(ratio, (dict, list)) or ratio is None else str(ratio),
+            progress_ratio=informative_text(data.get("progressRatio")),
         )
 
 
@@ -198,9 +197,9 @@ async def _window(api: Lister, pages: _Pages, window: Window) -> Window:
             break
         window.requests += 1
         if not isinstance(page, list):
-            kind = "null" if page is None else type(page).__name__
             window.error = (
-                f"listing of {window.name} at offset {offset}: expected a list, got {kind}"
+                f"listing of {window.name} at offset {offset}: expected a list, "
+                f"got {json_kind(page)}"
             )
             break
         pages.add(page, offset, window)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import StorageError, UnsafePath
 from .model import Task
+from .tasklist import UUID
 
 ALLOWED_EXTENSIONS = frozenset(
     {"mp4", "m4v", "mov", "webm", "mkv", "jpg", "jpeg", "png", "webp", "gif"}
@@ -45,7 +46,6 @@ PART_SUFFIX = ".part"
 REJECTED_SUFFIX = ".rejected"
 _UNSAFE = re.compile(r"[^\w.+-]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def slug(text: str | None, *, limit: int = 80, fallback: str = "untitled") -> str:
@@ -63,7 +63,7 @@ def task_dir_name(task: Task) -> str:
     if not _DATE.fullmatch(date):
         date = "undated"
     # The uuid is trusted only if it is the one in the task id we asked for.
-    if task.id and _UUID.fullmatch(task.id) and task.task_id.endswith(task.id):
+    if task.id and UUID.fullmatch(task.id) and task.task_id.endswith(task.id):
         unique = task.id.lower()
     else:
         unique = hashlib.sha256(task.task_id.encode()).hexdigest()[:16]

@@ -28,6 +28,11 @@ class State(enum.StrEnum):
     ERROR = "error"
 
 
+# The states of a task whose files the archive keeps: archived, and failed (its inputs and
+# task.yaml). `verify` checks them, the gallery shows them, a run that made one changed it.
+HOLDING_FILES: tuple[State, ...] = (State.ARCHIVED, State.FAILED)
+
+
 class FileKind(enum.StrEnum):
     ARTIFACT = "artifact"
     PREVIEW = "preview"
@@ -99,7 +104,7 @@ class Task:
     def from_json(cls, data: Any, *, task_id: str) -> Task:
         """Parse one retrieved task; raise InvalidTaskData naming the first bad field."""
         if not isinstance(data, Mapping):
-            raise InvalidTaskData(f"task JSON is {_kind(data)}, not an object")
+            raise InvalidTaskData(f"task JSON is {json_kind(data)}, not an object")
         status = data.get("status")
         try:
             return cls._parse(data, task_id)
@@ -114,10 +119,10 @@ class Task:
         if raw_artifacts is None:
             raw_artifacts = []
         if not isinstance(raw_artifacts, list):
-            raise InvalidTaskData(f"artifacts: expected a list, got {_kind(raw_artifacts)}")
+            raise InvalidTaskData(f"artifacts: expected a list, got {json_kind(raw_artifacts)}")
         options = data.get("options")
         if options is not None and not isinstance(options, Mapping):
-            raise InvalidTaskData(f"options: expected an object, got {_kind(options)}")
+            raise InvalidTaskData(f"options: expected an object, got {json_kind(options)}")
         served_id = _str(data, "taskId", "taskId")
         if served_id is not None and served_id != task_id:
             raise InvalidTaskData(f"taskId: the API answered for {served_id!r}")
@@ -131,8 +136,8 @@ class Task:
             updated_at=_str(data, "updatedAt", "updatedAt"),
             options=options,
             error=data.get("error"),
-            progress_ratio=_scalar_text(data.get("progressRatio")),
-            progress_text=_scalar_text(data.get("progressText")),
+            progress_ratio=informative_text(data.get("progressRatio")),
+            progress_text=informative_text(data.get("progressText")),
             artifacts=tuple(_artifact(i, a) for i, a in enumerate(raw_artifacts)),
             estimated_start=_seconds(data.get("estimatedTimeToStartSeconds")),
             raw=data,
@@ -146,12 +151,12 @@ def _text(value: Any) -> str | None:
 def _artifact(index: int, data: Any) -> Artifact:
     where = f"artifacts[{index}]"
     if not isinstance(data, Mapping):
-        raise InvalidTaskData(f"{where}: expected an object, got {_kind(data)}")
+        raise InvalidTaskData(f"{where}: expected an object, got {json_kind(data)}")
     meta = data.get("metadata")
     if meta is None:
         meta = {}
     if not isinstance(meta, Mapping):
-        raise InvalidTaskData(f"{where}.metadata: expected an object, got {_kind(meta)}")
+        raise InvalidTaskData(f"{where}.metadata: expected an object, got {json_kind(meta)}")
     width, height = _dimensions(meta, f"{where}.metadata")
     previews = data.get("previewUrls")
     if previews is None:
@@ -216,11 +221,12 @@ def _str(data: Mapping[str, Any], key: str, where: str) -> str | None:
     value = data.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise InvalidTaskData(f"{where}: expected a string, got {_kind(value)}")
+    raise InvalidTaskData(f"{where}: expected a string, got {json_kind(value)}")
 
 
-def _scalar_text(value: Any) -> str | None:
-    """progressRatio and progressText are informative only: any scalar becomes text."""
+def informative_text(value: Any) -> str | None:
+    """A field that is informative only (progressRatio, progressText): any scalar becomes text,
+    anything else None; it never makes a task invalid."""
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value)
@@ -268,7 +274,8 @@ def _positive_int(value: Any) -> TypeGuard[int]:
     return _is_int(value) and int(value) > 0
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a JSON value is, for a message: `null`, `str`, `list`..."""
     return "null" if value is None else type(value).__name__
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, yamltext
 from .errors import InvalidSidecar
 from .files import nofollow_opener
 from .model import ArchivedFile, FileKind, Missing, MissingInput, Task
@@ -24,7 +24,6 @@ from .model import ArchivedFile, FileKind, Missing, MissingInput, Task
 NAME = "task.yaml"
 # libyaml when PyYAML was built with it (as its wheels are): ~10x the pure Python code.
 _FastDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STYLE: dict[str, Any] = {"sort_keys": False, "allow_unicode": True, "width": 100}
 # Line breaks the pure Python emitter would write raw (so a reader folds them into spaces).
 _RAW_BREAKS = re.compile("[\x85\u2028\u2029]")
@@ -145,19 +144,9 @@ def served(folder: Path) -> dict[str, Any] | None:
 
 def _load(text: str) -> Any:
     try:
-        loader = _FastLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError:
-        pass  # libyaml refuses "\uD800" escapes that render() may write: try the pure parser
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise InvalidSidecar(f"not valid YAML{line}") from exc
+        return yamltext.load(text)
+    except yamltext.BrokenYaml as exc:
+        raise InvalidSidecar(str(exc)) from exc
 
 
 def _list(value: Any, where: str) -> list[Any]:

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# A task's uuid: the end of its id, and the API's `id` of it.
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # `user:<n>-runwayml:<email>-task:<uuid>`, as the API names every task.
-TASK_ID = re.compile(rf"user:\d{{1,20}}-runwayml:[^\s@/]{{1,200}}@[^\s/]{{1,200}}-task:{_UUID}")
+TASK_ID = re.compile(
+    rf"user:\d{{1,20}}-runwayml:[^\s@/]{{1,200}}@[^\s/]{{1,200}}-task:{UUID.pattern}"
+)
 FULL_FORM = "user:<n>-runwayml:<email>-task:<uuid>"
-_BARE_UUID = re.compile(_UUID)
 _PASTED = "\"'`,; "  # what a copy from JSON, a spreadsheet or a chat leaves around an id
 SHOWN = 80  # characters of a bad line shown in its message
 
@@ -101,7 +103,7 @@ def check(text: str, where: str, seen: SeenIds, *, argument: bool = False) -> st
 
 
 def _reason(text: str, *, argument: bool) -> str:
-    if _BARE_UUID.fullmatch(text):
+    if UUID.fullmatch(text):
         return f"a bare uuid; the API needs the full task id, {FULL_FORM}"
     if argument and ("/" in text or text.endswith((".txt", ".csv", ".list")) or _is_file(text)):
         return f"not a task id (a file? did you mean -i {text})"

@@ -175,7 +175,7 @@ def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
 def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     """YAML that does not parse is a ConfigError with the file and the offending line."""
     path = write(tmp_path / "c.yaml", "concurrency: 4\nprogress: true\n  refresh: false\n")
-    assert config_error(path) == f"config file {path}, line 3: not valid YAML"
+    assert config_error(path) == f"config file {path}: not valid YAML (line 3)"
 
 
 @pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("just text\n", "str")])

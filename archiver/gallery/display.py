@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import ArchivedFile, FileKind, State, Task
+from ..model import HOLDING_FILES, ArchivedFile, FileKind, Task
 from ..scrub import redact
 
 # Bump when the stored texts change shape: older rows are made again from the sidecars.
 VERSION = 2
-SHOWN_STATES = (str(State.ARCHIVED), str(State.FAILED))
+SHOWN_STATES = tuple(str(state) for state in HOLDING_FILES)  # as the catalog stores them
 # A card is one JSON array in this order (gallery.js reads the names from data.js).
 CARD_COLUMNS = (
     "dir", "name", "prompt", "model", "created", "status", "error", "seed",
