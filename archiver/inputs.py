@@ -36,7 +36,9 @@ class InputRef:
 
 
 @dataclass(frozen=True, slots=True)
-class InputPlan:
+class InputSelection:
+    """The inputs a task's options name: those to download, and those beyond the limit."""
+
     refs: tuple[InputRef, ...]
     over_limit: tuple[tuple[str, str], ...]  # (option path, url) beyond max_inputs
 
@@ -63,9 +65,9 @@ def find(options: Mapping[str, Any] | None) -> list[tuple[tuple[Token, ...], str
     return found
 
 
-def plan(
+def select(
     options: Mapping[str, Any] | None, *, limit: int, exclude: Collection[str] = ()
-) -> InputPlan:
+) -> InputSelection:
     """Distinct URLs, at most `limit`, each uniquely named; URLs of paths in `exclude` left out."""
     by_url: dict[str, list[tuple[Token, ...]]] = {}
     for path, url in find(options):
@@ -82,7 +84,7 @@ def plan(
             continue
         stem = unique_stem(name(paths[0]), used)
         refs.append(InputRef(f"{FOLDER}/{stem}", url, shown))
-    return InputPlan(tuple(refs), tuple(over))
+    return InputSelection(tuple(refs), tuple(over))
 
 
 def option_path(path: tuple[Token, ...]) -> str:

@@ -1,6 +1,6 @@
 """What a final task asks to download: its outputs and its inputs, each a FileJob with its name.
 
-Pure planning for the pipeline, and the rule for an input that cannot be kept.
+Pure: the pipeline's list of file jobs for a task, and the rule for an input that cannot be kept.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FileJob:
         return f"input {self.options[0]}" if self.options else f"{self.kind} {self.stem}"
 
 
-def plan_files(task: Task) -> list[FileJob]:
+def output_jobs(task: Task) -> list[FileJob]:
     """Every output of a task, named from the artifact and unique within the task."""
     if not task.artifacts:
         raise InvalidTaskData(f"artifacts: none in a {task.status} task")
@@ -54,17 +54,17 @@ def plan_files(task: Task) -> list[FileJob]:
     return jobs
 
 
-def plan(
+def file_jobs(
     task: Task, config: Config, *, lost: Collection[str]
 ) -> tuple[list[FileJob], list[MissingInput]]:
     """Outputs (SUCCEEDED only), then inputs; and the inputs beyond max_inputs, not fetched.
 
     Inputs whose option path is in `lost` (unavailable or skipped before) are left out.
     """
-    jobs = [] if task.has_failed else plan_files(task)
+    jobs = [] if task.has_failed else output_jobs(task)
     if not config.inputs:
         return jobs, []
-    found = inputs.plan(task.options, limit=config.max_inputs, exclude=lost)
+    found = inputs.select(task.options, limit=config.max_inputs, exclude=lost)
     jobs += [FileJob(FileKind.INPUT, None, r.stem, r.url, r.options) for r in found.refs]
     reason = f"beyond max_inputs ({config.max_inputs})"
     over = [MissingInput(p, redact(u), Missing.SKIPPED, reason) for p, u in found.over_limit]

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .gallery import display
 from .holds import Holds, lasting
-from .jobs import FileJob, lost_input, plan, plan_files
+from .jobs import FileJob, file_jobs, lost_input, output_jobs
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .progress import Reporter
 from .retry import RetryPolicy
@@ -138,7 +138,7 @@ class Archiver:
     async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
         """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
-            plan_files(task)  # refuse a malformed task before its folder is made
+            output_jobs(task)  # refuse a malformed task before its folder is made
         await self.target.prepare(folder)
         done = await self._reusable(task.task_id)
         lost = {m.option: m for m in self.gone.get(task.task_id, ())}
@@ -191,7 +191,7 @@ class Archiver:
         An input refused with 404/410 after a fresh fetch, or too large, goes into `lost`.
         """
         for refresh in range(self.config.url_refreshes + 1):
-            jobs, over = plan(task, self.config, lost=lost)
+            jobs, over = file_jobs(task, self.config, lost=lost)
             pending = [j for j in jobs if f"{folder}/{j.stem}" not in done]
             if any(j.kind is FileKind.INPUT for j in pending):
                 await self.target.prepare(f"{folder}/{inputs.FOLDER}")

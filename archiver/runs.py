@@ -24,7 +24,7 @@ from .ledger import Ledger, exit_code_of
 from .model import State, TaskOutcome
 from .progress import Level, reporter, status_line
 from .tasklist import BadLine
-from .waiting import Waiter, WaitPlan
+from .waiting import Waiter, WaitPolicy
 
 T = TypeVar("T")
 
@@ -140,5 +140,5 @@ def execute(
 
 
 def _waiter(cfg: Config, seconds: float, started: float, level: Level) -> Waiter:
-    plan = WaitPlan.from_config(cfg, seconds=seconds, started=started)
-    return Waiter(plan, status_line(enabled=cfg.progress and level > Level.QUIET))
+    policy = WaitPolicy.from_config(cfg, seconds=seconds, started=started)
+    return Waiter(policy, status_line(enabled=cfg.progress and level > Level.QUIET))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import random
@@ -17,7 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from typing import Protocol
 
+from .bounded import Slots
 from .config import Config
 from .model import State, Task, TaskOutcome
 from .progress import StatusLine
@@ -53,13 +56,15 @@ class Schedule:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WaitPlan:
-    deadline: float  # time.monotonic() value after which no task is polled again
+class WaitPolicy:
+    """How long `--wait` waits, how often it polls, and how many polls run at once."""
+
+    deadline: float  # the clock's time after which no task is polled again
     schedule: Schedule
     limit: int = 32  # polls (and archives of tasks that finished) running at once
 
     @classmethod
-    def from_config(cls, config: Config, *, seconds: float, started: float) -> WaitPlan:
+    def from_config(cls, config: Config, *, seconds: float, started: float) -> WaitPolicy:
         return cls(
             deadline=started + seconds * config.wait_time_scale,
             schedule=Schedule(
@@ -71,6 +76,32 @@ class WaitPlan:
         )
 
 
+class Clock(Protocol):
+    """The waiter's time: seconds that only go forward, and a wait that a wake-up ends early.
+
+    The run's clock is the monotonic one; tests drive their own, so no schedule they check
+    depends on how fast a loaded machine answers.
+    """
+
+    def now(self) -> float: ...
+
+    async def wait(self, wake: asyncio.Event, until: float | None) -> None:
+        """Return once `wake` is set or `until` has come (None: only once woken)."""
+
+
+class Monotonic:
+    """time.monotonic(), and asyncio's own timeouts."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, wake: asyncio.Event, until: float | None) -> None:
+        timeout = None if until is None else max(0.0, until - self.now())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await wake.wait()
+
+
 class Waiter:
     """Runs beside a run's first pass, polling each task handed to it by `take`.
 
@@ -78,8 +109,9 @@ class Waiter:
     archived there and then, while the others keep waiting.
     """
 
-    def __init__(self, plan: WaitPlan, line: StatusLine) -> None:
-        self.plan = plan
+    def __init__(self, policy: WaitPolicy, line: StatusLine, *, clock: Clock | None = None) -> None:
+        self.policy = policy
+        self._clock = clock or Monotonic()
         self._polls: Counter[str] = Counter()
         self._line = line
         self._due: list[tuple[float, int, str]] = []  # a heap of (when, tie-breaker, task id)
@@ -87,17 +119,16 @@ class Waiter:
         self._latest: dict[str, Task] = {}  # each waiting task's last answer, for the display
         self._wake = asyncio.Event()
         self._open = True  # the first pass may still hand over tasks
-        self._in_flight = 0
 
     def take(self, task: Task) -> bool:
         """Poll this unfinished task again later; False if waiting for it is over."""
-        now = time.monotonic()
-        if task.status not in WAITABLE or now >= self.plan.deadline:
+        now = self._clock.now()
+        if task.status not in WAITABLE or now >= self.policy.deadline:
             self._latest.pop(task.task_id, None)
             return False
         self._polls[task.task_id] += 1
-        delay = self.plan.schedule.delay(self._polls[task.task_id], task.estimated_start)
-        due = min(now + delay, self.plan.deadline)
+        delay = self.policy.schedule.delay(self._polls[task.task_id], task.estimated_start)
+        due = min(now + delay, self.policy.deadline)
         heapq.heappush(self._due, (due, next(self._order), task.task_id))
         self._latest[task.task_id] = task
         self._wake.set()
@@ -120,35 +151,23 @@ class Waiter:
             self._line.close()
 
     async def _polling(self, poll: Poll, outcomes: Outcomes, group: asyncio.TaskGroup) -> None:
-        slots = asyncio.Semaphore(self.plan.limit)
-        while self._open or self._due or self._in_flight:
-            self._line.show(describe(self._latest, self.plan.deadline - time.monotonic()))
-            timeout = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
+        slots = Slots(self.policy.limit)
+        while self._open or self._due or slots.busy:
+            self._line.show(describe(self._latest, self.policy.deadline - self._clock.now()))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            now = time.monotonic()
+            await self._clock.wait(self._wake, self._due[0][0] if self._due else None)
+            now = self._clock.now()
             while self._due and self._due[0][0] <= now:
                 _, _, task_id = heapq.heappop(self._due)
-                await slots.acquire()  # wait for a slot before starting: bounded, as for_each
-                self._in_flight += 1
-                group.create_task(self._poll_one(task_id, poll, outcomes, slots))
+                await slots.spawn(group, functools.partial(self._poll_one, task_id, poll, outcomes))
 
-    async def _poll_one(
-        self,
-        task_id: str,
-        poll: Poll,
-        outcomes: Outcomes,
-        slots: asyncio.Semaphore,
-    ) -> None:
+    async def _poll_one(self, task_id: str, poll: Poll, outcomes: Outcomes) -> None:
         try:
             outcomes[task_id] = outcome = await poll(task_id)
             if outcome.state is not State.PENDING:
                 self._latest.pop(task_id, None)
         finally:
-            slots.release()
-            self._in_flight -= 1
+            # The slot is given back right after this, before the loop can run again.
             self._wake.set()
 
 

@@ -108,40 +108,42 @@ def test_name_comes_from_the_option_path(path: tuple[str | int, ...], name: str)
     assert inputs.name(path) == name
 
 
-def test_plan_downloads_each_url_once_with_every_path() -> None:
+def test_selection_downloads_each_url_once_with_every_path() -> None:
     """The same URL under two keys is one input listing both option paths, first first."""
-    plan = inputs.plan({"promptImage": U, "referenceImages": [{"url": U}, {"url": V}]}, limit=10)
-    assert [(r.stem, r.url, r.options) for r in plan.refs] == [
+    chosen = inputs.select(
+        {"promptImage": U, "referenceImages": [{"url": U}, {"url": V}]}, limit=10
+    )
+    assert [(r.stem, r.url, r.options) for r in chosen.refs] == [
         ("inputs/promptImage", U, ("options.promptImage", "options.referenceImages[0].url")),
         ("inputs/reference-2", V, ("options.referenceImages[1].url",)),
     ]
-    assert plan.over_limit == ()
+    assert chosen.over_limit == ()
 
 
-def test_plan_names_are_unique_case_insensitively() -> None:
+def test_selection_names_are_unique_case_insensitively() -> None:
     """Two different URLs that would get one name are told apart with a number."""
-    plan = inputs.plan({"image": U, "Image": V, "gen2Options": {"image": W}}, limit=10)
-    assert [r.stem for r in plan.refs] == ["inputs/image", "inputs/Image-2", "inputs/image-3"]
+    chosen = inputs.select({"image": U, "Image": V, "gen2Options": {"image": W}}, limit=10)
+    assert [r.stem for r in chosen.refs] == ["inputs/image", "inputs/Image-2", "inputs/image-3"]
 
 
-def test_plan_is_bounded_and_says_what_it_left_out() -> None:
-    """Beyond `limit` distinct URLs, the rest are listed (every path) and not planned."""
+def test_selection_is_bounded_and_says_what_it_left_out() -> None:
+    """Beyond `limit` distinct URLs, the rest are listed (every path) and not selected."""
     options = {"list": [f"https://x/{i}.jpg" for i in range(5)], "again": "https://x/4.jpg"}
-    plan = inputs.plan(options, limit=2)
-    assert [r.url for r in plan.refs] == ["https://x/0.jpg", "https://x/1.jpg"]
-    assert plan.over_limit == (
+    chosen = inputs.select(options, limit=2)
+    assert [r.url for r in chosen.refs] == ["https://x/0.jpg", "https://x/1.jpg"]
+    assert chosen.over_limit == (
         ("options.list[2]", "https://x/2.jpg"),
         ("options.list[3]", "https://x/3.jpg"),
         ("options.list[4]", "https://x/4.jpg"),
         ("options.again", "https://x/4.jpg"),
     )
-    assert inputs.plan(options, limit=0).refs == ()
+    assert inputs.select(options, limit=0).refs == ()
 
 
-def test_plan_leaves_out_excluded_paths() -> None:
-    """An input recorded before (by any of its paths) is not planned again."""
-    plan = inputs.plan({"a": U, "b": V, "c": U}, limit=10, exclude={"options.c"})
-    assert [r.url for r in plan.refs] == [V]
+def test_selection_leaves_out_excluded_paths() -> None:
+    """An input recorded before (by any of its paths) is not selected again."""
+    chosen = inputs.select({"a": U, "b": V, "c": U}, limit=10, exclude={"options.c"})
+    assert [r.url for r in chosen.refs] == [V]
 
 
 def test_deep_options_do_not_recurse() -> None:
@@ -162,13 +164,13 @@ OPTIONS = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(options=st.dictionaries(KEYS, OPTIONS, max_size=5))
-def test_planned_names_are_safe_and_unique(options: dict[str, Any]) -> None:
+def test_selected_names_are_safe_and_unique(options: dict[str, Any]) -> None:
     """Whatever the keys, every stem is inputs/<one safe component>, unique without case."""
-    plan = inputs.plan(options, limit=100)
-    stems = [r.stem for r in plan.refs]
+    chosen = inputs.select(options, limit=100)
+    stems = [r.stem for r in chosen.refs]
     assert len({s.casefold() for s in stems}) == len(stems)
     for stem in stems:
         folder, _, name = stem.partition("/")
         assert folder == "inputs" and name and "/" not in name and "\\" not in name
         assert not name.startswith(".") and len(name.encode()) <= 80
-    assert len(plan.refs) == len({r.url for r in plan.refs})
+    assert len(chosen.refs) == len({r.url for r in chosen.refs})

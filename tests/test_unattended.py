@@ -294,7 +294,7 @@ def test_a_bug_is_one_line_exit_70_with_report_and_run_record(
     def broken(*_: object) -> None:
         raise ZeroDivisionError("injected")
 
-    monkeypatch.setattr("archiver.pipeline.plan_files", broken)
+    monkeypatch.setattr("archiver.pipeline.output_jobs", broken)
     result = runner.run(task)
     assert result.code == 70
     assert result.err.splitlines() == [

@@ -8,6 +8,7 @@ before the catalog names the object. The calls themselves, and their errors, are
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import files
-from ..bounded import for_each
+from ..bounded import Slots, for_each
 from ..config import BucketUrl
 from ..errors import TransferError
 from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
@@ -75,7 +76,7 @@ class BucketTarget:
         # A part is read into memory only with a slot, into a buffer kept for the next part:
         # uploads hold part_size x parts_in_flight, and fresh 8 MiB blocks do not pile up in
         # the allocator's arenas.
-        self._slots = asyncio.Semaphore(settings.parts_in_flight)
+        self._slots = Slots(settings.parts_in_flight)
         self._buffers: list[bytearray] = []
         self.name = bucket.name
 
@@ -253,7 +254,10 @@ class BucketTarget:
                         except BaseException:
                             self._give_back(buffer)
                             raise
-                        group.create_task(self._send_part(key, upload_id, number, piece, parts))
+                        send = functools.partial(
+                            self._send_part, key, upload_id, number, piece, parts
+                        )
+                        self._slots.start_taken(group, send)
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
         except OSError as exc:
@@ -266,11 +270,11 @@ class BucketTarget:
         try:
             parts[number] = await self._bucket.send_part(key, upload_id, number, piece)
         finally:
-            self._give_back(piece.buffer)
+            self._buffers.append(piece.buffer)  # for the next part; its slot is given back next
 
     async def _buffer(self, size: int) -> bytearray:
         """A free part buffer of at least `size` bytes, waiting for one of the slots."""
-        await self._slots.acquire()
+        await self._slots.take()
         while self._buffers:
             buffer = self._buffers.pop()
             if len(buffer) >= size:
@@ -278,8 +282,9 @@ class BucketTarget:
         return bytearray(size)
 
     def _give_back(self, buffer: bytearray) -> None:
+        """A buffer read into for no upload (the read failed), and its slot."""
         self._buffers.append(buffer)
-        self._slots.release()
+        self._slots.give_back()
 
     async def _confirm(self, key: str, source: Path, size: int, sent: list[Part]) -> str:
         """HEAD: the completed object has our size and the checksum our parts imply."""
