@@ -5,7 +5,7 @@ from __future__ import annotations
 from archiver.testing.s3proxy import FaultProxy
 
 from .bucketing import BucketRunner
-from .test_crash import DEADLINE
+from .helpers import DEADLINE
 
 
 def test_a_store_that_never_answers_ends_the_run(

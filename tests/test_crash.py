@@ -7,8 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,10 @@ import pytest
 from archiver.testing import VideoSpec
 
 from .conftest import Runner
+from .helpers import DEADLINE, kill, part_files, wait_for
 
-DEADLINE = 30.0
 # Larger than the downloader's 512 KiB write buffer, so a part file holds bytes mid-download.
 BIG = VideoSpec(bitrate="4M", seconds=2.0)
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll an observable condition (not a fixed sleep), failing after a generous deadline."""
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def part_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*.part") if p.is_file()]
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -46,11 +32,6 @@ def assert_catalog_honest(runner: Runner) -> None:
     for path, size, sha in runner.catalog_rows("SELECT path, bytes, sha256 FROM files"):
         data = (runner.root / path).read_bytes()
         assert len(data) == size and hashlib.sha256(data).hexdigest() == sha, path
-
-
-def kill(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=DEADLINE)
 
 
 def test_kill_9_mid_download_then_rerun_completes(runner: Runner) -> None:

@@ -13,9 +13,8 @@ from archiver import catalog, cli
 from archiver.testing import LISTING, ArtifactSpec, Emulator, Seen
 from archiver.testing.tasks import EMAIL, timestamp
 
-from .conftest import Result, Runner
-from .test_crash import kill, wait_for
-from .test_faults import _closed_port
+from .conftest import Runner
+from .helpers import closed_port, kill, run_process, wait_for
 
 LISTING_PATH = "/v1/runwayml/tasks/?"
 ACCOUNTS_PATH = "/v1/runwayml/accounts"
@@ -49,16 +48,6 @@ def seed(emu: Emulator, count: int, *, first_day: int = 0) -> list[str]:
         )
         for n in range(count)
     ]
-
-
-def run_process(runner: Runner, *args: str) -> Result:
-    """`run` as a real process (the emulator keeps a core of its own), with a report."""
-    path = runner.root.parent / "report.json"
-    path.unlink(missing_ok=True)
-    process = runner.spawn(*args, "--report", str(path))
-    out, err = process.communicate(timeout=300)
-    report = json.loads(path.read_text()) if path.exists() else None
-    return Result(process.returncode, out, err, report)
 
 
 @pytest.mark.slow
@@ -396,7 +385,7 @@ def test_an_unreachable_api_stops_discovery_with_one_line(runner: Runner) -> Non
     unfinished tasks left for the next run."""
     pending = runner.emu.add_task("PENDING")
     assert runner.run("--all").states() == {pending: "pending"}
-    runner.base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    runner.base_url = f"http://127.0.0.1:{closed_port()}/v1"
     result = runner.run("--all")
     assert result.code == 1
     (line,) = result.err.splitlines()

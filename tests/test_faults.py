@@ -11,6 +11,7 @@ import pytest
 from archiver.testing import Emulator
 
 from .conftest import Runner
+from .helpers import closed_port
 
 
 def video_path(emu: Emulator, task: str) -> str:
@@ -102,7 +103,7 @@ def test_unreachable_api_stops_the_run_with_one_line(runner: Runner, unanswered_
     a report, and no line per task."""
     runner.configure(connect_timeout=0.2)
     tasks = [runner.emu.add_task() for _ in range(6)]
-    for port, why in ((unanswered_port, "timed out"), (_closed_port(), "cannot connect")):
+    for port, why in ((unanswered_port, "timed out"), (closed_port(), "cannot connect")):
         runner.base_url = f"http://127.0.0.1:{port}/v1"
         result = runner.run(*tasks)
         assert result.code == 1
@@ -115,14 +116,6 @@ def test_unreachable_api_stops_the_run_with_one_line(runner: Runner, unanswered_
         assert result.report["exit_code"] == 1
         assert result.report["unfinished"] == tasks  # none was tried beyond the first few
     assert runner.emu.requests == []
-
-
-def _closed_port() -> int:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = int(closed.getsockname()[1])
-    closed.close()
-    return port
 
 
 def test_429_retry_after_pauses_the_whole_api_lane(runner: Runner) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from archiver.model import Task
 from archiver.testing import ArtifactSpec, Emulator, VideoSpec
 
 from .conftest import TOKEN, Result, Runner
+from .helpers import served_json
 
 MEDIA_SUFFIXES = {".mp4", ".jpg", ".png", ".rejected", ".part"}
 
@@ -80,16 +80,6 @@ def assert_only_bad_failed(result: Result, bad: str, good: str, needle: str) -> 
     error = result.task(bad)["error"]
     assert needle in error, error
     assert [f for f in result.task(bad)["files"] if f["kind"] == "artifact"] == []
-
-
-def served_json(emu: Emulator, task_id: str) -> bytes:
-    """The task exactly as the API serves it (URLs signed afresh), fetched over loopback."""
-    request = urllib.request.Request(
-        f"{emu.api_url}/runwayml/tasks/{task_id}", headers={"Authorization": f"Bearer {TOKEN}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body: bytes = response.read()
-    return body
 
 
 # -- malformed task JSON -------------------------------------------------------------------------

@@ -2,41 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
-
 from .conftest import Runner
-
-
-def run_on_a_terminal(runner: Runner, *args: str) -> tuple[int, str, str]:
-    """Run the CLI with stderr on a real pseudo-terminal; return (code, stdout, terminal text)."""
-    master, slave = pty.openpty()
-    # A terminal of 100 columns: at an unknown width (0) tqdm draws nothing at all.
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    argv = [sys.executable, "-m", "archiver", "run", "-o", str(runner.root),
-            "-c", str(runner.config), *args]  # fmt: skip
-    with subprocess.Popen(
-        argv, env={**os.environ, **runner.env()}, stdout=subprocess.PIPE, stderr=slave, text=True
-    ) as process:
-        os.close(slave)
-        screen = b""
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            screen += data
-        out = process.stdout.read() if process.stdout else ""
-        code = process.wait()
-    os.close(master)
-    return code, out, screen.decode("utf-8", "replace")
+from .helpers import run_on_a_terminal
 
 
 def test_bars_are_drawn_on_a_terminal(runner: Runner) -> None:

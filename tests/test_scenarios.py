@@ -18,8 +18,8 @@ import yaml
 from archiver.testing import SCENARIOS, Emulator
 
 from .conftest import Result, Runner
+from .helpers import served_json
 from .strict import differences
-from .test_hostile import served_json
 
 WITH_INPUTS = [n for n in SCENARIOS if n not in ("failed_string_error", "text_to_image")]
 

@@ -17,7 +17,7 @@ from archiver import cli
 from archiver.testing import ArtifactSpec, VideoSpec
 
 from .conftest import TOKEN, Runner
-from .test_crash import DEADLINE, part_files, wait_for
+from .helpers import DEADLINE, part_files, wait_for
 
 MISSING = "user:1234-runwayml:someone@example.com-task:00000000-0000-4000-8000-000000000000"
 BIG = VideoSpec(bitrate="4M", seconds=2.0)

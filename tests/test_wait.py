@@ -1,53 +1,181 @@
 """`--wait`: unfinished tasks polled on the stated schedule until they end or the deadline passes.
 
-The schedule and the deadline are scaled by `wait_time_scale`, so `--wait 2m` lasts 2.4 s here;
-the poll counts are checked against the schedule the README states, in unscaled seconds.
+The schedule itself is checked on a clock the test drives (`SteppedClock`): exact poll times,
+whatever the machine's load. The runs against the emulator scale it by `wait_time_scale`, so
+`--wait 2m` lasts 2.4 s there, and check only what load cannot break: no gap shorter than the
+schedule allows, and no more polls than it allows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import signal
-import time
+from collections.abc import Iterator
 
 import pytest
 
+from archiver.bounded import Slots
+from archiver.model import State, Task, TaskOutcome
+from archiver.progress import status_line
 from archiver.testing import ArtifactSpec, Emulator, Lifecycle, Seen
+from archiver.waiting import Schedule, Waiter, WaitPolicy
 
 from .conftest import Runner
-from .test_crash import DEADLINE, wait_for
-from .test_discover import run_process
-from .test_progress import run_on_a_terminal
+from .helpers import DEADLINE, run_on_a_terminal, run_process, wait_for
 
 SCALE = 0.02  # --wait 2m lasts 2.4 s; polls 0.2 s apart growing to 1.2 s
 INITIAL, MAXIMUM, GROWTH, JITTER = 10.0, 60.0, 1.5, 0.1
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
 FOREVER = Lifecycle(pending=0, running=None)
-# Each answer may take this long (unscaled s: 20 ms here) before the next wait starts.
-LATENCY = 1.0
 
 
 def hits(emu: Emulator, task_id: str, origin: str = "api") -> list[Seen]:
     return [r for r in emu.requests if r.origin == origin and task_id in r.raw_path]
 
 
-def poll_bounds(deadline: float, *, first: float) -> tuple[int, int]:
-    """Fewest and most polls after a task's first answer that the stated schedule allows: each
-    wait initial x growth^(n-1) capped at maximum, jittered by +-10%, then one last poll at
-    the deadline. The fewest: first answered at `first`, every answer taking LATENCY; the
-    most: answered at once."""
+def most_polls(deadline: float) -> int:
+    """The most polls after a task's first answer the stated schedule allows: every wait
+    initial x growth^(n-1), capped at maximum, at its shortest jitter, answered at once;
+    then one last poll at the deadline."""
+    polls, at = 0, 0.0
+    while True:
+        polls += 1
+        at += min(MAXIMUM, INITIAL * GROWTH ** (polls - 1)) * (1 - JITTER)
+        if at >= deadline:
+            return polls  # this one is the last look, at the deadline
 
-    def count(spread: float, at: float, latency: float) -> int:
-        polls = 0
-        while True:
-            polls += 1
-            at += min(MAXIMUM, min(MAXIMUM, INITIAL * GROWTH ** (polls - 1)) * spread) + latency
-            if at >= deadline:
-                return polls  # this one is the last look, at the deadline
 
-    return count(1 + JITTER, first, LATENCY), count(1 - JITTER, 0.0, 0.0)
+class SteppedClock:
+    """The waiter's clock, driven by the test: time moves when a poll says it took time, or,
+    once every ready piece of work has run, straight to the next poll that is due."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def now(self) -> float:
+        return self.at
+
+    async def wait(self, wake: asyncio.Event, until: float | None) -> None:
+        await asyncio.sleep(0)  # the polls started just now run first: they may wake us
+        if wake.is_set() or until is None:
+            await wake.wait()
+        else:
+            self.at = max(self.at, until)
+
+
+def waiting(status: str, task_id: str = "t1", *, eta: float | None = None) -> Task:
+    return Task.from_json({"status": status, "estimatedTimeToStartSeconds": eta}, task_id=task_id)
+
+
+async def polled_at(
+    answers: Iterator[Task], *, deadline: float, latency: float = 0.0, jitter: float = 0.0
+) -> list[float]:
+    """When the waiter polls one task on a driven clock, the task answering `answers` in turn
+    (the first pass's answer first), each answer `latency` seconds after its poll."""
+    clock = SteppedClock()
+    schedule = Schedule(initial=INITIAL, maximum=MAXIMUM, growth=GROWTH, jitter=jitter)
+    waiter = Waiter(
+        WaitPolicy(deadline=deadline, schedule=schedule), status_line(enabled=False), clock=clock
+    )
+    times: list[float] = []
+
+    async def first_pass() -> None:
+        waiter.take(next(answers))
+
+    async def poll(task_id: str) -> TaskOutcome:
+        times.append(clock.now())
+        clock.at += latency
+        task = next(answers)
+        waited = waiter.take(task)
+        return TaskOutcome(task_id, State.PENDING if waited else State.ARCHIVED, task.status)
+
+    await waiter.alongside(first_pass(), poll, {})
+    return times
+
+
+async def test_an_unfinished_task_is_polled_on_the_stated_schedule() -> None:
+    """Waits of 10, 15, 22.5, 33.75 s, growing 1.5x, then one last poll at the deadline."""
+    endless = itertools.repeat(waiting("RUNNING"))
+    assert await polled_at(endless, deadline=120) == [10, 25, 47.5, 81.25, 120]
+
+
+async def test_the_waits_grow_to_the_cap_and_start_after_each_answer() -> None:
+    """The wait is capped at 60 s and counted from the answer, however long it took."""
+    endless = itertools.repeat(waiting("RUNNING"))
+    times = await polled_at(endless, deadline=400, latency=2.0)
+    assert times == [10, 27, 51.5, 87.25, 139.875, 201.875, 263.875, 325.875, 387.875, 400]
+
+
+async def test_a_jittered_schedule_keeps_to_its_bounds() -> None:
+    """With 10% jitter every wait is within 10% of the stated one, and the count within its
+    bound; the last poll is at the deadline."""
+    endless = itertools.repeat(waiting("RUNNING"))
+    times = await polled_at(endless, deadline=600, jitter=JITTER)
+    gaps = [b - a for a, b in itertools.pairwise([0.0, *times])]
+    for n, gap in enumerate(gaps[:-1], 1):
+        nominal = min(MAXIMUM, INITIAL * GROWTH ** (n - 1))
+        assert nominal * (1 - JITTER) <= gap <= min(MAXIMUM, nominal * (1 + JITTER)), n
+    assert times[-1] == 600 and len(times) <= most_polls(600)
+
+
+async def test_a_task_that_finishes_is_polled_no_more() -> None:
+    """Polled until its answer is final: PENDING, RUNNING, then SUCCEEDED ends its polls."""
+    answers = iter([waiting("PENDING"), waiting("RUNNING"), waiting("SUCCEEDED")])
+    assert await polled_at(answers, deadline=120) == [10, 25]
+
+
+async def test_estimated_start_pushes_a_poll_out_on_the_clock() -> None:
+    """A task that says it starts in 50 s is asked again after 50 s, not 10."""
+    answers = iter([waiting("PENDING", eta=50)] * 2 + [waiting("RUNNING")] * 2)
+    assert await polled_at(answers, deadline=120) == [50, 100, 120]
+
+
+async def test_no_more_polls_run_at_once_than_the_policy_allows() -> None:
+    """Ten tasks due together, a limit of 3: a spy sees at most 3 polls running at once."""
+    clock = SteppedClock()
+    policy = WaitPolicy(deadline=100, schedule=Schedule(jitter=0.0), limit=3)
+    waiter = Waiter(policy, status_line(enabled=False), clock=clock)
+    running, most = 0, 0
+
+    async def first_pass() -> None:
+        for n in range(10):
+            waiter.take(waiting("RUNNING", f"t{n}"))
+
+    async def poll(task_id: str) -> TaskOutcome:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        for _ in range(5):  # stay running while the waiter tries to start more
+            await asyncio.sleep(0)
+        running -= 1
+        return TaskOutcome(task_id, State.ARCHIVED, "SUCCEEDED")
+
+    outcomes: dict[str, TaskOutcome] = {}
+    await waiter.alongside(first_pass(), poll, outcomes)
+    assert len(outcomes) == 10 and most == 3
+
+
+async def test_slots_start_work_only_when_one_is_free() -> None:
+    """Slots.spawn waits for a free slot before it starts: 20 pieces, 4 slots, never more
+    than 4 running and never more than 4 started but unfinished."""
+    slots, running, most, started = Slots(4), 0, 0, 0
+
+    async def work() -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(20):
+            await slots.spawn(group, work)
+            started += 1
+            assert slots.busy <= 4
+    assert (started, most, slots.busy) == (20, 4, 0)
 
 
 def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> None:
@@ -57,7 +185,6 @@ def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> 
     done = emu.add_task(artifacts=TINY, lifecycle=Lifecycle(pending=1, running=2))
     failed = emu.add_task(lifecycle=Lifecycle(pending=0, running=1, final="FAILED"))
     endless = emu.add_task(lifecycle=FOREVER)
-    started = time.monotonic()  # the run starts after this; the emulator keeps the same clock
     result = runner.run(done, failed, endless, "--wait", "2m")
     assert result.code == 0, result.err
     assert result.states() == {done: "archived", failed: "failed", endless: "pending"}
@@ -71,8 +198,7 @@ def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> 
     (download,) = hits(emu, url.split("?")[0].removeprefix(emu.cdn_url), "cdn")
     endless_polls = hits(emu, endless)
     assert download.at < endless_polls[-1].at
-    fewest, most = poll_bounds(120, first=(endless_polls[0].at - started) / SCALE)
-    assert fewest <= len(endless_polls) - 1 <= most
+    assert 2 <= len(endless_polls) - 1 <= most_polls(120)  # a poll or more, and the last look
     gaps = [b.at - a.at for a, b in itertools.pairwise(endless_polls)]
     for n, gap in enumerate(gaps[:-1], 1):  # the last one may be cut short by the deadline
         assert gap >= SCALE * (1 - JITTER) * min(MAXIMUM, INITIAL * GROWTH ** (n - 1)), n
