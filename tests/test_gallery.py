@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from archiver.catalog import MIGRATIONS, SCHEMA_VERSION
@@ -194,6 +196,30 @@ def test_a_gallery_failure_is_one_warning_and_no_task_error(runner: Runner) -> N
     failed = runner.run(command="gallery")
     assert failed.code == 1 and failed.out == ""
     assert failed.err.count("\n") == 1 and "not a plain folder" in failed.err
+
+
+def test_a_gallery_bug_is_exit_70_not_a_warning(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the gallery (injected here) is not hidden as a warning: the run's tasks are
+    archived and reported, then the last-resort guard prints its one line and exits 70."""
+    task = runner.emu.add_task(previews=0)
+
+    def broken(*_: object) -> bytes:
+        raise KeyError("injected")
+
+    # The module, not the `build` function the package exports under the same name.
+    monkeypatch.setattr(importlib.import_module("archiver.gallery.build"), "_script", broken)
+    result = runner.run(task)
+    assert result.code == 70
+    assert result.err.splitlines() == [
+        "runway-archiver: internal error (KeyError: 'injected'); this is a bug;"
+        " --debug shows the traceback"
+    ]
+    assert result.states() == {task: "archived"}
+    for f in result.task(task)["files"]:
+        assert hashlib.sha256((runner.root / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    assert not (runner.root / "index.html").exists()
 
 
 def test_a_planted_symlink_is_replaced_not_followed(runner: Runner) -> None:

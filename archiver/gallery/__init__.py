@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..catalog import Catalog
+from ..errors import ArchiverError
 from .build import INDEX, Built, build
 
 __all__ = ["INDEX", "Built", "build", "refresh"]
@@ -19,8 +20,9 @@ def refresh(root: Path, catalog: Catalog, *, changed: bool, now: str) -> str | N
         return None
     try:
         build(root, catalog, now=now)
-    # The gallery is a view of the archive: whatever breaks it, the tasks are archived and
-    # the run's exit code must say so, not the gallery's trouble.
-    except Exception as exc:
+    # The gallery is a view of the archive: when the disk or a planted file stops it, the
+    # tasks are archived all the same and the run's exit code says so, not the gallery's
+    # trouble. A bug is not that: it reaches the last-resort guard (exit 70) like any other.
+    except (ArchiverError, OSError) as exc:
         return f"warning: gallery not refreshed: {exc or type(exc).__name__}"
     return None

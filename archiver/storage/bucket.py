@@ -179,12 +179,19 @@ class BucketTarget:
 
     async def publish_gallery(self) -> None:
         """PUT each mirror file whose bytes are not what was stored last; delete what is gone."""
-        now = await asyncio.to_thread(_digests, self._mirror)
+        try:
+            now = await asyncio.to_thread(_digests, self._mirror)
+        except OSError as exc:
+            raise files.storage_error(exc, self._mirror) from exc
         stored = await asyncio.to_thread(_read_digests, self._mirrored)
         changed = sorted(key for key, digest in now.items() if stored.get(key) != digest)
 
         async def put(key: str) -> None:
-            await self.write(key, await asyncio.to_thread((self._mirror / key).read_bytes))
+            try:
+                data = await asyncio.to_thread((self._mirror / key).read_bytes)
+            except OSError as exc:
+                raise files.storage_error(exc, self._mirror / key) from exc
+            await self.write(key, data)
 
         await for_each(changed, put, limit=LISTINGS_AT_ONCE)
         for key in sorted(stored.keys() - now.keys()):
