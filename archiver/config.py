@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,6 @@ _FLOATS = {
 # Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
 _POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
 _BOOLS = {"progress", "refresh", "retry_errors", "inputs", "gallery"}
-_STRINGS = {"token", "base_url", "ffprobe", "s3_endpoint_url"}
-_PATHS = {"output_dir", "token_file", "catalog_path", "metrics_file"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))
 
 
@@ -239,55 +237,107 @@ def _spell(value: object) -> str:
 
 def _check(key: str, value: Any, where: str) -> Any:
     """Validate one value; the message names the key and the file it came from."""
-
-    def bad(expected: str) -> ConfigError:
-        shown = "<hidden>" if key == "token" else _spell(value)
-        return ConfigError(f"config key {key!r} ({where}): expected {expected}, got {shown}")
-
     if key not in KEYS:
         raise ConfigError(f"unknown config key {key!r} ({where}){_nearest(key)}")
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if key in _POSITIVE_INTS:
-        if not is_int or not 1 <= value <= _POSITIVE_INTS[key]:
-            raise bad(f"a whole number from 1 to {_POSITIVE_INTS[key]}")
-    elif key in _NONNEGATIVE_INTS:
-        if not is_int or not 0 <= value <= _NONNEGATIVE_INTS[key]:
-            raise bad(f"a whole number from 0 to {_NONNEGATIVE_INTS[key]}")
-    elif key in _FLOATS:
-        number = float(value) if is_int and abs(value) < 2**53 else value
-        if not isinstance(number, float) or not 0 <= number <= _FLOATS[key]:
-            raise bad(f"a number from 0 to {_FLOATS[key]:g}")
+    if key == "token":
+        return _token(value, where)  # never shown, whatever is wrong with it
+    try:
+        return _CHECKS[key](value)
+    except _Expected as exc:
+        raise ConfigError(
+            f"config key {key!r} ({where}): expected {exc}, got {_spell(value)}"
+        ) from None
+
+
+class _Expected(ValueError):
+    """A value of the wrong type or range; the text says what was expected instead."""
+
+
+Check = Callable[[Any], Any]  # a value as read -> the value the Config holds, or _Expected
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _whole(low: int, high: int, expected: str | None = None) -> Check:
+    def check(value: Any) -> Any:
+        if not _is_int(value) or not low <= value <= high:
+            raise _Expected(expected or f"a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _number(high: float, *, above_zero: bool) -> Check:
+    def check(value: Any) -> float:
+        number = float(value) if _is_int(value) and abs(value) < 2**53 else value
+        if above_zero:
+            if not isinstance(number, float) or not 0 < number <= high:
+                raise _Expected(f"a number above 0, at most {high:g}")
+        elif not isinstance(number, float) or not 0 <= number <= high:
+            raise _Expected(f"a number from 0 to {high:g}")
         return number
-    elif key in _POSITIVE_FLOATS:
-        number = float(value) if is_int and abs(value) < 2**53 else value
-        if not isinstance(number, float) or not 0 < number <= _POSITIVE_FLOATS[key]:
-            raise bad(f"a number above 0, at most {_POSITIVE_FLOATS[key]:g}")
-        return number
-    elif key in _BOOLS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-    elif key == "token":
-        return _token(value, where)
-    elif key in _STRINGS:
-        if not isinstance(value, str) or not value.strip() or _has_control(value):
-            raise bad("a non-empty string of printable characters")
-        if key in ("base_url", "s3_endpoint_url") and not value.startswith(("http://", "https://")):
-            raise bad("an http(s) URL")
-    elif key == "s3_part_size":
-        if not is_int or not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
-            raise bad(f"a byte count from {MIN_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB)")
-    elif key in _PATHS:
-        if isinstance(value, BucketUrl) and key == "output_dir":
-            return value
-        if not isinstance(value, (str, Path)) or not str(value) or _has_control(str(value)):
-            raise bad("a path")
-        if key == "output_dir" and isinstance(value, str) and value.startswith("s3://"):
-            try:
-                return BucketUrl.parse(value)
-            except ValueError as exc:
-                raise bad(f"s3://bucket/prefix ({exc})") from exc
-        return Path(value).expanduser()
+
+    return check
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Expected("true or false")
     return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or _has_control(value):
+        raise _Expected("a non-empty string of printable characters")
+    return value
+
+
+def _url(value: Any) -> str:
+    if not _text(value).startswith(("http://", "https://")):
+        raise _Expected("an http(s) URL")
+    return str(value)
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value) or _has_control(str(value)):
+        raise _Expected("a path")
+    return Path(value).expanduser()
+
+
+def _output(value: Any) -> Path | BucketUrl:
+    """A folder, or an s3:// URL (as the command line passes it, or parsed already)."""
+    if isinstance(value, BucketUrl):
+        return value
+    if isinstance(value, str) and value.startswith("s3://") and not _has_control(value):
+        try:
+            return BucketUrl.parse(value)
+        except ValueError as exc:
+            raise _Expected(f"s3://bucket/prefix ({exc})") from exc
+    return _path(value)
+
+
+_CHECKS: dict[str, Check] = {
+    **{key: _whole(1, high) for key, high in _POSITIVE_INTS.items()},
+    **{key: _whole(0, high) for key, high in _NONNEGATIVE_INTS.items()},
+    **{key: _number(high, above_zero=False) for key, high in _FLOATS.items()},
+    **{key: _number(high, above_zero=True) for key, high in _POSITIVE_FLOATS.items()},
+    **dict.fromkeys(_BOOLS, _flag),
+    "ffprobe": _text,
+    "base_url": _url,
+    "s3_endpoint_url": _url,
+    "s3_part_size": _whole(
+        MIN_PART_SIZE,
+        MAX_PART_SIZE,
+        f"a byte count from {MIN_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB)",
+    ),
+    "output_dir": _output,
+    "token_file": _path,
+    "catalog_path": _path,
+    "metrics_file": _path,
+}
+assert _CHECKS.keys() | {"token"} == KEYS, "every config key has its check"
 
 
 def _token(value: Any, where: str) -> str:
