@@ -7,8 +7,9 @@ from archiver.testing.accounts import ACCOUNTS
 from archiver.testing.faults import Seen
 from archiver.testing.lifecycle import Lifecycle
 from archiver.testing.media import Media, MediaLibrary, VideoSpec
+from archiver.testing.origins import LISTING
 from archiver.testing.scenarios import SCENARIOS, Scenario
-from archiver.testing.server import LISTING, Emulator
+from archiver.testing.server import Emulator
 from archiver.testing.tasks import ArtifactSpec, Hook, Upload
 
 __all__ = [

@@ -108,11 +108,7 @@ class Store:
 
         Uploads in `options` become signed input URLs.
         """
-        if task_id is None:
-            task_id, task_uuid = new_task_id(email)
-        else:
-            tail = task_id.rpartition("-task:")[2]
-            task_uuid = tail if tail != task_id and tail else str(uuid.uuid4())
+        task_id, task_uuid = _id_and_uuid(task_id, email)
         if options is None:
             seconds = next((s.video.seconds for s in specs if s.video is not None), 5.0)
             options = default_options(name, prompt, seconds, Upload(image=(320, 192)))
@@ -372,3 +368,12 @@ class Store:
                     if self.asset(origin, path) is not None:
                         fresh[url] = self.url(path, origin=origin)
         return fresh[url]
+
+
+def _id_and_uuid(task_id: str | None, email: str) -> tuple[str, str]:
+    """A new task id (of `email`'s account) and its uuid, or the uuid of the one given (a fresh
+    one if it has none)."""
+    if task_id is None:
+        return new_task_id(email)
+    tail = task_id.rpartition("-task:")[2]
+    return task_id, tail if tail != task_id and tail else str(uuid.uuid4())
