@@ -96,7 +96,7 @@ def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> TaskDispl
     }
     return TaskDisplay(
         version=VERSION,
-        created=task.created_at or "",
+        created=_utf8(task.created_at or ""),
         shard=key,
         files=fingerprint(len(files), sum(f.size for f in files)),
         card=_json(card),
@@ -179,7 +179,11 @@ def _cut(text: str | None, limit: int) -> str | None:
 
 def _json(value: Any) -> str:
     """Compact JSON that is valid UTF-8 even when the API sent a lone surrogate."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _utf8(text: str) -> str:
+    """`text` with any lone surrogate (JSON can carry one, UTF-8 and SQLite cannot) as U+FFFD."""
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
