@@ -20,11 +20,13 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from archiver.testing import Emulator
+from archiver.testing import Emulator, Seen
 
 from .conftest import TOKEN, Result, Runner
 
 DEADLINE = 30.0  # seconds a test waits for something it knows will happen
+LISTING_PATH = "/v1/runwayml/tasks/?"
+TASK_PATH = "/v1/runwayml/tasks/user:"
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -100,3 +102,17 @@ def run_on_a_terminal(runner: Runner, *args: str) -> tuple[int, str, str]:
         code = process.wait()
     os.close(master)
     return code, out, screen.decode("utf-8", "replace")
+
+
+def listing_requests(emu: Emulator) -> list[Seen]:
+    """The listing's requests the emulator saw, in order."""
+    return [r for r in emu.requests if r.origin == "api" and r.raw_path.startswith(LISTING_PATH)]
+
+
+def retrieved(emu: Emulator) -> list[str]:
+    """Task ids asked for by id, in order."""
+    return [
+        r.raw_path.rsplit("/", 1)[1]
+        for r in emu.requests
+        if r.origin == "api" and r.raw_path.startswith(TASK_PATH)
+    ]

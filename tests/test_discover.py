@@ -14,26 +14,19 @@ from archiver.testing import LISTING, ArtifactSpec, Emulator, Seen
 from archiver.testing.tasks import EMAIL, timestamp
 
 from .conftest import Runner
-from .helpers import closed_port, kill, run_process, wait_for
+from .helpers import (
+    LISTING_PATH,
+    closed_port,
+    kill,
+    listing_requests,
+    retrieved,
+    run_process,
+    wait_for,
+)
 
-LISTING_PATH = "/v1/runwayml/tasks/?"
 ACCOUNTS_PATH = "/v1/runwayml/accounts"
-TASK_PATH = "/v1/runwayml/tasks/user:"
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
 START = datetime(2023, 1, 1, tzinfo=UTC)
-
-
-def listing_requests(emu: Emulator) -> list[Seen]:
-    return [r for r in emu.requests if r.origin == "api" and r.raw_path.startswith(LISTING_PATH)]
-
-
-def retrieved(emu: Emulator) -> list[str]:
-    """Task ids asked for by id, in order."""
-    return [
-        r.raw_path.rsplit("/", 1)[1]
-        for r in emu.requests
-        if r.origin == "api" and r.raw_path.startswith(TASK_PATH)
-    ]
 
 
 def cdn_requests(emu: Emulator) -> list[Seen]:

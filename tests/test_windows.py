@@ -14,7 +14,7 @@ from archiver.testing.accounts import JWT, PASSWORD
 from archiver.testing.tasks import EMAIL, timestamp
 
 from .conftest import Runner
-from .test_discover import listing_requests, retrieved, run_process
+from .helpers import listing_requests, retrieved, run_process
 
 TINY = [ArtifactSpec(video=None, image=(16, 16), previews=0)]
 START = datetime(2022, 1, 1, tzinfo=UTC)
