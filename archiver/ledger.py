@@ -17,7 +17,7 @@ from typing import Any
 from . import metrics, report
 from .catalog import Catalog
 from .errors import EX_SOFTWARE, ArchiverError
-from .model import ArchivedFile, State, TaskOutcome
+from .model import HOLDING_FILES, ArchivedFile, State, TaskOutcome
 from .pipeline import FULLY_CHECKED, SIZE_CHECKED, now
 
 
@@ -87,7 +87,7 @@ class Ledger:
         stored = [
             f
             for o in self.outcomes
-            if o.state in (State.ARCHIVED, State.FAILED)
+            if o.state in HOLDING_FILES
             for f in o.files
             if f.verified == FULLY_CHECKED
         ]
