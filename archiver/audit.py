@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files, report, sidecar, verify
+from . import files, probe, report, sidecar
 from .bounded import for_each
 from .catalog import TaskRow
 from .config import Config
 from .errors import StorageError, VerifyError
-from .model import ArchivedFile, ProbeResult, State
+from .model import ArchivedFile, State
+from .probe import Prober, compare
 from .storage import Target, open_target
 
 
@@ -38,12 +39,12 @@ async def check_archive(
     on_checked: Callable[[], object] = lambda: None,
 ) -> tuple[int, list[Damage]]:
     """How many files (`entries` and sidecars) were checked, and what is wrong, in order."""
-    async with open_target(config) as target:
+    async with open_target(config) as target, probe.open_prober(config) as prober:
         check = _Check(
             target,
             deep=deep or target.reads_are_local,
-            probe_timeout=config.probe_timeout,
-            ffprobe=config.ffprobe,
+            prober=prober,
+            tolerances=compare.Tolerances.from_config(config),
         )
         return await check.archive(entries, tasks, workers=config.probes, on_checked=on_checked)
 
@@ -52,8 +53,8 @@ async def check_archive(
 class _Check:
     target: Target
     deep: bool
-    probe_timeout: float
-    ffprobe: str
+    prober: Prober
+    tolerances: compare.Tolerances
 
     async def archive(
         self,
@@ -98,9 +99,7 @@ class _Check:
         async with self.target.local_copy(archived.path) as path:
             if path is None:
                 return "missing"
-            return await check_file(
-                path, archived, probe_timeout=self.probe_timeout, ffprobe=self.ffprobe
-            )
+            return await check_file(path, archived, self.prober, self.tolerances)
 
     async def sidecar(self, row: TaskRow, paths: Sequence[str]) -> Damage | None:
         """Shallow: there at its size; deep: it parses and names the catalog's files."""
@@ -141,7 +140,7 @@ def check_sidecar(path: Path | None, row: TaskRow, paths: Sequence[str]) -> Dama
 
 
 async def check_file(
-    path: Path, archived: ArchivedFile, *, probe_timeout: float, ffprobe: str = "ffprobe"
+    path: Path, archived: ArchivedFile, prober: Prober, tolerances: compare.Tolerances
 ) -> str | None:
     """None when the file is as archived, else the reason it is not."""
     size = files.file_size(path)
@@ -151,29 +150,19 @@ async def check_file(
         return f"size {size} bytes, catalog says {archived.size}"
     try:
         hasher, _ = await asyncio.to_thread(files.hash_file, path)
+        head, tail = await asyncio.to_thread(files.read_head_tail, path)
     except OSError as exc:
         raise StorageError(f"{path}: {exc.strerror or exc}") from exc
     if hasher.hexdigest() != archived.sha256:
         return "content changed (sha256 differs from the catalog)"
+    ext = Path(archived.path).suffix.removeprefix(".")
     try:
-        probe = await _probe(path, archived.probe, size, probe_timeout, ffprobe)
+        found = await probe.examine(prober, path, ext, head=head, tail=tail, size=size)
     except VerifyError as exc:
         return f"no longer readable media: {exc}"
-    if (probe.width, probe.height, probe.duration) != (
-        archived.probe.width, archived.probe.height, archived.probe.duration
-    ):  # fmt: skip
+    if compare.changed(archived.probe, found, tolerances):
         return "media properties changed since it was archived"
     return None
-
-
-async def _probe(
-    path: Path, before: ProbeResult, size: int, timeout: float, ffprobe: str
-) -> ProbeResult:
-    if before.duration is None and before.frame_rate is None:
-        head, tail = await asyncio.to_thread(files.read_head_tail, path)
-        return verify.probe_image(verify.sniff(head) or "", head, tail, size)
-    # a video, or an audio input
-    return await verify.probe_media(path, timeout=timeout, ffprobe=ffprobe)
 
 
 def write_report(path: Path, checked: int, damaged: list[Damage], repaired: set[str]) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from . import __version__, scrub
+from . import __version__, config, scrub
 from .commands import cmd_gallery, cmd_list, cmd_run, cmd_status, cmd_verify
 from .errors import EX_SOFTWARE, ArchiverError
 
@@ -181,7 +181,17 @@ def _add_run(commands: Subparsers) -> None:
     run.add_argument(
         "--no-inputs", action="store_true", help="do not download the input assets in the options"
     )
+    _add_probe(run)
     run.set_defaults(handler=cmd_run)
+
+
+def _add_probe(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--probe",
+        choices=config.PROBE_ENGINES,
+        help="the engine that probes video and audio (default ffprobe; libav needs the "
+        "[libav] extra)",
+    )
 
 
 def _add_selection(sub: argparse.ArgumentParser) -> None:
@@ -248,6 +258,7 @@ def _add_verify(commands: Subparsers) -> None:
         help="for a bucket: download each file, re-hash and re-probe it (a folder always is)",
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_probe(check)
     check.set_defaults(handler=cmd_verify)
 
 

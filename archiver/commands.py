@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from . import (
     lock,
     pipeline,
     plan,
+    probe,
     progress,
     report,
     runs,
@@ -58,16 +58,6 @@ def _load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
     for warning in warnings:
         print(scrub.text(warning), file=sys.stderr)
     return cfg
-
-
-def _with_ffprobe(cfg: config.Config) -> config.Config:
-    """Find ffprobe before any request: without it nothing could be verified."""
-    found = shutil.which(cfg.ffprobe)
-    if found is None:
-        raise ConfigError(
-            f"ffprobe not found ({cfg.ffprobe!r}): install ffmpeg, or set the config key 'ffprobe'"
-        )
-    return dataclasses.replace(cfg, ffprobe=found)
 
 
 def _check_report_path(path: Path | None, root: Path, *, flag: str = "--report") -> None:
@@ -125,6 +115,7 @@ def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
         retry_errors=True if args.retry_errors else None,
         inputs=False if args.no_inputs else None,
         metrics_file=args.metrics,
+        probe=args.probe,
     )
     attempt.archive, attempt.metrics = str(cfg.output_dir), cfg.metrics_file
     wait = parse_duration(args.wait) if args.wait is not None else None
@@ -135,7 +126,7 @@ def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
     state_dir = storage.place(cfg, os.environ).state_dir
     _check_report_path(args.report, state_dir)
     _check_report_path(cfg.metrics_file, state_dir, flag="metrics_file")
-    cfg = _with_ffprobe(cfg)
+    cfg = probe.ready(cfg)
     with _archive(cfg, publish=False) as catalog:
         attempt.started = True
         finished = runs.execute(
@@ -187,7 +178,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    cfg = _with_ffprobe(_load_config(args, progress=False if args.no_progress else None))
+    cfg = _load_config(args, progress=False if args.no_progress else None, probe=args.probe)
+    cfg = probe.ready(cfg)
     if args.repair and not cfg.token:
         raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
     _check_report_path(args.report, storage.place(cfg, os.environ).state_dir)

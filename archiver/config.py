@@ -27,6 +27,8 @@ NO_TOKEN = f"no API token: set {ENV_TOKEN} or the config key 'token'"
 MIN_PART_SIZE = 5 * 1024**2  # S3's smallest part (all but the last)
 MAX_PART_SIZE = 5 * 1024**3
 BUCKET_ARCHIVE = "{}: a bucket archive"  # what needs the [s3] extra, in its message
+# The probe engines (archiver/probe/): ffprobe, the default and reference; libav, in-process.
+PROBE_ENGINES = ("ffprobe", "libav")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -67,8 +69,12 @@ class Config:
     concurrency: int = 16
     api_concurrency: int = 4
     download_concurrency: int = 16
+    # Which engine probes video and audio (images are checked in-process either way).
+    probe: str = "ffprobe"
     # 0 means one ffprobe per core.
     probe_concurrency: int = 0
+    # libav's worker processes; 0 means one per core.
+    probe_workers: int = 0
     duration_tolerance: float = 0.1
     frame_rate_tolerance: float = 0.01
     connect_timeout: float = 15.0
@@ -114,6 +120,10 @@ class Config:
     def probes(self) -> int:
         return self.probe_concurrency or (os.cpu_count() or 1)
 
+    @property
+    def libav_workers(self) -> int:
+        return self.probe_workers or (os.cpu_count() or 1)
+
 
 # key -> the largest value that makes sense: beyond it a value is a typo, not a wish.
 _POSITIVE_INTS = {
@@ -125,6 +135,7 @@ _POSITIVE_INTS = {
 }
 _NONNEGATIVE_INTS = {
     "probe_concurrency": 256,
+    "probe_workers": 256,
     "url_refreshes": 100,
     "max_file_bytes": 2**50,
     "max_inputs": 10_000,
@@ -288,6 +299,15 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _choice(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise _Expected(" or ".join(choices))
+        return value
+
+    return check
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or _has_control(value):
         raise _Expected("a non-empty string of printable characters")
@@ -324,6 +344,7 @@ _CHECKS: dict[str, Check] = {
     **{key: _number(high, above_zero=False) for key, high in _FLOATS.items()},
     **{key: _number(high, above_zero=True) for key, high in _POSITIVE_FLOATS.items()},
     **dict.fromkeys(_BOOLS, _flag),
+    "probe": _choice(PROBE_ENGINES),
     "ffprobe": _text,
     "base_url": _url,
     "s3_endpoint_url": _url,

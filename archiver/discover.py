@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import InvalidTaskData, TaskError
-from .model import informative_text, json_kind
+from .model import json_kind
 from .tasklist import TASK_ID, BadLine
 from .timespec import parse_timestamp
 
@@ -47,14 +47,13 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class ListedTask:
-    """One entry of the listing. Only taskId is required; the rest is informative."""
+    """One entry of the listing: what `list` shows and `--since` filters by. Only taskId is
+    required; the rest is informative (the task itself is retrieved before it is archived)."""
 
     task_id: str
     status: str | None
     created_at: datetime | None
     name: str | None
-    task_type: str | None
-    progress_ratio: str | None
 
     @classmethod
     def from_json(cls, data: Any) -> ListedTask:
@@ -71,8 +70,6 @@ class ListedTask:
             status=_text(data.get("status")),
             created_at=parse_timestamp(data.get("createdAt")),
             name=_text(data.get("name")),
-            task_type=_text(data.get("taskType")),
-            progress_ratio=informative_text(data.get("progressRatio")),
         )
 
 

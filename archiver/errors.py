@@ -25,7 +25,7 @@
         │   └── UrlExpired           a signed asset URL was refused: fetch the task again
         │       └── AssetGone        ... with 404/410: the CDN may no longer have the asset
         └── VerifyError              a file disagrees with what the API claimed
-            └── ProbeTimeout         ffprobe did not answer in time (it was killed)
+            └── ProbeTimeout         the probe engine did not answer in time (killed)
 
 Anything else escaping is a bug: the command line prints one line and exits 70 (EX_SOFTWARE).
 Messages never contain the token or a signed URL's query string (`scrub.text` is applied to
@@ -174,7 +174,7 @@ class VerifyError(TaskError):
 
 
 class ProbeTimeout(VerifyError):
-    """ffprobe did not answer within probe_timeout; it was killed. Says nothing of the file."""
+    """The probe engine did not answer within probe_timeout (killed). Says nothing of the file."""
 
 
 EX_SOFTWARE = 70  # an internal error: a bug, reported in one line (the traceback with --debug)

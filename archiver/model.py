@@ -53,7 +53,6 @@ class Artifact:
     height: int | None
     frame_rate: float | None
     preview_urls: tuple[str, ...]
-    metadata: Mapping[str, Any] | None
     has_audio: bool | None = None  # metadata.hasAudio (2025 shape): checked against the file
 
 
@@ -174,7 +173,6 @@ def _artifact(index: int, data: Any) -> Artifact:
         height=height,
         frame_rate=_positive(meta.get("frameRate"), f"{where}.metadata.frameRate"),
         preview_urls=tuple(previews),
-        metadata=data.get("metadata") if isinstance(data.get("metadata"), Mapping) else None,
         has_audio=_flag(meta.get("hasAudio"), f"{where}.metadata.hasAudio"),
     )
 

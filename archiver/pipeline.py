@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 
-from . import files, http, inputs, sidecar, verify
+from . import files, http, inputs, probe, sidecar
 from .api import ApiClient
 from .bounded import for_each
 from .catalog import Catalog, TaskRow
@@ -29,6 +29,7 @@ from .gallery import display
 from .holds import Holds, lasting
 from .jobs import FileJob, file_jobs, lost_input, output_jobs
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
+from .probe import Prober, compare, sniff
 from .progress import Reporter
 from .retry import RetryPolicy
 from .storage import Target, open_target, size_in
@@ -56,6 +57,7 @@ class Archiver:
         downloader: Downloader,
         reporter: Reporter,
         target: Target,
+        prober: Prober,
         waiter: Waiter | None = None,
     ) -> None:
         self.config = config
@@ -65,11 +67,9 @@ class Archiver:
         self.downloader = downloader
         self.reporter = reporter
         self.waiter = waiter
-        self.probes = asyncio.Semaphore(config.probes)
+        self.prober = prober
         self.run_id = 0
-        self.tolerances = verify.Tolerances(
-            duration=config.duration_tolerance, frame_rate=config.frame_rate_tolerance
-        )
+        self.tolerances = compare.Tolerances.from_config(config)
         self.gone: dict[str, tuple[MissingInput, ...]] = {}
 
     async def run(
@@ -241,7 +241,7 @@ class Archiver:
                 job.url, part, expected_size=expected, max_bytes=cap
             )
             ext = files.choose_extension(
-                verify.sniff(fetched.head), _url_path(job.url), fetched.content_type
+                sniff.sniff(fetched.head), _url_path(job.url), fetched.content_type
             )
             key = f"{folder}/{job.stem}.{ext}"
             try:
@@ -279,23 +279,19 @@ class Archiver:
     async def _check(
         self, job: FileJob, ext: str, fetched: Fetched
     ) -> tuple[ProbeResult, tuple[str, ...]]:
-        """Verification by kind: image headers in-process; one ffprobe for video and audio."""
-        if ext in verify.IMAGE_TYPES:
-            probe = verify.probe_image(ext, fetched.head, fetched.tail, fetched.size)
-        elif job.kind is FileKind.PREVIEW:
+        """Verification by kind (probe.is_image): image headers in-process, else the engine."""
+        if job.kind is FileKind.PREVIEW and not probe.is_image(ext):
             raise VerifyError("preview is not an image")
-        else:
-            async with self.probes:
-                probe = await verify.probe_media(
-                    fetched.part, timeout=self.config.probe_timeout, ffprobe=self.config.ffprobe
-                )
-            if job.kind is FileKind.INPUT:
-                verify.check_input(ext, probe)
-            elif probe.codec is None:
-                raise VerifyError("ffprobe found no video stream")
+        found = await probe.examine(
+            self.prober, fetched.part, ext, head=fetched.head, tail=fetched.tail, size=fetched.size
+        )
+        if job.kind is FileKind.INPUT:
+            compare.check_input(ext, found)
+        elif not probe.is_image(ext):
+            compare.require_video(found, self.prober.name)
         if job.artifact is None or job.kind is not FileKind.ARTIFACT:
-            return probe, ()
-        return probe, verify.compare(job.artifact, fetched.size, probe, self.tolerances)
+            return found, ()
+        return found, compare.compare(job.artifact, fetched.size, found, self.tolerances)
 
     async def _write_sidecar(
         self,
@@ -349,7 +345,11 @@ async def archive(
     limits = http.Limits.from_config(config)
     policy = dataclasses.replace(RetryPolicy.from_config(config), on_retry=on_retry)
     # The target first: a store that refuses our credentials stops the run before any request.
-    async with open_target(config) as target, http.new_session(config) as session:
+    async with (
+        open_target(config) as target,
+        http.new_session(config) as session,
+        probe.open_prober(config) as prober,
+    ):
         aborted = await target.cleanup()
         if aborted:
             reporter.note(f"note: aborted {aborted} upload(s) an interrupted run left open")
@@ -364,6 +364,6 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        archiver = Archiver(config, catalog, api, downloader, reporter, target, waiter)
+        archiver = Archiver(config, catalog, api, downloader, reporter, target, prober, waiter)
         await archiver.run(task_ids, into, run_id=run_id)
         await target.cleanup()  # nothing is in flight now: staging ends empty

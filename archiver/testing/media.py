@@ -5,8 +5,10 @@ Each file is measured with ffprobe and its metadata kept as JSON next to it, so 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,11 +21,26 @@ import ffmpeg
 
 # Hue steps that are far apart, so neighbouring variants differ visibly and byte-wise.
 _HUE_STEP = 67
+# Video codec -> the encoder and its options: fast settings, the content does not matter.
+_ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
+    "h264": ("libx264", {}),
+    "hevc": ("libx265", {"preset": "ultrafast", "x265-params": "log-level=error"}),
+    "vp9": ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "b:v": "200k"}),
+    "av1": ("libaom-av1", {"cpu-used": "8", "row-mt": "1", "b:v": "200k"}),
+}
+# Container -> the video codecs its muxer takes (ffmpeg 5.1's mov takes no VP9 or AV1, WebM
+# only VP8, VP9 and AV1), its audio codec and its Content-Type.
+CONTAINERS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "mp4": (("h264", "hevc", "vp9", "av1"), "aac", "video/mp4"),
+    "mov": (("h264", "hevc"), "aac", "video/quicktime"),
+    "webm": (("vp9", "av1"), "libopus", "video/webm"),
+}
 
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """What to render: size, frame rate, length, a content variant, a CBR rate, an AAC track."""
+    """What to render: size, frame rate, length, a content variant, a CBR rate (H.264 only),
+    a sound track (AAC, or Opus in WebM), the video codec and the container."""
 
     width: int = 320
     height: int = 192
@@ -31,16 +48,35 @@ class VideoSpec:
     seconds: float = 2.0
     variant: int = 0
     bitrate: str | None = None
-    audio: bool = False  # a sine tone as an AAC track beside the video
+    audio: bool = False  # a sine tone as a sound track beside the video
+    codec: str = "h264"  # a key of _ENCODERS
+    container: str = "mp4"  # a key of CONTAINERS, whose muxer takes `codec`
+    faststart: bool = True  # MP4/MOV: the index (moov) first, as web video is; else at the end
 
     def key(self) -> str:
         """A file-name-safe, unique key for this spec."""
         rate = self.bitrate or "crf"
-        sound = "-aac" if self.audio else ""
+        sound = f"-{CONTAINERS[self.container][1].removeprefix('lib')}" if self.audio else ""
+        codec = "" if self.codec == "h264" else f"-{self.codec}"
+        index = "" if self.faststart else "-moovlast"
         return (
             f"video-{self.width}x{self.height}-{self.fps}-{self.seconds:g}s-v{self.variant}-{rate}"
             + sound
+            + codec
+            + index
         )
+
+
+def can_encode(codec: str) -> bool:
+    """Whether this machine's ffmpeg has the encoder the emulator uses for `codec`."""
+    return f" {_ENCODERS[codec][0]} " in _encoders()
+
+
+@functools.cache
+def _encoders() -> str:
+    return subprocess.run(
+        ["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @dataclass(frozen=True)
@@ -69,9 +105,12 @@ class MediaLibrary:
         self._memo: dict[str, Media] = {}
 
     def video(self, spec: VideoSpec) -> Media:
-        """Return an H.264 MP4 rendered from `spec`, making it first if it is not cached."""
-        path = self.cache_dir / f"{spec.key()}.mp4"
-        return self._get(path, "video/mp4", lambda tmp: _render_video(spec, tmp))
+        """Return a video rendered from `spec` (H.264 in MP4 by default), made if not cached."""
+        codecs, _, content_type = CONTAINERS[spec.container]
+        if spec.codec not in codecs:
+            raise ValueError(f"{spec.container} does not take {spec.codec}")
+        path = self.cache_dir / f"{spec.key()}.{spec.container}"
+        return self._get(path, content_type, lambda tmp: _render_video(spec, tmp))
 
     def image(
         self, width: int, height: int, variant: int = 0, *, png: bool = False, noise: int = 0
@@ -115,7 +154,7 @@ def _render_video(spec: VideoSpec, out: Path) -> None:
     stream = ffmpeg.input(src, f="lavfi")
     if spec.variant:
         stream = stream.filter("hue", h=(spec.variant * _HUE_STEP) % 360)
-    opts: dict[str, str | None] = {}
+    encoder, opts = _ENCODERS[spec.codec]
     if spec.bitrate:
         # Real Gen-3 files are ~16 Mbit/s; a synthetic pattern compresses far better, so
         # force CBR with filler data to get realistic sizes for the benchmark.
@@ -128,18 +167,21 @@ def _render_video(spec: VideoSpec, out: Path) -> None:
             "preset": "veryfast",
         }
     streams = [stream]
+    muxing: dict[str, str | None] = {}
     if spec.audio:
         tone = 220 * (spec.variant + 2)
         streams.append(ffmpeg.input(f"sine=frequency={tone}:duration={spec.seconds:g}", f="lavfi"))
-        opts |= {"acodec": "aac", "shortest": None}
+        muxing = {"acodec": CONTAINERS[spec.container][1], "shortest": None}
+    if spec.container != "webm" and spec.faststart:
+        muxing["movflags"] = "+faststart"
     ffmpeg.output(
         *streams,
         str(out),
-        f="mp4",
-        vcodec="libx264",
+        f=spec.container,
+        vcodec=encoder,
         pix_fmt="yuv420p",
-        movflags="+faststart",
         **opts,
+        **muxing,
     ).overwrite_output().run(quiet=True)
 
 

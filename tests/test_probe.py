@@ -1,25 +1,22 @@
-"""verify: magic bytes, image headers, ffprobe on real files made by ffmpeg, and the comparison."""
+"""The probe package's engine-free parts: magic bytes, image headers, the comparisons, the rule."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import functools
-import json
-import os
-import shutil
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from archiver import verify
-from archiver.errors import ProbeTimeout, VerifyError
+from archiver import probe
+from archiver.config import Config
+from archiver.errors import VerifyError
 from archiver.files import HEAD_BYTES, TAIL_BYTES
 from archiver.model import Artifact, ProbeResult
+from archiver.probe import compare, images
+from archiver.probe.sniff import sniff
 
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>\n"
 SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24:duration=2"]
@@ -36,12 +33,9 @@ RECIPES: dict[str, list[str]] = {
         "-f",
         "mp4",
     ],
-    # no +faststart: the moov atom is written at the end, so the first half has no index
-    "mp4-moov-last": [*SOURCE, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4"],
     "mov": [*SOURCE, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mov"],
     "mkv": [*SOURCE, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "matroska"],
     "webm": [*SOURCE, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime", "-f", "webm"],
-    "m4a": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4"],
     # ffmpeg's M4A muxer: the ftyp brand audio files carry
     "ipod": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "ipod"],
     "wav": ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "pcm_s16le", "-f", "wav"],
@@ -108,34 +102,13 @@ def head_tail(data: bytes) -> tuple[bytes, bytes, int]:
     return data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data)
 
 
-def ffprobe_says(path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height,avg_frame_rate:format=duration",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    data: dict[str, Any] = json.loads(out)
-    return data
-
-
 # -- sniff --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["mp4", "mov", "mkv", "webm", "jpg", "png", "gif", "webp"])
 def test_sniff_names_real_files(media: Media, kind: str) -> None:
     """The magic bytes of a file ffmpeg wrote give its extension."""
-    assert verify.sniff(media(kind).read_bytes()[:HEAD_BYTES]) == kind
+    assert sniff(media(kind).read_bytes()[:HEAD_BYTES]) == kind
 
 
 @pytest.mark.parametrize(
@@ -144,7 +117,7 @@ def test_sniff_names_real_files(media: Media, kind: str) -> None:
 )
 def test_sniff_junk_is_unknown(junk: bytes) -> None:
     """An error page, JSON, zeros or a too-short header are not taken for media."""
-    assert verify.sniff(junk) is None
+    assert sniff(junk) is None
 
 
 # -- probe_image ----------------------------------------------------------------------------
@@ -153,7 +126,7 @@ def test_sniff_junk_is_unknown(junk: bytes) -> None:
 @pytest.mark.parametrize("kind", ["jpg", "png", "gif", "webp"])
 def test_probe_image_reads_dimensions(media: Media, kind: str) -> None:
     """A real image made by ffmpeg gives ffmpeg's width and height and no duration."""
-    result = verify.probe_image(kind, *head_tail(media(kind).read_bytes()))
+    result = images.probe_image(kind, *head_tail(media(kind).read_bytes()))
     assert result == ProbeResult(kind, kind, 200, 120, None, None)
 
 
@@ -164,14 +137,14 @@ def test_probe_image_refuses_a_cut_file(media: Media, kind: str, cut: str) -> No
     data = media(kind).read_bytes()
     data = data[:-1] if cut == "one byte" else data[: len(data) // 2]
     with pytest.raises(VerifyError, match=f"^{kind} "):
-        verify.probe_image(kind, *head_tail(data))
+        images.probe_image(kind, *head_tail(data))
 
 
 def test_probe_image_refuses_a_cut_webp(media: Media) -> None:
     """A webp missing its last byte is caught by its RIFF size."""
     data = media("webp").read_bytes()[:-1]
     with pytest.raises(VerifyError) as info:
-        verify.probe_image("webp", *head_tail(data))
+        images.probe_image("webp", *head_tail(data))
     assert str(info.value) == "webp is cut short (RIFF size beyond the end)"
 
 
@@ -187,7 +160,7 @@ def test_probe_image_refuses_a_cut_webp(media: Media) -> None:
 def test_probe_image_refuses_an_html_body(kind: str, message: str) -> None:
     """An HTML error page served under an image's name is a VerifyError."""
     with pytest.raises(VerifyError) as info:
-        verify.probe_image(kind, *head_tail(HTML))
+        images.probe_image(kind, *head_tail(HTML))
     assert str(info.value) == message
 
 
@@ -195,119 +168,8 @@ def test_probe_image_refuses_a_jpeg_without_frame_header(media: Media) -> None:
     """A JPEG whose frame header lies past the head read is 'header unreadable', not a crash."""
     data = media("jpg").read_bytes()
     with pytest.raises(VerifyError) as info:
-        verify.probe_image("jpg", data[:20], data[-TAIL_BYTES:], len(data))
+        images.probe_image("jpg", data[:20], data[-TAIL_BYTES:], len(data))
     assert str(info.value) == "jpg header unreadable"
-
-
-# -- probe_video ----------------------------------------------------------------------------
-
-
-async def test_probe_video_agrees_with_ffprobe(media: Media) -> None:
-    """probe_video's width, height, duration and frame rate are ffprobe's own numbers."""
-    path = media("mp4")
-    result = await verify.probe_video(path, timeout=30)
-    own = ffprobe_says(path)
-    stream = own["streams"][0]
-    assert (result.width, result.height) == (stream["width"], stream["height"]) == (160, 96)
-    assert result.duration == float(own["format"]["duration"])
-    assert result.duration == pytest.approx(2.0, abs=0.05)
-    assert result.frame_rate == float(Fraction(stream["avg_frame_rate"])) == 24.0
-    assert result.codec == "h264"
-    assert result.format_name is not None and "mp4" in result.format_name
-
-
-async def test_probe_video_reads_webm(media: Media) -> None:
-    """A VP8 webm is probed like an mp4."""
-    result = await verify.probe_video(media("webm"), timeout=30)
-    assert (result.codec, result.width, result.height, result.frame_rate) == ("vp8", 160, 96, 24)
-
-
-async def test_probe_video_refuses_a_cut_mp4(media: Media, tmp_path: Path) -> None:
-    """An mp4 with its moov atom at the end, cut in half, is a VerifyError from ffprobe."""
-    data = media("mp4-moov-last").read_bytes()
-    assert data[4:8] == b"ftyp" and b"moov" not in data[: len(data) // 2]
-    cut = tmp_path / "cut.part"
-    cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(VerifyError, match=r"^ffprobe cannot read it: .+"):
-        await verify.probe_video(cut, timeout=30)
-
-
-async def test_probe_video_refuses_text(tmp_path: Path) -> None:
-    """An HTML error page saved as the video is a VerifyError quoting ffprobe's reason."""
-    page = tmp_path / "clip.part"
-    page.write_bytes(HTML)
-    with pytest.raises(VerifyError) as info:
-        await verify.probe_video(page, timeout=30)
-    assert (
-        str(info.value)
-        == f"ffprobe cannot read it: {page}: Invalid data found when processing input"
-    )
-
-
-async def test_probe_video_refuses_audio_only(media: Media) -> None:
-    """A file with sound but no picture is 'no video stream'."""
-    with pytest.raises(VerifyError) as info:
-        await verify.probe_video(media("m4a"), timeout=30)
-    assert str(info.value) == "ffprobe found no video stream"
-
-
-async def test_probe_video_path_starting_with_dash(
-    media: Media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A relative file name starting with '-' is read as a file, not as an ffprobe option."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copyfile(media("mp4"), tmp_path / "-i.mp4")
-    result = await verify.probe_video(Path("-i.mp4"), timeout=30)
-    assert (result.width, result.height) == (160, 96)
-
-
-def ffprobe_processes(marker: str) -> list[str]:
-    """ffprobe children of this process (zombies too) and any process naming `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if (comm == "ffprobe" and ppid == os.getpid()) or marker in cmdline:
-            found.append(f"{entry.name} {comm} {cmdline}")
-    return found
-
-
-def release(fifo: Path) -> None:
-    """If a reader is still blocked on the FIFO, open and close its write end to free it."""
-    # ENXIO (no reader left) is what the test wants
-    with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-
-
-async def test_probe_video_timeout_kills_ffprobe(tmp_path: Path) -> None:
-    """A probe that outlives its timeout is a ProbeTimeout and leaves no ffprobe running."""
-    fifo = tmp_path / "never-written.fifo"
-    os.mkfifo(fifo)
-    try:
-        with pytest.raises(ProbeTimeout, match=r"did not answer within 0\.3 s"):
-            await verify.probe_video(fifo, timeout=0.3)
-        assert ffprobe_processes(str(fifo)) == []
-    finally:
-        release(fifo)
-
-
-async def test_probe_video_cancelled_kills_ffprobe(tmp_path: Path) -> None:
-    """A probe cancelled from outside (the run is stopping) also leaves no ffprobe running."""
-    fifo = tmp_path / "cancelled.fifo"
-    os.mkfifo(fifo)
-    try:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(verify.probe_video(fifo, timeout=60), 0.3)
-        assert ffprobe_processes(str(fifo)) == []
-    finally:
-        release(fifo)
 
 
 # -- compare --------------------------------------------------------------------------------
@@ -332,7 +194,6 @@ def artifact(
         height=height,
         frame_rate=frame_rate,
         preview_urls=(),
-        metadata=None,
     )
 
 
@@ -343,12 +204,12 @@ def video(
 
 
 IMAGE = ProbeResult("jpg", "jpg", 1280, 768, None, None)
-TOL = verify.Tolerances()
+TOL = compare.Tolerances()
 
 
 def test_compare_all_claims_agree() -> None:
     """A file matching every claim passes with nothing unchecked."""
-    assert verify.compare(artifact(), 1000, video(), TOL) == ()
+    assert compare.compare(artifact(), 1000, video(), TOL) == ()
 
 
 @pytest.mark.parametrize(
@@ -373,7 +234,7 @@ def test_compare_disagreement_messages(
 ) -> None:
     """Each disagreement raises VerifyError with the measured value and the API's claim."""
     with pytest.raises(VerifyError) as info:
-        verify.compare(artifact(**claims), size, probe, TOL)
+        compare.compare(artifact(**claims), size, probe, TOL)
     assert str(info.value) == message
 
 
@@ -384,10 +245,10 @@ def test_compare_duration_tolerance_edges(measured: float, ok: bool) -> None:
     """The default 0.1 s tolerance passes at 0.09 s off and fails at 0.11 s off."""
     claim, probe = artifact(duration=5.0), video(duration=measured)
     if ok:
-        assert verify.compare(claim, 1000, probe, TOL) == ()
+        assert compare.compare(claim, 1000, probe, TOL) == ()
     else:
         with pytest.raises(VerifyError) as info:
-            verify.compare(claim, 1000, probe, TOL)
+            compare.compare(claim, 1000, probe, TOL)
         assert str(info.value) == f"duration {measured:.2f} s, API says 5.00 s"
 
 
@@ -398,26 +259,26 @@ def test_compare_frame_rate_tolerance_edges(measured: float, ok: bool) -> None:
     """The default frame rate tolerance is 1% of the claim: 0.24 fps at 24 fps."""
     claim, probe = artifact(frame_rate=24), video(fps=measured)
     if ok:
-        assert verify.compare(claim, 1000, probe, TOL) == ()
+        assert compare.compare(claim, 1000, probe, TOL) == ()
     else:
         with pytest.raises(VerifyError) as info:
-            verify.compare(claim, 1000, probe, TOL)
+            compare.compare(claim, 1000, probe, TOL)
         assert str(info.value) == f"frame rate {measured:.2f} fps, API says 24.00 fps"
 
 
 def test_compare_custom_tolerances() -> None:
     """Wider Tolerances let a 0.4 s and 4% difference through; the defaults do not."""
     claim, probe = artifact(duration=5.0, frame_rate=25), video(duration=5.4, fps=26)
-    wide = verify.Tolerances(duration=0.5, frame_rate=0.05)
-    assert verify.compare(claim, 1000, probe, wide) == ()
+    wide = compare.Tolerances(duration=0.5, frame_rate=0.05)
+    assert compare.compare(claim, 1000, probe, wide) == ()
     with pytest.raises(VerifyError):
-        verify.compare(claim, 1000, probe, TOL)
+        compare.compare(claim, 1000, probe, TOL)
 
 
 def test_compare_lists_every_claim_left_out_for_a_video() -> None:
     """A video whose artifact has no claims at all comes back with all four unchecked."""
     bare = artifact(file_size=None, duration=None, width=None, height=None, frame_rate=None)
-    assert verify.compare(bare, 1000, video(), TOL) == (
+    assert compare.compare(bare, 1000, video(), TOL) == (
         "fileSize",
         "dimensions",
         "duration",
@@ -437,31 +298,31 @@ def test_compare_lists_every_claim_left_out_for_a_video() -> None:
 )
 def test_compare_names_each_missing_claim(claims: dict[str, Any], unchecked: tuple[str]) -> None:
     """Each claim the API left out is returned by name, the others still checked."""
-    assert verify.compare(artifact(**claims), 1000, video(), TOL) == unchecked
+    assert compare.compare(artifact(**claims), 1000, video(), TOL) == unchecked
 
 
 def test_compare_still_image_has_no_duration_to_check() -> None:
     """An image artifact (no duration claimed) lists only size and dimensions when absent."""
     bare = artifact(file_size=None, duration=None, width=None, height=None, frame_rate=None)
-    assert verify.compare(bare, 1000, IMAGE, TOL) == ("fileSize", "dimensions")
+    assert compare.compare(bare, 1000, IMAGE, TOL) == ("fileSize", "dimensions")
     claimed_image = artifact(duration=None, frame_rate=None)
-    assert verify.compare(claimed_image, 1000, IMAGE, TOL) == ()
+    assert compare.compare(claimed_image, 1000, IMAGE, TOL) == ()
 
 
 def test_compare_refuses_an_image_where_a_video_was_claimed() -> None:
     """A still image served for an artifact the API says lasts 5.21 s is a disagreement."""
     claim = artifact(file_size=None)  # only the size could have caught it otherwise
     with pytest.raises(VerifyError, match=r"API says 5\.21 s"):
-        verify.compare(claim, 1000, IMAGE, TOL)
+        compare.compare(claim, 1000, IMAGE, TOL)
 
 
-# -- audio: one ffprobe run sees it, hasAudio is checked against it -------------------------
+# -- audio: hasAudio is checked against the probe -------------------------
 
 
 @pytest.mark.parametrize(("kind", "ext"), [("ipod", "m4a"), ("wav", "wav"), ("mp4-aac", "mp4")])
 def test_sniff_names_audio_files(media: Media, kind: str, ext: str) -> None:
     """An M4A-branded file is m4a, a RIFF WAVE is wav; a video with sound is still mp4."""
-    assert verify.sniff(media(kind).read_bytes()[:64]) == ext
+    assert sniff(media(kind).read_bytes()[:64]) == ext
 
 
 @pytest.mark.parametrize(
@@ -475,37 +336,7 @@ def test_sniff_names_audio_files(media: Media, kind: str, ext: str) -> None:
 )
 def test_sniff_audio_magic_bytes(head: bytes, ext: str) -> None:
     """MP3 (ID3 or a frame sync), Ogg and FLAC are told by their first bytes."""
-    assert verify.sniff(head) == ext
-
-
-async def test_probe_media_sees_video_and_audio_in_one_run(media: Media) -> None:
-    """A video with an AAC track: codec h264 and audio_codec aac from the same probe."""
-    result = await verify.probe_media(media("mp4-aac"), timeout=30)
-    assert (result.codec, result.audio_codec, result.width, result.height) == (
-        "h264",
-        "aac",
-        160,
-        96,
-    )
-    silent = await verify.probe_media(media("mp4"), timeout=30)
-    assert silent.audio_codec is None
-
-
-@pytest.mark.parametrize("kind", ["ipod", "wav"])
-async def test_probe_media_reads_audio_only(media: Media, kind: str) -> None:
-    """An audio-only file is media: audio codec and duration, no video codec or size."""
-    result = await verify.probe_media(media(kind), timeout=30)
-    assert result.codec is None and result.width is None
-    assert result.audio_codec in ("aac", "pcm_s16le")
-    assert result.duration == pytest.approx(1.0, abs=0.05)
-
-
-async def test_probe_media_refuses_text(tmp_path: Path) -> None:
-    """A page of HTML is not media."""
-    page = tmp_path / "x.m4a"
-    page.write_bytes(HTML)
-    with pytest.raises(VerifyError, match=r"^ffprobe cannot read it"):
-        await verify.probe_media(page, timeout=30)
+    assert sniff(head) == ext
 
 
 @pytest.mark.parametrize(
@@ -525,10 +356,10 @@ async def test_probe_media_refuses_text(tmp_path: Path) -> None:
 def test_check_input_by_kind(ext: str, probe: ProbeResult, message: str | None) -> None:
     """An input named as audio must hold audio, one named as video must hold video."""
     if message is None:
-        verify.check_input(ext, probe)
+        compare.check_input(ext, probe)
         return
     with pytest.raises(VerifyError) as info:
-        verify.check_input(ext, probe)
+        compare.check_input(ext, probe)
     assert str(info.value) == message
 
 
@@ -551,8 +382,66 @@ def test_compare_has_audio(claim: bool | None, track: str | None, message: str |
     """hasAudio true needs an audio stream, false needs none; absent is not checked (nor listed)."""
     probe = dataclasses.replace(video(), audio_codec=track)
     if message is None:
-        assert verify.compare(with_audio(claim), 1000, probe, TOL) == ()
+        assert compare.compare(with_audio(claim), 1000, probe, TOL) == ()
         return
     with pytest.raises(VerifyError) as info:
-        verify.compare(with_audio(claim), 1000, probe, TOL)
+        compare.compare(with_audio(claim), 1000, probe, TOL)
     assert str(info.value) == message
+
+
+# -- the one rule, and re-verification ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ext", "image"),
+    [(ext, True) for ext in ("jpg", "png", "webp", "gif")]
+    + [(ext, False) for ext in ("mp4", "mov", "webm", "m4a", "bin")],
+)
+def test_is_image_by_extension(ext: str, image: bool) -> None:
+    """The extension (from the magic bytes first) alone decides: image check or the engine."""
+    assert probe.is_image(ext) is image
+
+
+def test_require_media_and_video() -> None:
+    """No stream at all is not media; sound alone is media but no video, named by engine."""
+    nothing = ProbeResult("mpegts", None, None, None, 1.0, None)
+    with pytest.raises(VerifyError) as info:
+        compare.require_media(nothing, "libav")
+    assert str(info.value) == "libav found no video or audio stream"
+    sound = dataclasses.replace(nothing, audio_codec="aac")
+    assert compare.require_media(sound, "ffprobe") is sound
+    with pytest.raises(VerifyError) as info:
+        compare.require_video(sound, "ffprobe")
+    assert str(info.value) == "ffprobe found no video stream"
+
+
+@pytest.mark.parametrize(
+    ("now", "changed"),
+    [
+        (video(duration=5.2), False),
+        (video(duration=5.29), False),  # within the 0.1 s tolerance: another engine's digits
+        (video(duration=5.11), False),
+        (video(duration=5.31), True),
+        (video(duration=None), True),
+        (video(width=1281, duration=5.2), True),
+        (video(height=767, duration=5.2), True),
+        (video(duration=5.2, fps=25), False),  # the frame rate is not compared again
+    ],
+)
+def test_changed_compares_duration_within_tolerance(now: ProbeResult, changed: bool) -> None:
+    """verify compares the dimensions exactly and the duration with the run's tolerance."""
+    assert compare.changed(video(duration=5.2), now, TOL) is changed
+
+
+def test_changed_still_image() -> None:
+    """An image has no duration then or now: only its dimensions count."""
+    assert compare.changed(IMAGE, IMAGE, TOL) is False
+    assert compare.changed(IMAGE, dataclasses.replace(IMAGE, width=1), TOL) is True
+
+
+def test_tolerances_from_config() -> None:
+    """The tolerances are the config's duration_tolerance and frame_rate_tolerance."""
+    config = Config(duration_tolerance=0.25, frame_rate_tolerance=0.05)
+    assert compare.Tolerances.from_config(config) == compare.Tolerances(
+        duration=0.25, frame_rate=0.05
+    )
