@@ -147,7 +147,7 @@ class Libav:
                     if worker is None or worker.proc.returncode is not None:
                         worker = await _Worker.start()
                     answer = await worker.ask(path)
-                except _Gone:  # an idle worker had died (killed from outside): not this file's doing
+                except _Gone:  # an idle worker had died (killed from outside): not this file
                     worker = await _Worker.start()
                     answer = await worker.ask(path)
         except BaseException as exc:
