@@ -113,6 +113,32 @@ def test_plain_install_refuses_a_bucket_naming_the_extra(
     assert emu.requests == []
 
 
+@slow
+@pytest.mark.parametrize(
+    ("command", "asked"),
+    [("run", "--probe libav"), ("run", "probe: libav"), ("verify", "--probe libav")],
+)
+def test_plain_install_refuses_libav_naming_the_extra(
+    plain: Path, emu: Emulator, tmp_path: Path, command: str, asked: str
+) -> None:
+    """The libav probe (flag or config key) without [libav]: one line naming the extra, exit 2,
+    and no request sent."""
+    task = emu.add_task()
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({**FAST, "probe": "libav"} if asked.startswith("probe") else FAST))
+    flags = asked.split() if asked.startswith("--") else []
+    ids = [task] if command == "run" else []
+    emu.clear_requests()
+    done = _cli(plain, emu, config, command, "-o", str(tmp_path / "archive"), *flags, *ids)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "runway-archiver: probe: libav needs the [libav] extra: "
+        "pip install 'runway-archiver[libav]'\n"
+    )
+    assert done.stdout == ""
+    assert emu.requests == []
+
+
 def test_an_engine_missing_its_own_module_names_the_extra() -> None:
     """A module of the extra missing at import is the extra's line; any other is left a bug."""
     missing = r"^the probe needs the \[libav\] extra: pip install 'runway-archiver\[libav\]'$"
