@@ -31,7 +31,7 @@ from archiver.testing.media import CONTAINERS, can_encode
 from .conftest import Runner
 
 TOL = compare.Tolerances()
-WORKER = "archiver.probe.worker"
+WORKER = "archiver/probe/worker.py"
 
 
 def config(engine: str, **values: Any) -> Config:

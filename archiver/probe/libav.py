@@ -23,7 +23,9 @@ from ..model import ProbeResult
 from .compare import require_media
 
 NAME = "libav"
-_WORKER = (sys.executable, "-m", "archiver.probe.worker")
+# By path, not `-m archiver.probe.worker`: importing the package (config, asyncio) would double
+# a worker's start-up; -P keeps this folder off sys.path, where its modules would shadow others.
+_WORKER = (sys.executable, "-P", str(Path(__file__).with_name("worker.py")))
 # The worker's first line, and its line on taking a path (worker.READY and worker.TAKEN:
 # that module imports PyAV). A worker that dies before TAKEN died before reading the file.
 _READY = b"ready\n"

@@ -1,8 +1,9 @@
-"""A libav worker process: `python -m archiver.probe.worker` (PyAV, FFmpeg's libraries in-process).
+"""A libav worker process, `python -P .../archiver/probe/worker.py`: PyAV, FFmpeg's libraries.
 
-It answers one JSON line on stdout for each path it reads as a JSON line on stdin, until stdin
-ends. FFmpeg runs here and not in the archiver, so a file that crashes or hangs it costs this
-process only: the pool in `libav.py` kills and replaces it.
+For each path it reads (a JSON line on stdin) it writes `taken`, then one JSON line with what
+it found, until stdin ends. FFmpeg runs here and not in the archiver, so a file that crashes or
+hangs it costs this process only: the pool in `libav.py` kills and replaces it. It imports
+nothing of the archiver, so that it starts fast.
 """
 
 from __future__ import annotations
