@@ -103,3 +103,19 @@ def test_no_test_module_imports_another() -> None:
             if local and last.startswith("test_"):
                 offenders.append(f"{path.name} imports {module}")
     assert offenders == []
+
+
+def test_only_the_probe_package_starts_processes_or_imports_pyav() -> None:
+    """ffprobe runs, and PyAV is imported, in archiver/probe/ alone (the emulator aside, which
+    renders and measures its media with ffmpeg): no other module starts a process."""
+    allowed = ("archiver/probe/", "archiver/testing/")
+    offenders = [
+        name
+        for name, text in modules()
+        if not name.startswith(allowed)
+        and (
+            "create_subprocess" in text
+            or any(module.partition(".")[0] in ("subprocess", "av") for module, _ in imported(text))
+        )
+    ]
+    assert offenders == []
