@@ -73,10 +73,10 @@ class Report:
             )
             if runs[0].own_cpu is not None:
                 out.append(
-                    f"{'':<4}own process, ffprobe children excluded: CPU "
+                    f"{'':<4}own process, probe children excluded: CPU "
                     f"{self.median(row, 'own_cpu'):.2f} s (user {self.median(row, 'own_user'):.2f}"
                     f" + sys {self.median(row, 'own_sys'):.2f}), peak RSS "
-                    f"{self.median(row, 'own_rss_mb'):.1f} MB; ffprobe children CPU "
+                    f"{self.median(row, 'own_rss_mb'):.1f} MB; probe children CPU "
                     f"{self.median(row, 'probe_cpu'):.2f} s"
                 )
         out.append("")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archiver.verify import FFPROBE_ARGS
+from archiver.probe.ffprobe import ARGS as FFPROBE_ARGS
 
 from .proc import BenchError, Measured, run_measured
 from .server import TOKEN, Emulator
