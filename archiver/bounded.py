@@ -8,8 +8,9 @@ through it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,16 +49,26 @@ class Slots:
 
 
 async def for_each(
-    items: Iterable[T], worker: Callable[[T], Awaitable[None]], *, limit: int
+    items: Iterable[T] | AsyncGenerator[T, None],
+    worker: Callable[[T], Awaitable[None]],
+    *,
+    limit: int,
 ) -> None:
     """Run `worker` on every item, at most `limit` at once, waiting for a slot before starting one.
 
+    An async generator is read only as slots free up (a run's task list, read as it goes), and
+    closed however the work ends.
     The first exception that escapes a worker cancels the rest and is raised as itself.
     """
     slots = Slots(limit)
     try:
         async with asyncio.TaskGroup() as group:
-            for item in items:
-                await slots.spawn(group, functools.partial(worker, item))
+            if isinstance(items, AsyncGenerator):
+                async with contextlib.aclosing(items) as taken:
+                    async for item in taken:
+                        await slots.spawn(group, functools.partial(worker, item))
+            else:
+                for item in items:
+                    await slots.spawn(group, functools.partial(worker, item))
     except BaseExceptionGroup as eg:
         raise eg.exceptions[0] from None

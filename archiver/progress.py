@@ -30,6 +30,7 @@ class Reporter(Protocol):
     level: Level
 
     def start(self, tasks: int) -> None: ...
+    def more(self, tasks: int) -> None: ...
     def add_bytes(self, count: int) -> None: ...
     def task_done(self, outcome: TaskOutcome) -> None: ...
     def file_done(self, task_id: str, archived: ArchivedFile) -> None: ...
@@ -47,6 +48,9 @@ class PlainReporter:
 
     def start(self, tasks: int) -> None:
         pass
+
+    def more(self, tasks: int) -> None:
+        """`tasks` more found in the task list, which is read as the run goes."""
 
     def add_bytes(self, count: int) -> None:
         pass
@@ -96,6 +100,11 @@ class BarReporter(PlainReporter):
 
     def start(self, tasks: int) -> None:
         self._tasks.reset(total=tasks)
+
+    def more(self, tasks: int) -> None:
+        # The total grows as the list is read: a count, never the list itself.
+        self._tasks.total = (self._tasks.total or 0) + tasks
+        self._tasks.refresh()
 
     def add_bytes(self, count: int) -> None:
         self._bytes.update(count)
