@@ -15,9 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import aiofiles
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
+from typing import IO
 
 from . import http
 from .errors import (
@@ -43,7 +41,7 @@ from .retry import RetryPolicy, retrying
 from .scrub import redact
 
 READ_CHUNK = 256 * 1024
-WRITE_CHUNK = 512 * 1024  # aiofiles costs a thread hop per write: write in large pieces
+WRITE_CHUNK = 512 * 1024  # a thread hop per piece written: large pieces
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
 MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we give up
 EXPIRED_STATUSES = frozenset({403, 404, 410})
@@ -207,14 +205,16 @@ def _start_over(part: Path) -> None:
 
 
 class _PartWriter:
-    """Gathers chunks and appends them to the part file in large pieces, hashing as they come.
+    """Gathers chunks and appends them to the part file in large pieces, each hashed and
+    written in a worker thread (one hop a piece; both release the GIL, so the event loop keeps
+    receiving meanwhile), in order.
 
     The validators go to disk just before the first bytes that a later resume could start from.
     """
 
     def __init__(
         self,
-        fh: AsyncBufferedIOBase,
+        fh: IO[bytes],
         part: Path,
         hasher: hashlib._Hash,
         validators: Validators | None,
@@ -225,7 +225,6 @@ class _PartWriter:
         self._size = 0
 
     async def add(self, chunk: bytes) -> None:
-        self.hasher.update(chunk)
         self._pending.append(chunk)
         self._size += len(chunk)
         if self._size >= WRITE_CHUNK:
@@ -240,7 +239,11 @@ class _PartWriter:
         data = b"".join(self._pending)  # one copy per piece: growing a bytearray copies per chunk
         self._pending.clear()
         self._size = 0
-        await self._fh.write(data)
+        await asyncio.to_thread(self._put, data)
+
+    def _put(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self._fh.write(data)  # a raw file: all of it, or an OSError
 
 
 async def _stream(
@@ -261,7 +264,9 @@ async def _stream(
     head = tail = b""
     received = offset
     try:
-        async with aiofiles.open(part, "ab" if offset else "wb", opener=nofollow_opener) as fh:
+        mode = "ab" if offset else "wb"
+        fh = await asyncio.to_thread(open, part, mode, buffering=0, opener=nofollow_opener)
+        with fh:
             writer = _PartWriter(fh, part, hasher, validators)
             try:
                 async for chunk in response.chunks(READ_CHUNK):
@@ -279,7 +284,6 @@ async def _stream(
                 raise
             finally:
                 await writer.flush(resumable=False)
-                await fh.flush()
                 await asyncio.to_thread(os.fsync, fh.fileno())
     except OSError as exc:
         # Named by its folder: the part file itself is removed when the disk fails.

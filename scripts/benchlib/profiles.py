@@ -321,7 +321,7 @@ def profile_archiver(bench: Bench, top: int = 25) -> None:
         del bench.env["BENCH_CPROFILE"]
     print(
         f"\n== cProfile of one archiver run ({result.wall:.2f} s under the profiler; main "
-        "thread only: aiofiles writes and fsyncs run in worker threads)"
+        "thread only: hashing, writes and fsyncs run in worker threads)"
     )
     if not stats_file.exists():
         raise BenchError("the profiled archiver run wrote no stats")
