@@ -4,7 +4,8 @@
     ├── UsageError                2  bad command line, task list or config
     │   ├── ConfigError           2  a config key is unknown, mistyped or missing
     │   ├── MissingExtra          2  the engine asked for is an extra this install lacks
-    │   └── StoreAccessError      2  the bucket refused our credentials, or does not exist
+    │   ├── StoreAccessError      2  the bucket refused our credentials, or does not exist
+    │   └── NoArchive             2  a command that reads an archive found no catalog there
     ├── AccountError              3  an answer about the whole account: the run stops at once
     │   ├── AuthError             3  401: the token is wrong or was revoked
     │   ├── PaymentRequired       3  402: the useapi.net subscription has lapsed
@@ -57,6 +58,10 @@ class MissingExtra(UsageError):
 
 class StoreAccessError(UsageError):
     """The store refused the credentials or has no such bucket: found before any download."""
+
+
+class NoArchive(UsageError):
+    """`verify`, `status`, `gallery`: the folder (or bucket, or database) holds no catalog."""
 
 
 class AccountError(ArchiverError):

@@ -1,0 +1,151 @@
+"""The `Catalog` interface: the few operations the rest of the program asks of the archive's
+memory, whatever engine keeps it (SQLite in catalog/sqlite.py; a network database next).
+
+Every method is async, so an engine may wait on a network without blocking the event loop, and
+an open catalog belongs to the event loop it was opened in (`open_catalog` inside it). Lookups
+take a batch of task ids, and scans of the whole catalog are async iterators, so a run over a
+million ids can go through it in bounded memory. Rows are the frozen dataclasses of `rows.py`
+and `model.py`. Writes are each one short transaction: whole or not at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ..config import Config
+from ..model import ArchivedFile, MissingInput, State, TaskOutcome
+from .rows import DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+
+
+class Access(enum.Enum):
+    """What a command does with the catalog; `open_catalog` opens it accordingly."""
+
+    CREATE = "create"  # `run`: made if there is none yet, and written
+    WRITE = "write"  # `verify --repair`, `gallery`: an existing catalog, written
+    READ = "read"  # `verify`, `status`, `list`: an existing catalog, never written
+
+
+class Catalog(Protocol):
+    """The archive's memory: each task's state, each verified file, each run, the gallery's
+    rows. Engines: catalog/sqlite.py; the conformance suite (tests/test_catalog.py) holds
+    every engine to the same behaviour."""
+
+    # How messages name this catalog (a path, or a URL without its password).
+    name: str
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def begin_run(self, *, now: str) -> int:
+        """Record a run starting now; its id (ids only grow)."""
+
+    async def end_run(
+        self, run_id: int, *, now: str, exit_code: int, summary: Mapping[str, int]
+    ) -> None:
+        """Record how run `run_id` ended, with its tasks per state."""
+
+    async def next_run_id(self) -> int:
+        """The id the next run would get (`list` plans as that run would)."""
+
+    async def last_run(self) -> RunRecord | None:
+        """The latest run's record; None before the first run."""
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
+        """The rows of those of `task_ids` the catalog knows (a batched lookup: callers pass
+        thousands at a time, never one query per task)."""
+
+    def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
+        """Every task (in `states`, when given), streamed, ordered by folder (tasks without
+        one first), then task id."""
+
+    async def totals(self) -> Totals:
+        """Tasks per state, and the count and bytes of the files."""
+
+    async def record(
+        self,
+        outcome: TaskOutcome,
+        *,
+        now: str,
+        run_id: int | None = None,
+        display: DisplayRow | None = None,
+    ) -> None:
+        """Store a task's outcome, exactly the files it holds now, its inputs found gone for
+        good (kept even when a later outcome no longer names them) and, when given, its display
+        row; one transaction. Text is scrubbed of secrets before it is stored.
+
+        A lasting error (`outcome.backoff`) that repeats the stored one counts one more
+        failure in a row (`failed_run` = `run_id`, `failed_at` = `now`); anything else starts
+        the count again at 0.
+        """
+
+    async def record_many(
+        self, outcomes: Iterable[tuple[TaskOutcome, DisplayRow | None]], *, now: str
+    ) -> None:
+        """`record` for many tasks at once, in as few transactions as the engine likes (fills
+        of test and benchmark archives: 100,000 tasks in seconds)."""
+
+    async def remember_listed(self, listed: Sequence[tuple[str, str | None]], *, now: str) -> None:
+        """Note (task id, listed status) pairs; a task new to the catalog becomes `pending`
+        (error `rows.NOT_FETCHED`, status the listed one) until it is fetched; a known one
+        keeps its row."""
+
+    async def mark_damaged(
+        self, task_id: str, paths: Sequence[str], *, reason: str, now: str
+    ) -> None:
+        """Forget the files at `paths` (found missing or altered) and put the task in `error`
+        with `reason`, so the next run fetches it again."""
+
+    async def unavailable(self, task_ids: Collection[str]) -> dict[str, tuple[MissingInput, ...]]:
+        """Inputs found gone for good (`Missing.UNAVAILABLE`), by task id, for those of
+        `task_ids` that have any; each task's in the order they were recorded."""
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def files(self, task_id: str) -> list[ArchivedFile]:
+        """The files of one task, ordered by artifact, kind, path (`verified`, `options`: empty)."""
+
+    def file_sizes(
+        self, task_ids: Collection[str]
+    ) -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
+        """(task id, [(path, bytes)]) of the files of those of `task_ids` that have any,
+        streamed a task at a time: all a rerun needs to check the archive against the catalog."""
+
+    def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
+        """Every file with its task id, streamed, ordered by task id, artifact, kind, path."""
+
+    # -- the gallery's rows (archiver/gallery) ------------------------------------------------
+
+    async def record_display(self, task_id: str, row: DisplayRow) -> None:
+        """Store (replace) the display row of a task the catalog knows."""
+
+    async def stale_display(self, states: Collection[State], version: int) -> list[StaleDisplay]:
+        """Tasks in `states` with a folder whose display row is missing, of another `version`,
+        or made from other files than the catalog holds now (count and bytes)."""
+
+    async def display_cards(self, states: Collection[State]) -> list[str]:
+        """The cards of the tasks in `states` with a folder, newest (created, task id) first."""
+
+    async def display_stamps(self, states: Collection[State]) -> dict[str, str]:
+        """Per shard with such tasks: a stamp that changes whenever its set of rows changes."""
+
+    async def display_entries(self, states: Collection[State], shard: str) -> list[str]:
+        """The detail entries of the tasks in `states` (with a folder) in `shard`, by task id."""
+
+
+class Opener(Protocol):
+    """How `open_catalog` opens one engine (its registry maps a name to one of these).
+
+    It yields the catalog open for the running event loop and closes it after. An engine
+    that allows one writer at a time (SQLite) holds the archive lock (`LockedError`, exit 75)
+    while a CREATE or WRITE catalog is open. With `fetch_copy`, an engine that keeps a copy of
+    itself beside a bucket archive (SQLite) may fetch that copy to a machine that has none.
+    READ and WRITE of an archive with no catalog raise `NoArchive`.
+    """
+
+    def __call__(
+        self, config: Config, access: Access, *, fetch_copy: bool, env: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[Catalog]: ...

@@ -1,0 +1,79 @@
+"""The typed rows a catalog hands out, whatever its engine: a task's state, the last run, the
+totals, and the gallery's display rows. Plain frozen dataclasses; no engine's types leak out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..model import State
+
+NOT_FETCHED = "found in the listing, not retrieved yet"  # the error of a task only listed so far
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """What the catalog knows of one task."""
+
+    task_id: str
+    state: State
+    status: str | None
+    dir: str | None
+    error: str | None
+    updated_at: str
+    sidecar_bytes: int | None = None
+    failures: int = 0  # runs in a row that ended in the same lasting error
+    failed_run: int | None = None
+    failed_at: str | None = None
+
+    def is_done(self, *, refresh: bool) -> bool:
+        """Nothing left to fetch: archived, or FAILED/CANCELLED unless a refresh is asked for."""
+        return self.state is State.ARCHIVED or (self.state is State.FAILED and not refresh)
+
+    @staticmethod
+    def undone_states(*, refresh: bool) -> frozenset[State]:
+        """The states of the tasks `is_done` says are not done (what `run --all` retries)."""
+        done = {State.ARCHIVED} if refresh else {State.ARCHIVED, State.FAILED}
+        return frozenset(s for s in State if s not in done and s is not State.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The record of one run: when it started, and how it ended if it did."""
+
+    started_at: str
+    finished_at: str | None  # None: killed, or running now
+    exit_code: int | None
+    summary: Mapping[str, int] | None  # tasks per state (the report's summary)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Tasks per state, and the count and bytes of the files the catalog vouches for."""
+
+    per_state: Mapping[State, int]
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayRow:
+    """What the gallery shows of a task (archiver/gallery/display.py makes it): its card (a JSON
+    array) and its detail entry (`"folder":{...}`), stored so a build only joins texts."""
+
+    version: int
+    created: str
+    shard: str
+    files: str  # the fingerprint (count:bytes) of the files it was made from
+    card: str
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class StaleDisplay:
+    """A task whose display row is missing, of another version, or made from other files."""
+
+    task_id: str
+    dir: str
+    status: str | None
