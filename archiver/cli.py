@@ -1,6 +1,6 @@
 """The command line: the parser, and one line and an exit code for whatever ends a command.
 
-The commands themselves (arguments -> Config -> the work) are in commands.py.
+The commands themselves (arguments -> Config -> the work) are in commands/, one module each.
 
 Exit codes (README): 0 all well, 1 some task in error, 2 usage/config, 3 token rejected,
 70 internal error, 74 storage, 75 archive locked, 130/143 interrupted, 141 stdout closed.
@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import TypeAlias
 
 from . import __version__, config, scrub
-from .commands import cmd_gallery, cmd_list, cmd_run, cmd_status, cmd_verify
+from .commands.gallery import cmd_gallery
+from .commands.list import cmd_list
+from .commands.run import cmd_run
+from .commands.status import cmd_status
+from .commands.verify import cmd_verify
 from .errors import EX_SOFTWARE, ArchiverError
 
 EX_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away

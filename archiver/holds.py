@@ -6,7 +6,7 @@ tasks backing off after failing the same way run after run.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,7 @@ from .catalog import Catalog, TaskRow
 from .config import Config
 from .errors import ProbeTimeout, TaskError, TransientError, UrlExpired
 from .model import State, TaskOutcome
-from .storage import Expected, Target
+from .storage import Target
 
 MAX_BACKOFF_RUNS = 2**20
 
@@ -84,12 +84,13 @@ class Holds:
         )  # fmt: skip
 
 
-def _expected(catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]) -> Expected:
+async def _expected(
+    catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]
+) -> AsyncIterator[tuple[str, Sequence[tuple[str, int | None]]]]:
     """Per task of `wanted`: its recorded files at their sizes, then its sidecar (at its size
-    where one was recorded); one streamed pass over the catalog's files."""
-    for task_id, sizes in catalog.file_sizes():
-        if task_id in wanted:
-            yield task_id, sizes
+    where one was recorded); streamed from batched lookups of the catalog's files."""
+    async for task_id, sizes in catalog.file_sizes(wanted):
+        yield task_id, sizes
     for task_id in wanted:
         row = known.get(task_id)
         if row is not None and row.dir is not None:

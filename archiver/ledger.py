@@ -18,7 +18,8 @@ from . import metrics, report
 from .catalog import Catalog
 from .errors import EX_SOFTWARE, ArchiverError
 from .model import HOLDING_FILES, ArchivedFile, State, TaskOutcome
-from .pipeline import FULLY_CHECKED, SIZE_CHECKED, now
+from .pipeline import FULLY_CHECKED, SIZE_CHECKED
+from .timespec import now
 
 
 def exit_code_of(stop: BaseException | None, counts: Mapping[str, int]) -> int:
@@ -55,7 +56,7 @@ class Ledger:
     def counts(self) -> dict[str, int]:
         return report.summary(self.outcomes)
 
-    def close(self, code: int, stopped: str | None) -> None:
+    async def close(self, code: int, stopped: str | None) -> None:
         """The report, the metrics and the run record, all saying `code` (and why it stopped).
 
         A metrics file that cannot be written costs one warning line, never another exit code:
@@ -65,7 +66,7 @@ class Ledger:
         try:
             if self.report_path is not None:
                 skipped = {
-                    o.task_id: self._size_checked(o)
+                    o.task_id: await self._size_checked(o)
                     for o in self.outcomes
                     if o.state is State.SKIPPED
                 }
@@ -75,14 +76,14 @@ class Ledger:
                     listing=self.listing, retries=self.retries,
                 )  # fmt: skip
         finally:
-            self.catalog.end_run(self.run_id, now=now(), exit_code=code, summary=counts)
+            await self.catalog.end_run(self.run_id, now=now(), exit_code=code, summary=counts)
         if self.metrics_path is not None:
             try:
-                metrics.write(self.metrics_path, self.figures(code))
+                metrics.write(self.metrics_path, await self.figures(code))
             except ArchiverError as exc:
                 self.warn(f"warning: metrics not written: {exc}")
 
-    def figures(self, code: int) -> metrics.RunMetrics:
+    async def figures(self, code: int) -> metrics.RunMetrics:
         """The metrics of this run, from the same outcomes as its report."""
         stored = [
             f
@@ -91,7 +92,7 @@ class Ledger:
             for f in o.files
             if f.verified == FULLY_CHECKED
         ]
-        per_state, files, size = self.catalog.totals()
+        totals = await self.catalog.totals()
         return metrics.RunMetrics(
             archive=self.archive,
             started=self.began,
@@ -101,14 +102,18 @@ class Ledger:
             files=len(stored),
             bytes=sum(f.size for f in stored),
             retries=self.retries,
-            totals=metrics.Totals(tasks=per_state, files=files, bytes=size),
+            totals=metrics.Totals(
+                tasks={str(s): n for s, n in totals.per_state.items()},
+                files=totals.files,
+                bytes=totals.bytes,
+            ),
         )
 
-    def _size_checked(self, outcome: TaskOutcome) -> Sequence[ArchivedFile]:
+    async def _size_checked(self, outcome: TaskOutcome) -> Sequence[ArchivedFile]:
         """A skipped task's files: what this run checked of them is their size on disk."""
         return [
             dataclasses.replace(f, verified=SIZE_CHECKED)
-            for f in self.catalog.files(outcome.task_id)
+            for f in await self.catalog.files(outcome.task_id)
         ]
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, MutableMapping, Sequence
 
 from . import files, http, inputs, probe, sidecar
 from .api import ApiClient
@@ -32,18 +31,13 @@ from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Tas
 from .probe import Prober, compare, sniff
 from .progress import Reporter
 from .retry import RetryPolicy
+from .selection import Finder
 from .storage import Target, open_target, size_in
+from .timespec import now
 from .waiting import Waiter
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
 
 SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
-# Chooses the run's task ids once the API is reachable (`run --all` pages the listing).
-Finder = Callable[[ApiClient], Awaitable[Sequence[str]]]
 
 
 class Archiver:
@@ -77,9 +71,9 @@ class Archiver:
     ) -> None:
         """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
         self.run_id = run_id
-        known = self.catalog.states()
+        known = await self.catalog.rows(task_ids)
         holds = await Holds.of(self.config, run_id, self.catalog, self.target, task_ids, known)
-        self.gone = self.catalog.unavailable()
+        self.gone = await self.catalog.unavailable(task_ids)
         todo: list[tuple[str, TaskRow | None]] = []
         self.reporter.start(len(task_ids))
         for task_id in task_ids:
@@ -127,10 +121,10 @@ class Archiver:
             outcome = TaskOutcome(
                 task_id, State.ERROR, status, dir=folder, error=str(exc), backoff=lasting(exc)
             )
-        self.catalog.record(outcome, now=now(), run_id=self.run_id)
+        shown = None
         if task is not None and outcome.dir and outcome.state in display.SHOWN_STATES:
             shown = display.of_task(task, outcome.dir, outcome.files)
-            self.catalog.record_display(task_id, **dataclasses.asdict(shown))
+        await self.catalog.record(outcome, now=now(), run_id=self.run_id, display=shown)
         if not waited:
             self.reporter.task_done(outcome)
         return outcome
@@ -176,7 +170,7 @@ class Archiver:
     async def _reusable(self, task_id: str) -> dict[str, ArchivedFile]:
         """Files an earlier run verified and that are still there at their size, by stem."""
         kept = {}
-        known = self.catalog.files(task_id)
+        known = await self.catalog.files(task_id)
         stored = await self.target.sizes({f.path.rpartition("/")[0] for f in known})
         for f in known:
             if size_in(stored, f.path) == f.size:

@@ -1,4 +1,5 @@
-"""Durations (`--wait 30m`) and points in time (`--since 2024-08-01`, `--since 7d`) from the CLI.
+"""Durations (`--wait 30m`) and points in time (`--since 2024-08-01`, `--since 7d`) from the CLI,
+and `now()` as the archive writes it.
 
 Each parser raises a UsageError naming the flag and the text it could not read.
 """
@@ -52,3 +53,8 @@ def parse_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def now() -> str:
+    """This moment, as the catalog, the sidecars and the reports write it (UTC, seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

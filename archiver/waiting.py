@@ -3,7 +3,7 @@
 A task's polls come poll_interval apart at first, growing 1.5 times each to poll_max_interval,
 with 10% jitter; a later estimatedTimeToStartSeconds pushes the next poll out (to the cap), and
 a task not finished by the deadline gets one last poll then. A signal ends the run's work as
-a whole (runs.py): what finished is recorded, the tasks still waiting stay pending.
+a whole (bookkeeping.py): what finished is recorded, the tasks still waiting stay pending.
 """
 
 from __future__ import annotations

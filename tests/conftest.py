@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver import cli
+from archiver import cli, timespec
+from archiver.catalog import Access, open_catalog, sqlite_testing
+from archiver.config import Config
+from archiver.model import TaskOutcome
 from archiver.testing import Emulator, MediaLibrary
 
 TOKEN = "sk-test-7f3a9c2e51d04b8f"
@@ -119,9 +122,23 @@ class Runner:
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
         )
 
-    def catalog_rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.root / "catalog.sqlite3") as db:
-            return list(db.execute(sql, params))
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.sqlite3"
+
+    def catalog(self) -> sqlite_testing.Contents:
+        """What the archive's catalog holds now, read through the catalog's interface."""
+        return sqlite_testing.read(self.catalog_path)
+
+    def record(self, outcomes: Sequence[TaskOutcome]) -> None:
+        """Write `outcomes` to the archive's catalog through its interface, as a run would."""
+
+        async def write() -> None:
+            config = Config(output_dir=self.root)
+            async with open_catalog(config, Access.WRITE) as catalog:
+                await catalog.record_many([(o, None) for o in outcomes], now=timespec.now())
+
+        asyncio.run(write())
 
     def final_files(self) -> list[Path]:
         """Every file under the archive except the catalog, lock and gallery."""

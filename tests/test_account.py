@@ -26,9 +26,11 @@ def api(runner: Runner) -> list[Seen]:
 
 def marked(runner: Runner) -> list[tuple[str, str, int]]:
     """Catalog rows an account-level answer must never leave: in error, or backing off."""
-    return runner.catalog_rows(
-        "SELECT task_id, state, failures FROM tasks WHERE state = 'error' OR failures > 0"
-    )
+    return [
+        (t, row.state, row.failures)
+        for t, row in runner.catalog().tasks.items()
+        if row.state == "error" or row.failures > 0
+    ]
 
 
 def test_402_on_the_first_request_is_one_line_and_exit_3(runner: Runner) -> None:
@@ -98,7 +100,7 @@ def test_412_and_422_on_a_retrieve_are_that_tasks_error(runner: Runner, status: 
     assert result.states() == {bad: "error", good: "archived"}
     assert f"HTTP {status}" in result.task(bad)["error"]
     assert [r.status for r in api(runner) if r.raw_path.endswith(bad)] == [status]
-    assert runner.catalog_rows("SELECT failures FROM tasks WHERE task_id = ?", bad) == [(1,)]
+    assert runner.catalog().tasks[bad].failures == 1
 
 
 @pytest.mark.parametrize("status", [501, 520, 599])
@@ -110,5 +112,5 @@ def test_an_unknown_5xx_is_retried_and_never_backs_off(runner: Runner, status: i
     result = runner.run(task)
     assert result.code == 1 and result.states() == {task: "error"}
     assert [r.status for r in api(runner)] == [status] * 3
-    assert runner.catalog_rows("SELECT failures FROM tasks") == [(0,)]
+    assert [row.failures for row in runner.catalog().tasks.values()] == [0]
     assert runner.run(task).states() == {task: "archived"}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import sqlite3
 import time
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from archiver.catalog import sqlite_testing
 from archiver.testing import ArtifactSpec, VideoSpec
 from archiver.testing.s3proxy import FaultProxy
 
@@ -220,8 +220,8 @@ def test_catalog_copy_lets_a_fresh_state_folder_continue(bucket_runner: BucketRu
     assert len(by_id) == 1 and by_id[0].endswith(second.rsplit(":", 1)[-1])
     copy = bucket_runner.root.parent / "copy.sqlite3"
     copy.write_bytes(area.get("catalog.sqlite3"))
-    with sqlite3.connect(copy) as db:
-        archived = {r[0] for r in db.execute("SELECT task_id FROM tasks WHERE state = 'archived'")}
+    held = sqlite_testing.read(copy).tasks
+    archived = {t for t, row in held.items() if row.state == "archived"}
     assert archived == {first, second}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from archiver import cli, config
+from archiver.catalog.sqlite_open import catalog_path
 from archiver.config import BucketUrl, Config
 from archiver.errors import ConfigError
 from archiver.storage import place
@@ -77,8 +78,10 @@ def test_a_bucket_archive_keeps_catalog_and_lock_in_the_state_folder(tmp_path: P
     two = place(Config(output_dir=BucketUrl("bkt", "a/b")), env)
     assert one.state_dir != two.state_dir
     assert one.state_dir.parent == tmp_path / "state" / "runway-archiver" / "buckets"
-    assert one.catalog_path == one.state_dir / "catalog.sqlite3"
-    moved = place(Config(output_dir=BucketUrl("bkt", "a"), catalog_path=tmp_path / "c.db"), env)
-    assert moved.catalog_path == tmp_path / "c.db" and moved.state_dir == tmp_path
-    folder = place(Config(output_dir=tmp_path / "archive"), env)
-    assert folder.catalog_path == tmp_path / "archive" / "catalog.sqlite3"
+    config = Config(output_dir=BucketUrl("bkt", "a"))
+    assert catalog_path(config, one) == one.state_dir / "catalog.sqlite3"
+    config = Config(output_dir=BucketUrl("bkt", "a"), catalog_path=tmp_path / "c.db")
+    moved = place(config, env)
+    assert catalog_path(config, moved) == tmp_path / "c.db" and moved.state_dir == tmp_path
+    config = Config(output_dir=tmp_path / "archive")
+    assert catalog_path(config, place(config, env)) == tmp_path / "archive" / "catalog.sqlite3"

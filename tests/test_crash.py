@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from archiver.errors import ArchiverError
 from archiver.testing import VideoSpec
 
 from .conftest import Runner
@@ -27,11 +27,12 @@ def temp_files(root: Path) -> list[Path]:
 
 def assert_catalog_honest(runner: Runner) -> None:
     """Every file the catalog vouches for is on disk with its recorded size and sha256."""
-    if not (runner.root / "catalog.sqlite3").exists():
+    if not runner.catalog_path.exists():
         return
-    for path, size, sha in runner.catalog_rows("SELECT path, bytes, sha256 FROM files"):
-        data = (runner.root / path).read_bytes()
-        assert len(data) == size and hashlib.sha256(data).hexdigest() == sha, path
+    for _, archived in runner.catalog().files:
+        data = (runner.root / archived.path).read_bytes()
+        assert len(data) == archived.size, archived.path
+        assert hashlib.sha256(data).hexdigest() == archived.sha256, archived.path
 
 
 def test_kill_9_mid_download_then_rerun_completes(runner: Runner) -> None:
@@ -81,8 +82,8 @@ def test_kill_9_between_tasks_keeps_what_is_done(runner: Runner) -> None:
 
     def one_archived() -> bool:
         try:
-            return bool(runner.catalog_rows("SELECT 1 FROM tasks WHERE state = 'archived'"))
-        except sqlite3.OperationalError:  # not created yet by the child process
+            return any(r.state == "archived" for r in runner.catalog().tasks.values())
+        except ArchiverError:  # not created yet by the child process
             return False
 
     try:
@@ -90,9 +91,7 @@ def test_kill_9_between_tasks_keeps_what_is_done(runner: Runner) -> None:
     finally:
         kill(process)
     assert_catalog_honest(runner)
-    done = {
-        row[0] for row in runner.catalog_rows("SELECT task_id FROM tasks WHERE state = 'archived'")
-    }
+    done = {t for t, row in runner.catalog().tasks.items() if row.state == "archived"}
     runner.emu.cdn_rate = None
     runner.emu.clear_requests()
     result = runner.run(*tasks)

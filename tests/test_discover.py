@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from archiver import catalog, cli
+from archiver import cli
+from archiver.catalog import NOT_FETCHED, Access, open_catalog, sqlite_testing
+from archiver.config import Config
+from archiver.errors import ArchiverError
 from archiver.testing import LISTING, ArtifactSpec, Emulator, Seen
 from archiver.testing.tasks import EMAIL, timestamp
 
@@ -52,7 +55,7 @@ def test_all_over_an_account_of_2500(runner: Runner) -> None:
     pending = emu.add_task("PENDING", artifacts=TINY, created_at=timestamp(START))
     first = runner.run("--all")
     assert first.states() == {pending: "pending"}
-    assert runner.catalog_rows("SELECT listed_status FROM tasks") == [("PENDING",)]
+    assert sqlite_testing.listed_statuses(runner.catalog_path) == {pending: "PENDING"}
 
     # 2,500 newer tasks push it out of the listing's reach while it finishes.
     emu.set_status(pending, "SUCCEEDED")
@@ -234,7 +237,7 @@ def test_list_and_dry_run_make_no_retrieve_and_no_download(runner: Runner) -> No
     assert (dry.code, dry.out, dry.err) == (0, listed.out, listed.err)
     assert len(runner.emu.requests) == 4 and cdn_requests(runner.emu) == []
     assert retrieved(runner.emu) == []
-    assert runner.catalog_rows("SELECT task_id FROM tasks") == [(done,)]
+    assert list(runner.catalog().tasks) == [done]
 
 
 def test_list_without_all_needs_no_token_and_no_network(runner: Runner) -> None:
@@ -301,16 +304,19 @@ def test_found_ids_are_in_the_catalog_before_any_fetch(runner: Runner) -> None:
 
     def remembered() -> bool:
         try:
-            return len(runner.catalog_rows("SELECT 1 FROM tasks")) == 3
-        except sqlite3.OperationalError:  # not created yet by the child
+            return len(runner.catalog().tasks) == 3
+        except ArchiverError:  # not created yet by the child
             return False
 
     try:
         wait_for(remembered, "the listed ids in the catalog")
     finally:
         kill(process)
-    rows = runner.catalog_rows("SELECT task_id, state, listed_status, error FROM tasks")
-    assert sorted(rows) == sorted((t, "pending", "SUCCEEDED", catalog.NOT_FETCHED) for t in ids)
+    rows = runner.catalog().tasks
+    assert {t: (row.state, row.error) for t, row in rows.items()} == {
+        t: ("pending", NOT_FETCHED) for t in ids
+    }
+    assert sqlite_testing.listed_statuses(runner.catalog_path) == dict.fromkeys(ids, "SUCCEEDED")
 
     runner.emu.clear_faults()
     runner.emu.api_fault(LISTING, status=503, times=10)  # and the listing is down next time
@@ -321,23 +327,17 @@ def test_found_ids_are_in_the_catalog_before_any_fetch(runner: Runner) -> None:
 
 def test_an_archive_of_schema_1_gains_the_listing_columns(tmp_path: Path) -> None:
     """A catalog made before discovery is migrated in place; its rows are kept."""
-    root = tmp_path
-    with sqlite3.connect(root / catalog.FILENAME) as db:
-        db.executescript(catalog.SCHEMA + "PRAGMA user_version=1;")
-        db.execute("INSERT INTO tasks VALUES ('t', 'archived', 'SUCCEEDED', 'd', NULL, 'now')")
-    opened = catalog.Catalog.open(root)
-    try:
-        opened.remember_listed([("t", "SUCCEEDED"), ("u", "RUNNING")], now="later")
-        rows = {r.task_id: r.state for r in opened.all_tasks()}
-    finally:
-        opened.close()
-    assert rows == {"t": "archived", "u": "pending"}
-    with sqlite3.connect(root / catalog.FILENAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (catalog.SCHEMA_VERSION,)
-        assert list(db.execute("SELECT task_id, listed_status FROM tasks ORDER BY 1")) == [
-            ("t", "SUCCEEDED"),
-            ("u", "RUNNING"),
-        ]
+    path = tmp_path / "catalog.sqlite3"
+    sqlite_testing.write_version_1(path, [("t", "archived", "SUCCEEDED", "d", None, "now")])
+
+    async def migrated() -> dict[str, str]:
+        async with open_catalog(Config(output_dir=tmp_path), Access.WRITE) as opened:
+            await opened.remember_listed([("t", "SUCCEEDED"), ("u", "RUNNING")], now="later")
+            return {r.task_id: r.state async for r in opened.tasks()}
+
+    assert asyncio.run(migrated()) == {"t": "archived", "u": "pending"}
+    assert sqlite_testing.schema_version(path) == sqlite_testing.SCHEMA_VERSION
+    assert sqlite_testing.listed_statuses(path) == {"t": "SUCCEEDED", "u": "RUNNING"}
 
 
 def test_list_shows_what_the_run_then_does(runner: Runner) -> None:
@@ -348,9 +348,7 @@ def test_list_shows_what_the_run_then_does(runner: Runner) -> None:
     emu.remove_task(gone)  # 404: a lasting error, so after two runs it backs off
     assert runner.run(whole, damaged, gone).code == 1
     assert runner.run(gone).code == 1
-    ((path,),) = runner.catalog_rows(
-        "SELECT path FROM files WHERE task_id = ? AND kind != 'input'", damaged
-    )
+    (path,) = [f.path for f in runner.catalog().files_of(damaged) if f.kind != "input"]
     (runner.root / path).unlink()
     new = emu.add_task(artifacts=TINY)
     emu.clear_requests()
@@ -384,7 +382,7 @@ def test_an_unreachable_api_stops_discovery_with_one_line(runner: Runner) -> Non
     (line,) = result.err.splitlines()
     assert line.startswith(f"runway-archiver: the API at {runner.base_url} is unreachable: ")
     assert result.report is not None and result.report["stopped"].startswith("the API at")
-    assert runner.catalog_rows("SELECT state FROM tasks") == [("pending",)]
+    assert [row.state for row in runner.catalog().tasks.values()] == ["pending"]
 
 
 @pytest.mark.parametrize(

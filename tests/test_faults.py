@@ -25,9 +25,7 @@ def cdn_hits(emu: Emulator, path: str) -> list[dict[str, str]]:
 
 
 def assert_archived_intact(runner: Runner, task: str) -> None:
-    result_files = runner.catalog_rows(
-        "SELECT path, bytes, sha256 FROM files WHERE task_id = ?", task
-    )
+    result_files = [(f.path, f.size, f.sha256) for f in runner.catalog().files_of(task)]
     served = runner.emu.media_of(task)
     assert len(result_files) == len(served)
     on_disk = {

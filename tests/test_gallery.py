@@ -7,14 +7,13 @@ import importlib
 import json
 import re
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from archiver.catalog import MIGRATIONS, SCHEMA_VERSION
+from archiver.catalog import sqlite_testing
 from archiver.gallery import display
 from archiver.model import Task
 from archiver.scrub import redact
@@ -96,7 +95,8 @@ def test_cards_and_details_match_the_catalog(runner: Runner) -> None:
     failed, pending = emu.add_task("FAILED"), emu.add_task("RUNNING")
     assert runner.run(ok, other, failed, pending).code == 0
     shown = {c["dir"]: c for c in cards(runner.root)}
-    rows = runner.catalog_rows("SELECT task_id, dir, state FROM tasks")
+    held = runner.catalog()
+    rows = [(t, row.dir, row.state) for t, row in held.tasks.items()]
     assert set(shown) == {d for _, d, state in rows if state in ("archived", "failed")}
     entries = details(runner.root)
     assert set(entries) == set(shown)
@@ -104,9 +104,7 @@ def test_cards_and_details_match_the_catalog(runner: Runner) -> None:
         if state == "pending":
             continue
         card, entry = shown[folder], entries[folder]
-        listed = runner.catalog_rows(
-            "SELECT kind, path, bytes, sha256 FROM files WHERE task_id = ?", task_id
-        )
+        listed = [(f.kind, f.path, f.size, f.sha256) for f in held.files_of(task_id)]
         assert sorted((f[0], f"{folder}/{f[2]}", f[3], f[4]) for f in entry["files"]) == sorted(
             listed
         )
@@ -258,18 +256,12 @@ def test_an_archive_from_before_the_gallery_is_filled_from_its_sidecars(runner: 
     assert runner.run(*tasks).code == 0
     before = cards(runner.root), details(runner.root)
     # The schema as it was before the display step: that step and the later ones undone.
-    display_step = next(n for n, s in enumerate(MIGRATIONS, 1) if "CREATE TABLE display " in s)
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.executescript(
-            "DROP TABLE display; DROP TABLE display_entry; ALTER TABLE files DROP COLUMN stored;"
-            f" PRAGMA user_version={display_step};"
-        )
-    db.close()
+    sqlite_testing.undo_display_step(runner.catalog_path)
     result = runner.run(command="gallery")
     assert result.code == 0, result.err
     assert (cards(runner.root), details(runner.root)) == before
-    assert runner.catalog_rows("PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert runner.catalog_rows("SELECT COUNT(*) FROM display") == [(2,)]
+    assert sqlite_testing.schema_version(runner.catalog_path) == sqlite_testing.SCHEMA_VERSION
+    assert sqlite_testing.display_rows(runner.catalog_path) == 2
 
 
 def test_a_sidecar_of_the_layout_before_task_and_archiver_still_makes_the_card(
@@ -292,9 +284,7 @@ def test_a_sidecar_of_the_layout_before_task_and_archiver_still_makes_the_card(
     ]
     old["archiver"] = {"version": ours["version"], "archivedAt": ours["archivedAt"]}
     path.write_text(yaml.safe_dump(old, sort_keys=False), encoding="utf-8")
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.executescript("DELETE FROM display; DELETE FROM display_entry;")
-    db.close()
+    sqlite_testing.forget_display_rows(runner.catalog_path)
     assert runner.run(command="gallery").code == 0
     assert (cards(runner.root), details(runner.root)) == before
 
@@ -304,9 +294,7 @@ def test_a_task_without_its_sidecar_still_gets_a_card(runner: Runner) -> None:
     task = runner.emu.add_task()
     result = runner.run(task)
     (runner.root / result.task(task)["sidecar"]).unlink()
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.executescript("DELETE FROM display; DELETE FROM display_entry;")
-    db.close()
+    sqlite_testing.forget_display_rows(runner.catalog_path)
     assert runner.run(command="gallery").code == 0
     (card,) = cards(runner.root)
     assert card["status"] == "SUCCEEDED" and card["name"] is None
@@ -388,9 +376,7 @@ def test_a_task_whose_files_changed_since_is_shown_as_it_is_now(runner: Runner) 
     task = runner.emu.add_task(previews=2)
     result = runner.run(task)
     dropped = result.task(task)["files"][2]["path"]
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.execute("DELETE FROM files WHERE path = ?", (dropped,))
-    db.close()
+    sqlite_testing.forget_file_row(runner.catalog_path, dropped)
     assert runner.run(command="gallery").code == 0
     (entry,) = details(runner.root).values()
     listed = [f"{result.task(task)['dir']}/{f[2]}" for f in entry["files"]]
@@ -411,7 +397,8 @@ def test_a_run_rewrites_only_the_detail_file_of_its_new_task(runner: Runner) -> 
     new_shard = f"{display.shard(result.task(new)['dir'])}.js"
     assert changed <= {"data.js", "data-more.js", "index.html", "manifest.json", new_shard}
     assert new_shard in changed
-    (folder,) = runner.catalog_rows("SELECT dir FROM tasks WHERE task_id = ?", old[0])[0]
+    folder = runner.catalog().tasks[old[0]].dir
+    assert folder is not None
     old_shard = runner.root / "gallery/detail" / f"{display.shard(folder)}.js"
     kept = old_shard.read_bytes()
     old_shard.unlink()

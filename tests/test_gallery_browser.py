@@ -5,8 +5,8 @@ One archive, made by a real run against the emulator, and one browser serve the 
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from archiver import cli, gallery
-from archiver.catalog import Catalog
+from archiver.catalog import Access, open_catalog, sqlite_testing
+from archiver.config import Config
 from archiver.testing import Emulator, MediaLibrary, VideoSpec, synthetic
 from archiver.testing.browser import Browser, chromium
 
@@ -34,17 +35,11 @@ class Archive:
     ids: dict[str, str]
 
     def folder(self, key: str) -> str:
-        with sqlite3.connect(self.root / "catalog.sqlite3") as db:
-            (folder,) = db.execute("SELECT dir FROM tasks WHERE task_id = ?", (self.ids[key],))
-        db.close()
-        return str(folder[0])
+        return str(sqlite_testing.read(self.root / "catalog.sqlite3").tasks[self.ids[key]].dir)
 
     def sha256s(self, key: str) -> set[str]:
-        with sqlite3.connect(self.root / "catalog.sqlite3") as db:
-            rows = db.execute("SELECT sha256 FROM files WHERE task_id = ?", (self.ids[key],))
-            found = {r[0] for r in rows}
-        db.close()
-        return found
+        held = sqlite_testing.read(self.root / "catalog.sqlite3")
+        return {f.sha256 for f in held.files_of(self.ids[key])}
 
 
 def _seed(emu: Emulator) -> dict[str, str]:
@@ -273,11 +268,12 @@ def test_100000_entries_load_and_show_their_first_cards(browser: Browser, tmp_pa
     """A gallery of 100,000 tasks draws its first cards, keeps only a screenful in the page,
     and reaches the last task when scrolled to the end."""
     synthetic.fill(tmp_path, 100_000, distinct=1000)
-    catalog = Catalog.open(tmp_path)
-    try:
-        built = gallery.build(tmp_path, catalog, now="2025-01-01T00:00:00+00:00")
-    finally:
-        catalog.close()
+
+    async def build() -> gallery.Built:
+        async with open_catalog(Config(output_dir=tmp_path), Access.WRITE) as catalog:
+            return await gallery.build(tmp_path, catalog, now="2025-01-01T00:00:00+00:00")
+
+    built = asyncio.run(build())
     assert built.tasks == 100_000
     browser.open(built.index.as_uri(), ready=False)
     browser.until(lambda: browser.js("return document.documentElement.dataset.ready"))

@@ -130,9 +130,10 @@ def test_malformed_task_is_an_error_naming_the_field(runner: Runner, case: str) 
     mutate(runner.emu, bad)
     result = runner.run("--no-progress", bad, good)
     assert_only_bad_failed(result, bad, good, needle)
-    assert runner.catalog_rows("SELECT state FROM tasks WHERE task_id = ?", bad) == [("error",)]
+    held = runner.catalog()
+    assert held.tasks[bad].state == "error"
     assert result.task(bad)["files"] == []
-    assert runner.catalog_rows("SELECT COUNT(*) FROM files WHERE task_id = ?", bad) == [(0,)]
+    assert held.files_of(bad) == []
     bad_files = [p for p in runner.final_files() if bad.rpartition(":")[2] in str(p)]
     assert bad_files == []
     check()
@@ -166,8 +167,8 @@ def test_left_out_claim_is_archived_and_listed_unchecked(runner: Runner, case: s
     sidecar = runner.root / result.task(task)["sidecar"]
     doc = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
     assert doc["archiver"]["artifacts"][0]["unchecked"] == unchecked
-    rows = runner.catalog_rows("SELECT unchecked FROM files WHERE kind = 'artifact'")
-    assert [json.loads(r[0]) for r in rows] == [unchecked]
+    rows = [f.unchecked for _, f in runner.catalog().files if f.kind == "artifact"]
+    assert rows == [tuple(unchecked)]
 
 
 # -- hostile names -------------------------------------------------------------------------------
@@ -266,8 +267,8 @@ def test_file_above_max_file_bytes_is_refused(runner: Runner) -> None:
         "inputs",
         "inputs/init_image.jpg",
     ]
-    kinds = runner.catalog_rows("SELECT kind FROM files WHERE task_id = ?", bad)
-    assert kinds == [("input",)]  # what verified stays recorded; the video does not
+    kinds = [f.kind for f in runner.catalog().files_of(bad)]
+    assert kinds == ["input"]  # what verified stays recorded; the video does not
     check()
 
 

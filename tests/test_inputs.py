@@ -6,10 +6,10 @@ recorded once and never asked for again; callbacks are never fetched.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from archiver import catalog
+from archiver.catalog import Access, open_catalog, sqlite_testing
+from archiver.config import Config
 from archiver.model import Missing, MissingInput, State, TaskOutcome
 from archiver.testing import Emulator, Upload, VideoSpec
 
@@ -103,8 +104,10 @@ def test_input_gone_for_good_is_recorded_once_and_never_asked_again(
     assert sidecar(runner, result, task)["archiver"]["unavailableInputs"] == [gone]
     assert sidecar(runner, result, task)["archiver"]["inputs"] == []
     assert result.task(task)["unavailable_inputs"] == [gone]
-    rows = runner.catalog_rows("SELECT task_id, option, reason FROM unavailable_inputs")
-    assert rows == [(task, "options.init_image", gone["reason"])]
+    held = runner.catalog().unavailable
+    assert {t: [(m.option, m.reason) for m in found] for t, found in held.items()} == {
+        task: [("options.init_image", gone["reason"])]
+    }
     # A later run skips the task; a repair that archives it again does not ask either.
     emu.clear_requests()
     again = runner.run("--no-progress", task)
@@ -203,7 +206,7 @@ def test_input_larger_than_max_input_bytes_is_skipped(runner: Runner) -> None:
     assert result.task(task)["skipped_inputs"][0]["option"] == "options.video"
     assert "warning: " in result.err and "options.video" in result.err
     assert not (runner.root / result.task(task)["dir"] / "inputs" / "video.part").exists()
-    assert runner.catalog_rows("SELECT COUNT(*) FROM unavailable_inputs") == [(0,)]
+    assert runner.catalog().unavailable == {}
 
 
 def test_max_inputs_bounds_what_one_task_fetches(runner: Runner) -> None:
@@ -247,7 +250,7 @@ def test_symlink_at_the_inputs_folder_is_refused(runner: Runner) -> None:
     outside = runner.root.parent / "outside"
     outside.mkdir()
     (runner.root / first.task(task)["dir"] / "inputs").symlink_to(outside, target_is_directory=True)
-    runner.catalog_rows("DELETE FROM tasks")  # so the task is archived again, now with inputs
+    sqlite_testing.forget_tasks(runner.catalog_path)  # archived again, now with inputs
     result = runner.run(task)
     assert result.code == 1
     assert "not a plain folder" in result.task(task)["error"]
@@ -342,7 +345,7 @@ def test_report_carries_the_status_of_every_retrieved_task(runner: Runner) -> No
         missing: ("error", None),  # the API answered 404: no task JSON
     }
     assert "artifacts: none in a SUCCEEDED task" in result.task(empty)["error"]
-    statuses = dict(runner.catalog_rows("SELECT task_id, status FROM tasks"))
+    statuses = {t: row.status for t, row in runner.catalog().tasks.items()}
     assert statuses[empty] == statuses[malformed] == statuses[broken] == "SUCCEEDED"
 
 
@@ -369,26 +372,24 @@ def test_a_catalog_from_before_inputs_is_migrated_in_place(tmp_path: Path) -> No
     """A version-1 catalog gains the unavailable_inputs table; its rows and probes still read."""
     old_probe = json.dumps({"format_name": "mp4", "codec": "h264", "width": 320, "height": 192,
                             "duration": 2.0, "frame_rate": 24.0})  # fmt: skip
-    with sqlite3.connect(tmp_path / catalog.FILENAME) as db:
-        db.executescript(catalog.SCHEMA + "PRAGMA user_version=1;")
-        db.execute("INSERT INTO tasks VALUES ('t', 'archived', 'SUCCEEDED', 'd', NULL, 'x')")
-        db.execute(
-            "INSERT INTO files VALUES ('t', 'd/a.mp4', 'artifact', 0, 5, 'ab', ?, '[]')",
-            (old_probe,),
-        )
-    opened = catalog.Catalog.open(tmp_path)
-    try:
-        assert opened.files("t")[0].probe.audio_codec is None
-        assert opened.unavailable() == {}
-        gone = MissingInput(
-            "options.init_image", "https://u/x.jpg?…", Missing.UNAVAILABLE, "HTTP 404"
-        )
-        skipped = MissingInput("options.video", "https://u/v.mp4?…", Missing.SKIPPED, "too large")
-        outcome = TaskOutcome("t", State.ARCHIVED, "SUCCEEDED", "d", missing=(gone, skipped))
-        opened.record(outcome, now="n1")
-        opened.record(TaskOutcome("t", State.ERROR, "SUCCEEDED", "d"), now="n2")
-        assert opened.unavailable() == {"t": (gone,)}  # kept, and only what is gone for good
-    finally:
-        opened.close()
-    with sqlite3.connect(tmp_path / catalog.FILENAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (catalog.SCHEMA_VERSION,)
+    path = tmp_path / "catalog.sqlite3"
+    sqlite_testing.write_version_1(
+        path,
+        [("t", "archived", "SUCCEEDED", "d", None, "x")],
+        [("t", "d/a.mp4", "artifact", 0, 5, "ab", old_probe, "[]")],
+    )
+    gone = MissingInput("options.init_image", "https://u/x.jpg?…", Missing.UNAVAILABLE, "HTTP 404")
+    skipped = MissingInput("options.video", "https://u/v.mp4?…", Missing.SKIPPED, "too large")
+
+    async def migrated() -> None:
+        async with open_catalog(Config(output_dir=tmp_path), Access.WRITE) as opened:
+            assert (await opened.files("t"))[0].probe.audio_codec is None
+            assert await opened.unavailable(["t"]) == {}
+            outcome = TaskOutcome("t", State.ARCHIVED, "SUCCEEDED", "d", missing=(gone, skipped))
+            await opened.record(outcome, now="n1")
+            await opened.record(TaskOutcome("t", State.ERROR, "SUCCEEDED", "d"), now="n2")
+            # kept, and only what is gone for good
+            assert await opened.unavailable(["t"]) == {"t": (gone,)}
+
+    asyncio.run(migrated())
+    assert sqlite_testing.schema_version(path) == sqlite_testing.SCHEMA_VERSION

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import pytest
 import yaml
 
+from archiver.catalog import sqlite_testing
 from archiver.testing import VideoSpec
 
 from .conftest import Runner
@@ -171,13 +171,6 @@ def test_verify_checks_each_sidecar(runner: Runner) -> None:
     assert runner.run("--no-progress", command="verify", report=False).code == 0
 
 
-def _pages(db: Path) -> tuple[int, int]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("PRAGMA page_size").fetchone()[0], conn.execute(
-            "PRAGMA page_count"
-        ).fetchone()[0]
-
-
 def _archive_of(runner: Runner, count: int) -> Path:
     tasks = [runner.emu.add_task(previews=3) for _ in range(count)]
     assert runner.run(*tasks).code == 0
@@ -191,7 +184,7 @@ def test_a_damaged_catalog_page_is_exit_74_and_the_file_is_left_alone(
     """One page of the catalog overwritten: every command says the catalog is damaged, exits 74,
     makes no request, and leaves the file byte for byte as it was."""
     db = _archive_of(runner, 12)
-    size, count = _pages(db)
+    size, count = sqlite_testing.pages(db)
     assert count >= 4
     data = bytearray(db.read_bytes())
     start = size * (count // 2)
@@ -212,13 +205,7 @@ def _damage(db: Path, kind: str) -> None:
     if kind == "not-sqlite":
         db.write_bytes(b"this is no database" * 100)
         return
-    sql = {
-        "foreign-db": "DROP TABLE files; DROP TABLE tasks; DROP TABLE runs; CREATE TABLE x (y);",
-        "bad-row": "UPDATE tasks SET state = 'bogus';",
-    }[kind]
-    with sqlite3.connect(db) as conn:
-        conn.executescript(sql)
-    conn.close()
+    sqlite_testing.damage(db, kind)
 
 
 @pytest.mark.parametrize(

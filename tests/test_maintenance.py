@@ -5,20 +5,20 @@ Both read the archive without a request (repair aside) and never make an archive
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
-from archiver.catalog import Catalog
+from archiver.catalog import Access, open_catalog, sqlite_testing
+from archiver.config import Config
 
 from .conftest import Result, Runner
 
-TABLES = ("SELECT * FROM tasks ORDER BY task_id", "SELECT * FROM files ORDER BY task_id, path")
 
-
-def snapshot(runner: Runner) -> list[list[tuple[Any, ...]]]:
-    return [runner.catalog_rows(sql) for sql in (*TABLES, "SELECT * FROM runs ORDER BY id")]
+def snapshot(runner: Runner) -> str:
+    """Every table and row of the catalog."""
+    return sqlite_testing.dump(runner.catalog_path)
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
@@ -148,10 +148,9 @@ def test_verify_repair_fetches_only_what_is_damaged(runner: Runner) -> None:
     for path, source in by_path.items():
         assert (runner.root / path).read_bytes() == source.read_bytes(), path
     assert {p: (runner.root / p).stat().st_mtime_ns for p in untouched} == untouched
-    assert runner.catalog_rows("SELECT state, COUNT(*) FROM tasks GROUP BY state") == [
-        ("archived", 2)
-    ]
-    rows = runner.catalog_rows("SELECT path, sha256 FROM files ORDER BY path")
+    held = runner.catalog()
+    assert [row.state for row in held.tasks.values()] == ["archived", "archived"]
+    rows = sorted((f.path, f.sha256) for _, f in held.files)
     assert rows == sorted(
         (p, hashlib.sha256(src.read_bytes()).hexdigest()) for p, src in by_path.items()
     )
@@ -222,9 +221,12 @@ def test_status_summarises_the_archive_without_a_request(runner: Runner) -> None
 def test_status_of_a_fresh_archive_with_no_run(runner: Runner) -> None:
     """A catalog whose only run is still open shows zero counts and an unfinished last run."""
     runner.root.mkdir()
-    catalog = Catalog.open(runner.root)
-    catalog.begin_run(now="2024-08-01T00:00:00+00:00")
-    catalog.close()
+
+    async def begin() -> None:
+        async with open_catalog(Config(output_dir=runner.root), Access.CREATE) as catalog:
+            await catalog.begin_run(now="2024-08-01T00:00:00+00:00")
+
+    asyncio.run(begin())
     result = runner.run(command="status", report=False)
     assert result.code == 0, result.err
     assert result.out.splitlines() == [

@@ -4,15 +4,17 @@ the process ends with, also when the catalog's copy cannot be stored."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
-import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from archiver.catalog import Catalog
+from archiver.catalog import Access, open_catalog, sqlite_testing
+from archiver.config import Config
 from archiver.ledger import Ledger
 from archiver.model import State, TaskOutcome
 from archiver.testing.s3proxy import FaultProxy
@@ -67,9 +69,10 @@ def test_the_metrics_equal_the_report(runner: Runner) -> None:
     )
     assert began <= start <= end <= time.time()
     assert samples[("last_run_duration_seconds", ())] == pytest.approx(end - start)
-    states = dict(runner.catalog_rows("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+    held = runner.catalog()
+    states = Counter(str(row.state) for row in held.tasks.values())
     assert by_label(samples, "archive_tasks", "state") == states
-    ((files, size),) = runner.catalog_rows("SELECT COUNT(*), SUM(bytes) FROM files")
+    files, size = len(held.files), sum(f.size for _, f in held.files)
     assert (samples[("archive_files", ())], samples[("archive_bytes", ())]) == (files, size)
     assert f'archive="{runner.root}"' in metrics.read_text()
 
@@ -118,29 +121,29 @@ def test_metrics_that_cannot_be_written_cost_a_warning_not_the_exit_code(
 ) -> None:
     """Closing a run whose metrics folder vanished: one warning line; the report and the run
     record still say the run's own exit code."""
-    catalog = Catalog.open(tmp_path)
-    try:
-        ledger = Ledger(
-            catalog=catalog, run_id=catalog.begin_run(now="2025-01-01T00:00:00+00:00"),
-            archive=str(tmp_path), report_path=tmp_path / "report.json",
-            metrics_path=tmp_path / "gone" / "m.prom",
-            outcomes=[TaskOutcome(MISSING, State.PENDING, "RUNNING")],
-        )  # fmt: skip
-        ledger.close(0, None)
-    finally:
-        catalog.close()
+
+    async def close() -> None:
+        async with open_catalog(Config(output_dir=tmp_path), Access.CREATE) as catalog:
+            ledger = Ledger(
+                catalog=catalog, run_id=await catalog.begin_run(now="2025-01-01T00:00:00+00:00"),
+                archive=str(tmp_path), report_path=tmp_path / "report.json",
+                metrics_path=tmp_path / "gone" / "m.prom",
+                outcomes=[TaskOutcome(MISSING, State.PENDING, "RUNNING")],
+            )  # fmt: skip
+            await ledger.close(0, None)
+
+    asyncio.run(close())
     err = capsys.readouterr().err
     assert err.startswith("warning: metrics not written: ") and len(err.splitlines()) == 1
     assert '"exit_code": 0' in (tmp_path / "report.json").read_text()
-    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
-        assert db.execute("SELECT exit_code FROM runs").fetchall() == [(0,)]
+    held = sqlite_testing.read(tmp_path / "catalog.sqlite3")
+    assert held.runs == 1 and held.last_run is not None and held.last_run.exit_code == 0
 
 
-def run_record(runner: BucketRunner) -> list[tuple[int, str]]:
+def run_record(runner: BucketRunner) -> sqlite_testing.Contents:
     assert runner.state_home is not None
     (path,) = runner.state_home.rglob("catalog.sqlite3")
-    with sqlite3.connect(path) as db:
-        return list(db.execute("SELECT exit_code, summary FROM runs ORDER BY id"))
+    return sqlite_testing.read(path)
 
 
 def test_a_failing_catalog_copy_upload_leaves_a_report_saying_74(
@@ -160,7 +163,8 @@ def test_a_failing_catalog_copy_upload_leaves_a_report_saying_74(
     assert result.err.splitlines()[-1] == f"runway-archiver: {result.report['stopped']}"
     assert result.states() == {task: "failed"}
     assert parse(metrics)[("last_run_exit_code", ())] == 74
-    assert [code for code, _ in run_record(bucket_runner)] == [74]
+    held = run_record(bucket_runner)
+    assert held.runs == 1 and held.last_run is not None and held.last_run.exit_code == 74
     assert proxy.answered["CreateMultipartUpload 503"] >= 1
 
     proxy.calm()

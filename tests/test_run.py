@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from archiver import lock
+from archiver.catalog.sqlite_open import hold_lock
 from archiver.testing import ArtifactSpec, VideoSpec
 
 from .conftest import TOKEN, Runner
@@ -197,7 +197,7 @@ def test_mismatched_file_is_caught_and_never_final(runner: Runner) -> None:
     url = emu.task_json(tasks["duration"])["artifacts"][0]["url"]
     video_path = url.split("?")[0].removeprefix(emu.cdn_url)
     assert len([r for r in emu.requests if r.raw_path.startswith(video_path + "?")]) == 2
-    assert runner.catalog_rows("SELECT COUNT(*) FROM files WHERE path LIKE '%.mp4%'") == [(0,)]
+    assert [f.path for _, f in runner.catalog().files if ".mp4" in f.path] == []
 
 
 def test_image_artifacts_and_shared_filenames(runner: Runner) -> None:
@@ -224,7 +224,7 @@ def test_locked_archive_exits_75(runner: Runner) -> None:
     """While another holder has the archive lock, a run exits 75 at once and names the lock."""
     task = runner.emu.add_task()
     runner.root.mkdir()
-    with lock.hold(runner.root):
+    with hold_lock(runner.root):
         result = runner.run(task)
     assert result.code == 75
     assert ".runway-archiver.lock" in result.err and "pid" in result.err

@@ -125,9 +125,8 @@ def test_failed_scenarios_carry_the_reason(runner: Runner, name: str, reason: st
     result = runner.run(task)
     assert result.code == 0
     assert (result.task(task)["state"], result.task(task)["error"]) == ("failed", reason)
-    assert runner.catalog_rows("SELECT state, status, error FROM tasks") == [
-        ("failed", "FAILED", reason)
-    ]
+    rows = runner.catalog().tasks.values()
+    assert [(row.state, row.status, row.error) for row in rows] == [("failed", "FAILED", reason)]
 
 
 def test_2025_metadata_is_checked_against_the_file(runner: Runner) -> None:

@@ -142,14 +142,27 @@ async def test_keys_that_leave_the_archive_are_refused(target: Target, key: str)
         await target.write(key, b"x")
 
 
-async def test_durable_and_catalog_restore_are_safe_on_a_fresh_archive(
+async def test_durable_and_getting_a_missing_file_are_safe_on_a_fresh_archive(
     target: Target, tmp_path: Path
 ) -> None:
-    """durable() after commits works, and with no catalog copy there is nothing to restore."""
+    """durable() after commits works, and a key that is not there is not got (nothing written)."""
     staged, sha = await stage(target, "a.mp4", b"x" * 100)
     await target.commit(staged, "t1/a.mp4", sha256=sha)
     await target.durable("t1")
-    assert await target.restore_catalog(tmp_path / "fresh" / "catalog.sqlite3") is False
+    assert await target.get_file("catalog.sqlite3", tmp_path / "fresh.sqlite3") is False
+    assert not (tmp_path / "fresh.sqlite3").exists()
+
+
+async def test_a_whole_file_is_put_and_got_back(target: Target, tmp_path: Path) -> None:
+    """put_file stores a local file under a key, whole; get_file copies it back, byte for byte."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 1000)
+    await target.put_file(source, "copy.bin")
+    assert source.exists()  # the source stays
+    stored = await target.stat("copy.bin")
+    assert stored is not None and stored.size == 256_000
+    assert await target.get_file("copy.bin", tmp_path / "back.bin") is True
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
 
 
 # -- only a bucket ----------------------------------------------------------------------------

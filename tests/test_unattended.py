@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from archiver import cli
+from archiver.catalog import sqlite_testing
+from archiver.model import State, TaskOutcome
 from archiver.testing import ArtifactSpec, VideoSpec
 
 from .conftest import TOKEN, Runner
@@ -140,7 +141,7 @@ def test_a_server_echoing_the_token_never_gets_it_printed(runner: Runner) -> Non
     error = result.task(tasks[0])["error"]
     assert error.startswith("the API answered HTTP 400: Invalid request;")
     assert "<token>" in error and "\n" not in error
-    dump = "\n".join(sqlite3.connect(runner.root / "catalog.sqlite3").iterdump())
+    dump = sqlite_testing.dump(runner.catalog_path)
     for text in (result.out, result.err, json.dumps(result.report), dump):
         assert TOKEN not in text
         assert "SIGNED-SECRET" not in text
@@ -218,8 +219,9 @@ def test_a_signal_keeps_partial_downloads_and_the_rerun_resumes(
     doc = json.loads(report.read_text())
     assert doc["exit_code"] == code and doc["stopped"].startswith("interrupted")
     assert sorted(doc["unfinished"]) == sorted(tasks)
-    (last,) = runner.catalog_rows("SELECT exit_code, summary FROM runs ORDER BY id DESC LIMIT 1")
-    assert last[0] == code and json.loads(last[1])["archived"] == 0
+    last = runner.catalog().last_run
+    assert last is not None and last.exit_code == code
+    assert last.summary is not None and last.summary["archived"] == 0
     status = runner.run(command="status", report=False)
     assert f", exit {code} (" in status.out or f", exit {code} (no tasks)" in status.out
     runner.emu.cdn_rate = None
@@ -302,8 +304,8 @@ def test_a_bug_is_one_line_exit_70_with_report_and_run_record(
         " --debug shows the traceback"
     ]
     assert result.report is not None and result.report["exit_code"] == 70
-    (last,) = runner.catalog_rows("SELECT exit_code FROM runs ORDER BY id DESC LIMIT 1")
-    assert last == (70,)
+    last = runner.catalog().last_run
+    assert last is not None and last.exit_code == 70
     debug = runner.run(task, "--debug")
     assert "Traceback (most recent call last)" in debug.err and debug.code == 70
 
@@ -312,12 +314,9 @@ def test_a_closed_stdout_ends_quietly(runner: Runner) -> None:
     """`status | head -1`: the reader goes away; the archiver ends with no message (141)."""
     tasks = [runner.emu.add_task(previews=0) for _ in range(2)]
     runner.run(*tasks, "--no-progress")
-    with sqlite3.connect(runner.root / "catalog.sqlite3") as db:
-        db.executemany(
-            "INSERT INTO tasks (task_id, state, updated_at, error) VALUES (?, 'error', '', ?)",
-            [(f"{MISSING[:-12]}{n:012d}", "x" * 200) for n in range(2000)],
-        )
-    db.close()
+    runner.record(
+        [TaskOutcome(f"{MISSING[:-12]}{n:012d}", State.ERROR, error="x" * 200) for n in range(2000)]
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "archiver", "status", "-o", str(runner.root)],
         stdout=subprocess.PIPE,

@@ -189,9 +189,7 @@ def test_wait_archives_finishers_and_leaves_the_rest_pending(runner: Runner) -> 
     assert result.code == 0, result.err
     assert result.states() == {done: "archived", failed: "failed", endless: "pending"}
     assert "status RUNNING" in result.task(endless)["error"]
-    assert runner.catalog_rows("SELECT state FROM tasks WHERE task_id = ?", endless) == [
-        ("pending",)
-    ]
+    assert runner.catalog().tasks[endless].state == "pending"
     # Each is polled until it ends and no more; the finished one is downloaded at once.
     assert [len(hits(emu, t)) for t in (done, failed)] == [4, 2]
     url = emu.task_json(done)["artifacts"][0]["url"]
@@ -265,9 +263,9 @@ def test_a_signal_while_waiting_ends_the_run_cleanly(
         "runway-archiver: interrupted" + (" (SIGTERM)" if signum == signal.SIGTERM else "")
     ]
     assert out.startswith("2 tasks: 1 archived, 0 skipped, 1 pending")
-    rows = dict(runner.catalog_rows("SELECT task_id, state FROM tasks"))
-    assert rows == {done: "archived", endless: "pending"}
-    assert runner.catalog_rows("SELECT exit_code FROM runs") == [(code,)]
+    held = runner.catalog()
+    assert {t: row.state for t, row in held.tasks.items()} == {done: "archived", endless: "pending"}
+    assert held.runs == 1 and held.last_run is not None and held.last_run.exit_code == code
     doc = json.loads(report.read_text())
     states = {t["task_id"]: t["state"] for t in doc["tasks"]}
     assert states == {done: "archived", endless: "pending"}

@@ -195,7 +195,7 @@ def test_account_trouble_on_the_listing_or_accounts_ends_run_and_list(
     assert line.startswith(f"runway-archiver: useapi.net answered HTTP {status}")
     assert retrieved(runner.emu) == []
     assert result.report is not None and result.report["exit_code"] == 3
-    assert runner.catalog_rows("SELECT task_id FROM tasks") == []
+    assert runner.catalog().tasks == {}
     listed = runner.run("--all", command="list")
     assert listed.code == 3 and len(listed.err.splitlines()) == 1
 

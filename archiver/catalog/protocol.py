@@ -36,6 +36,12 @@ class Catalog(Protocol):
     # How messages name this catalog (a path, or a URL without its password).
     name: str
 
+    async def flush(self) -> None:
+        """Make what was written so far last beyond this machine where the engine keeps the
+        catalog on it (SQLite beside a bucket archive: its copy stored under the prefix); an
+        engine whose every write already does (a database server) has nothing to do. A writing
+        command's catalog is flushed when it ends normally, if anything was written since."""
+
     # -- runs ------------------------------------------------------------------------------
 
     async def begin_run(self, *, now: str) -> int:

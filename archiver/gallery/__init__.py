@@ -14,12 +14,12 @@ from .build import INDEX, Built, build
 __all__ = ["INDEX", "Built", "build", "refresh"]
 
 
-def refresh(root: Path, catalog: Catalog, *, changed: bool, now: str) -> str | None:
+async def refresh(root: Path, catalog: Catalog, *, changed: bool, now: str) -> str | None:
     """Rebuild when the archive changed or has no gallery yet; a warning line if that failed."""
     if not changed and (root / INDEX).exists():
         return None
     try:
-        build(root, catalog, now=now)
+        await build(root, catalog, now=now)
     # The gallery is a view of the archive: when the disk or a planted file stops it, the
     # tasks are archived all the same and the run's exit code says so, not the gallery's
     # trouble. A bug is not that: it reaches the last-resort guard (exit 70) like any other.

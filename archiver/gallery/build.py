@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from .. import files, sidecar
 from ..catalog import Catalog
 from ..errors import InvalidTaskData, StorageError
-from ..model import Task
+from ..model import State, Task
 from . import display
 
 INDEX = "index.html"
@@ -38,20 +38,22 @@ class Built:
     remade: int  # display rows made now: tasks archived before the gallery, or changed since
 
 
-def build(root: Path, catalog: Catalog, *, now: str) -> Built:
+async def build(root: Path, catalog: Catalog, *, now: str) -> Built:
     """Write the whole gallery from the catalog; return where it is and how many tasks it shows."""
-    remade = _remake_stale(root, catalog)
+    remade = await _remake_stale(root, catalog)
     out = files.ensure_dir(root, FOLDER)
-    versions: dict[str, Any] = {"shards": _write_shards(files.ensure_dir(out, DETAIL), catalog)}
+    versions: dict[str, Any] = {
+        "shards": await _write_shards(files.ensure_dir(out, DETAIL), catalog)
+    }
     for name in STATIC:
         versions[name] = _put(out / name, _static(name))
-    cards = catalog.display_cards(display.SHOWN_STATES)
+    cards = await catalog.display_cards(display.SHOWN_STATES)
     # The newest rows come first, in their own small file, so the first screen is drawn at
     # once; the rest (megabytes at 100,000 tasks) arrives while the page is already usable.
     versions["data-more.js"] = _put_pieces(
         out / "data-more.js", lambda: _array_script("RUNWAY_GALLERY_MORE", cards, FIRST)
     )
-    head = _head(catalog, now, len(cards), versions)
+    head = await _head(catalog, now, len(cards), versions)
     data = f'{head[:-1]},"rows":[{",".join(cards[:FIRST])}]}}'
     versions["data.js"] = _put(out / "data.js", _script("RUNWAY_GALLERY_DATA", data))
     page = _static("index.html").decode("utf-8")
@@ -62,9 +64,9 @@ def build(root: Path, catalog: Catalog, *, now: str) -> Built:
     return Built(index, len(cards), remade)
 
 
-def _head(catalog: Catalog, now: str, count: int, versions: dict[str, Any]) -> str:
-    per_state, file_count, total_bytes = catalog.totals()
-    last = catalog.last_run()
+async def _head(catalog: Catalog, now: str, count: int, versions: dict[str, Any]) -> str:
+    totals = await catalog.totals()
+    last = await catalog.last_run()
     head = {
         "version": display.VERSION,
         "built": now,
@@ -73,24 +75,24 @@ def _head(catalog: Catalog, now: str, count: int, versions: dict[str, Any]) -> s
         "more": versions["data-more.js"],
         "shards": versions["shards"],
         "totals": {
-            "tasks": per_state.get("archived", 0),
-            "failed": per_state.get("failed", 0),
-            "files": file_count,
-            "bytes": total_bytes,
-            "lastRun": (last["finished_at"] or last["started_at"]) if last else None,
+            "tasks": totals.per_state.get(State.ARCHIVED, 0),
+            "failed": totals.per_state.get(State.FAILED, 0),
+            "files": totals.files,
+            "bytes": totals.bytes,
+            "lastRun": (last.finished_at or last.started_at) if last else None,
         },
     }
     return json.dumps(head, separators=(",", ":"))
 
 
-def _remake_stale(root: Path, catalog: Catalog) -> int:
+async def _remake_stale(root: Path, catalog: Catalog) -> int:
     """Make the display row of each task without a current one: archived before the gallery
     existed, or whose files changed since (from its sidecar and its catalog files)."""
-    stale = catalog.stale_display(display.SHOWN_STATES, display.VERSION)
-    for task_id, folder, status in stale:
-        task = _from_sidecar(root / folder, task_id, status)
-        shown = display.of_task(task, folder, catalog.files(task_id))
-        catalog.record_display(task_id, **asdict(shown))
+    stale = await catalog.stale_display(display.SHOWN_STATES, display.VERSION)
+    for row in stale:
+        task = _from_sidecar(root / row.dir, row.task_id, row.status)
+        shown = display.of_task(task, row.dir, await catalog.files(row.task_id))
+        await catalog.record_display(row.task_id, shown)
     return len(stale)
 
 
@@ -105,10 +107,10 @@ def _from_sidecar(folder: Path, task_id: str, status: str | None) -> Task:
     return Task.from_json({"status": status}, task_id=task_id)
 
 
-def _write_shards(folder: Path, catalog: Catalog) -> dict[str, str]:
+async def _write_shards(folder: Path, catalog: Catalog) -> dict[str, str]:
     """One detail file per shard that has tasks, each read and written on its own (bounded
     memory), and only when its rows changed since the last build (MANIFEST says which)."""
-    stamps = catalog.display_stamps(display.SHOWN_STATES)
+    stamps = await catalog.display_stamps(display.SHOWN_STATES)
     before = _manifest(folder)
     after: dict[str, list[Any]] = {}
     for key, stamp in sorted(stamps.items()):
@@ -117,7 +119,7 @@ def _write_shards(folder: Path, catalog: Catalog) -> dict[str, str]:
         if known and known[0] == stamp and files.file_size(path) == known[2]:
             after[key] = known
             continue
-        entries = catalog.display_entries(display.SHOWN_STATES, key)
+        entries = await catalog.display_entries(display.SHOWN_STATES, key)
         body = _script("RUNWAY_GALLERY_SHARD", "{" + ",".join(entries) + "}", key)
         after[key] = [stamp, _put(path, body, sync_folder=False), len(body)]
     for key in before.keys() - after.keys():

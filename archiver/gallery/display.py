@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from ..catalog.rows import DisplayRow
 from ..model import HOLDING_FILES, ArchivedFile, FileKind, Task
 from ..scrub import redact
 
 # Bump when the stored texts change shape: older rows are made again from the sidecars.
 VERSION = 2
-SHOWN_STATES = tuple(str(state) for state in HOLDING_FILES)  # as the catalog stores them
+SHOWN_STATES = HOLDING_FILES
 # A card is one JSON array in this order (gallery.js reads the names from data.js).
 CARD_COLUMNS = (
     "dir", "name", "prompt", "model", "created", "status", "error", "seed",
@@ -35,24 +35,12 @@ SHARDS = frozenset(f"{n:02x}" for n in range(256))
 _KIND_ORDER = {FileKind.ARTIFACT: 0, FileKind.PREVIEW: 1, FileKind.INPUT: 2}
 
 
-@dataclass(frozen=True, slots=True)
-class TaskDisplay:
-    """A task's display row: its card (a JSON array) and its detail entry (`"folder":{...}`)."""
-
-    version: int
-    created: str
-    shard: str
-    files: str  # the fingerprint of the files it was made from
-    card: str
-    entry: str
-
-
 def fingerprint(count: int, size: int) -> str:
     """How many files a task has and their bytes: what the catalog can compare in one scan."""
     return f"{count}:{size}"
 
 
-def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> TaskDisplay:
+def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> DisplayRow:
     """The display row of a task archived in `folder` with `files`; URLs in it are redacted."""
     options = task.options or {}
     # Outputs by artifact, each with its previews, then the inputs (of the task as a whole).
@@ -94,7 +82,7 @@ def of_task(task: Task, folder: str, files: Sequence[ArchivedFile]) -> TaskDispl
         },
         "files": [_listed(folder, f) for f in ordered],
     }
-    return TaskDisplay(
+    return DisplayRow(
         version=VERSION,
         created=_utf8(task.created_at or ""),
         shard=key,

@@ -12,27 +12,30 @@ archive root with `/` between parts, as in the catalog and the report.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from .. import extras
 from ..config import BUCKET_ARCHIVE, BucketUrl, Config
 from ..files import slug
 
-if TYPE_CHECKING:
-    from ..catalog import Catalog
-
 T = TypeVar("T")
-CATALOG_KEY = "catalog.sqlite3"  # where a bucket keeps the catalog copy, under its prefix
 # (task id, [(key, size)]) for the files the catalog records, streamed; a task may come more
 # than once; a size of None: any size.
-Expected = Iterable[tuple[str, Sequence[tuple[str, int | None]]]]
+Expected = AsyncIterable[tuple[str, Sequence[tuple[str, int | None]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +56,16 @@ def size_in(listed: Mapping[str, Mapping[str, int]], key: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """The local side of an archive: its name in messages, its catalog and its lock."""
+    """The local side of an archive: its name in messages, and its folder on this machine."""
 
     name: str  # a folder path, or s3://bucket/prefix
-    state_dir: Path  # holds the lock (and, for a bucket, the staging folder)
-    catalog_path: Path
+    # The archive folder, or for a bucket the folder on this machine that holds its staging
+    # folder (and the catalog's lock and file, where the catalog is a file: catalog/).
+    state_dir: Path
 
 
 class Target(Protocol):
-    """The few operations the pipeline, `verify` and the catalog copy need from an archive."""
+    """The few operations the pipeline, `verify` and the gallery need from an archive."""
 
     name: str
     # True where reading a stored file costs no transfer: `verify` then re-hashes and re-probes
@@ -116,11 +120,11 @@ class Target(Protocol):
     def link(self, key: str) -> str:
         """Where a person opens `key`: a file:// URL, or the object's s3:// URL."""
 
-    async def restore_catalog(self, path: Path) -> bool:
-        """Put the archive's catalog copy at `path` when there is none there; whether it did."""
+    async def put_file(self, source: Path, key: str) -> None:
+        """Store the local file `source` as `key`, whole or not at all (`source` is kept)."""
 
-    async def publish_catalog(self, catalog: Catalog) -> None:
-        """Store a consistent copy of the catalog with the archive, where it is kept apart."""
+    async def get_file(self, key: str, dest: Path) -> bool:
+        """Copy `key` to the local file `dest`; False (nothing written) when there is no `key`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,14 +154,14 @@ class BucketSettings:
 
 
 def place(config: Config, env: Mapping[str, str]) -> Place:
-    """Where the catalog, the lock and the staging files of `config`'s archive live."""
+    """Where `config`'s archive is on this machine: its name, and its folder (for a bucket, the
+    folder of its staging files and, with the SQLite catalog, its catalog and lock)."""
     out = config.output_dir
     if isinstance(out, BucketUrl):
-        state = _bucket_state_dir(out, env)
-        catalog = config.catalog_path or state / CATALOG_KEY
-        return Place(name=str(out), state_dir=catalog.parent, catalog_path=catalog)
-    catalog = config.catalog_path or out / CATALOG_KEY
-    return Place(name=str(out), state_dir=out, catalog_path=catalog)
+        # A catalog file moved by `catalog_path` takes the bucket's local state along with it.
+        moved = config.catalog_path.parent if config.catalog_path else None
+        return Place(name=str(out), state_dir=moved or _bucket_state_dir(out, env))
+    return Place(name=str(out), state_dir=out)
 
 
 def _bucket_state_dir(url: BucketUrl, env: Mapping[str, str]) -> Path:
@@ -192,25 +196,12 @@ async def open_target(
         yield FolderTarget(out)
 
 
-async def restore_catalog(config: Config, path: Path) -> bool:
-    """On a machine with no catalog at `path`, fetch the archive's copy; whether there was one."""
-    if await asyncio.to_thread(path.exists):
-        return False  # the usual case asks the store nothing
+async def gallery(
+    config: Config, build: Callable[[Path], Awaitable[T]], *, index: str
+) -> tuple[T, str]:
+    """`build` writes the gallery under the local root it is given; what it changed is then
+    stored with the archive. Its result, and the link that opens `index`."""
     async with open_target(config) as target:
-        return await target.restore_catalog(path)
-
-
-async def gallery(config: Config, build: Callable[[Path], T], *, index: str) -> tuple[T, str]:
-    """`build` writes the gallery under the local root it is given (on this thread: it reads
-    the catalog); what it changed is then stored with the archive. Its result, and the link
-    that opens `index`."""
-    async with open_target(config) as target:
-        result = build(target.gallery_root())
+        result = await build(target.gallery_root())
         await target.publish_gallery()
         return result, target.link(index)
-
-
-async def publish_catalog(config: Config, catalog: Catalog) -> None:
-    """After a run, store the catalog's copy with the archive (a bucket's; a folder has it)."""
-    async with open_target(config) as target:
-        await target.publish_catalog(catalog)

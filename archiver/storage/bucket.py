@@ -17,18 +17,14 @@ import tempfile
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import files
 from ..bounded import Slots, for_each
 from ..config import BucketUrl
 from ..errors import TransferError
-from . import CATALOG_KEY, BucketSettings, Expected, Stored, size_in
+from . import BucketSettings, Expected, Stored, size_in
 from .parts import Part, Piece, composite_sha256, multipart_etag, part_size, read_part
 from .s3 import Bucket
-
-if TYPE_CHECKING:
-    from ..catalog import Catalog
 
 # A rerun over more task folders than this lists the whole prefix once (1,000 keys a page)
 # rather than one listing per folder.
@@ -139,7 +135,7 @@ class BucketTarget:
 
     async def changed(self, expected: Expected) -> set[str]:
         """One listing per task folder (or of the whole prefix), compared with the catalog."""
-        tasks = list(expected)
+        tasks = [entry async for entry in expected]
         listed = await self.sizes({key.rpartition("/")[0] for _, keys in tasks for key, _ in keys})
         return {
             task_id
@@ -168,7 +164,7 @@ class BucketTarget:
     async def durable(self, folder: str) -> None:
         return None  # a completed upload is durable when the store answers
 
-    # -- the gallery and the catalog copy ----------------------------------------------------
+    # -- the gallery and whole files ----------------------------------------------------------
 
     def gallery_root(self) -> Path:
         try:
@@ -202,26 +198,12 @@ class BucketTarget:
     def link(self, key: str) -> str:
         return self._bucket.where(key)
 
-    async def restore_catalog(self, path: Path) -> bool:
-        temp = path.with_name(f".{path.name}.download")
-        try:
-            if await asyncio.to_thread(path.exists):
-                return False
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            if not await self._bucket.download(CATALOG_KEY, temp):
-                return False
-            await asyncio.to_thread(os.replace, temp, path)
-        except OSError as exc:
-            raise files.storage_error(exc, path) from exc
-        finally:
-            files.discard(temp)
-        return True
+    async def put_file(self, source: Path, key: str) -> None:
+        hasher, _ = await asyncio.to_thread(files.hash_file, source)
+        await self._upload(source, key, hasher.hexdigest())
 
-    async def publish_catalog(self, catalog: Catalog) -> None:
-        copy = self._staging / f".{CATALOG_KEY}.copy"
-        catalog.snapshot(copy)  # on this thread: the connection belongs to it
-        hasher, _ = await asyncio.to_thread(files.hash_file, copy)
-        await self.commit(copy, CATALOG_KEY, sha256=hasher.hexdigest())
+    async def get_file(self, key: str, dest: Path) -> bool:
+        return await self._bucket.download(key, dest)
 
     # -- uploads -----------------------------------------------------------------------------
 

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import files
 from ..errors import UnsafePath
 from . import Expected, Stored
-
-if TYPE_CHECKING:
-    from ..catalog import Catalog
 
 
 class FolderTarget:
@@ -70,7 +67,8 @@ class FolderTarget:
 
     async def changed(self, expected: Expected) -> set[str]:
         # On this thread: the rerun's hot path is a plain lstat per file.
-        return files.changed_on_disk(self.root, expected)
+        base = f"{self.root}/"
+        return {task_id async for task_id, sizes in expected if files.changed_on_disk(base, sizes)}
 
     def _sizes(self, folder: str) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -107,11 +105,16 @@ class FolderTarget:
     def link(self, key: str) -> str:
         return self._path(key).resolve().as_uri()
 
-    async def restore_catalog(self, path: Path) -> bool:
-        return False  # the catalog lives in the archive folder: there is no copy to restore
+    async def put_file(self, source: Path, key: str) -> None:
+        data = await asyncio.to_thread(source.read_bytes)
+        await self.write(key, data)
 
-    async def publish_catalog(self, catalog: Catalog) -> None:
-        return None  # ... and none to make
+    async def get_file(self, key: str, dest: Path) -> bool:
+        path = self._path(key)
+        if files.file_size(path) is None:
+            return False
+        await asyncio.to_thread(shutil.copyfile, path, dest)
+        return True
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")

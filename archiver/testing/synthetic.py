@@ -1,24 +1,25 @@
 """A catalog of N synthetic archived tasks, shaped like real rows, for gallery scale tests.
 
-Archiving 100,000 tasks for real would take 100,000 ffprobes: the rows are written in one
-transaction instead, with display rows made by the real `display.of_task`. No media is on disk.
+Archiving 100,000 tasks for real would take 100,000 ffprobes: the rows are written through the
+catalog's `record_many` instead, with display rows made by the real `display.of_task`. No media
+is on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
-import json
 import random
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from archiver import files
-from archiver.catalog import FILENAME, Catalog
+from archiver.catalog import Access, DisplayRow, open_catalog
+from archiver.config import Config
 from archiver.gallery import display
-from archiver.model import ArchivedFile, FileKind, ProbeResult, Task
+from archiver.model import ArchivedFile, FileKind, ProbeResult, State, Task, TaskOutcome
 from archiver.testing.tasks import EMAIL, USER_ID, default_options
 
 WORDS = [
@@ -70,8 +71,6 @@ MODELS = ("gen3a", "gen3a_turbo", "gen4_turbo", "gen4", "act_two")
 START = datetime(2024, 1, 1, tzinfo=UTC)
 VIDEO = ProbeResult("mov,mp4,m4a,3gp,3g2,mj2", "h264", 1280, 768, 5.21, 24.0)
 IMAGE = ProbeResult("jpeg_pipe", "mjpeg", 1280, 768, None, None)
-_PROBES = {FileKind.ARTIFACT: json.dumps(dataclasses.asdict(VIDEO))}
-_PROBES[FileKind.PREVIEW] = json.dumps(dataclasses.asdict(IMAGE))
 
 
 def fill(root: Path, count: int, *, distinct: int | None = None, seed: int = 7) -> int:
@@ -80,12 +79,15 @@ def fill(root: Path, count: int, *, distinct: int | None = None, seed: int = 7) 
     With `distinct`, only that many different tasks are made and the rest repeat them under
     new ids and folders: much faster, for tests that need many rows more than varied ones.
     """
-    Catalog.open(root).close()  # creates or migrates the schema
+    asyncio.run(_fill(root, count, distinct=distinct, seed=seed))
+    return count
+
+
+async def _fill(root: Path, count: int, *, distinct: int | None, seed: int) -> None:
     rng = random.Random(seed)
     pool = [_task(rng, n) for n in range(min(count, distinct or count))]
-    made: list[tuple[display.TaskDisplay, str]] = []
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    tasks, file_rows, displays = [], [], []
+    made: list[tuple[DisplayRow, str]] = []
+    recorded: list[tuple[TaskOutcome, DisplayRow | None]] = []
     for n in range(count):
         task = pool[n % len(pool)]
         task_uuid = task.id if n < len(pool) else str(uuid.UUID(int=rng.getrandbits(128)))
@@ -97,39 +99,15 @@ def fill(root: Path, count: int, *, distinct: int | None = None, seed: int = 7) 
             made.append((shown, folder))
         else:
             shown = _moved(*made[n % len(pool)], folder)
-        tasks.append((task_id, "archived", "SUCCEEDED", folder, None, stamp))
-        file_rows += [
-            (task_id, f.path, str(f.kind), 0, f.size, f.sha256, _PROBES[f.kind], "[]")
-            for f in archived
-        ]
-        displays.append((task_id, *dataclasses.astuple(shown)))
-    with sqlite3.connect(root / FILENAME) as db:
-        # In key order and with a big page cache: random-order inserts into 100 MB of B-tree
-        # through SQLite's default 2 MB cache take ten times as long.
-        db.execute("PRAGMA cache_size=-500000")
-        db.executemany(
-            "INSERT INTO tasks (task_id, state, status, dir, error, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            sorted(tasks),
-        )
-        db.executemany(
-            "INSERT INTO files (task_id, path, kind, artifact, bytes, sha256, probe, unchecked)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            sorted(file_rows),
-        )
-        db.executemany(
-            "INSERT INTO display (task_id, version, created, shard, files, card)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [row[:-1] for row in displays],
-        )
-        db.executemany(
-            "INSERT INTO display_entry VALUES (?, ?)", sorted((r[0], r[-1]) for r in displays)
-        )
-    db.close()
-    return count
+        outcome = TaskOutcome(task_id, State.ARCHIVED, "SUCCEEDED", folder, files=tuple(archived))
+        recorded.append((outcome, shown))
+    # In key order: random-order inserts into 100 MB of B-tree take many times as long.
+    recorded.sort(key=lambda r: r[0].task_id)
+    async with open_catalog(Config(output_dir=root), Access.CREATE) as catalog:
+        await catalog.record_many(recorded, now=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-def _moved(shown: display.TaskDisplay, old: str, folder: str) -> display.TaskDisplay:
+def _moved(shown: DisplayRow, old: str, folder: str) -> DisplayRow:
     """The display row of a repeated task: the same texts under another uuid (folder, task id)
     and so in another shard."""
     key = display.shard(folder)

@@ -7,6 +7,7 @@ each with a folder of hard links to a real task's files (the rerun stats every f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import shutil
@@ -14,10 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from archiver.catalog import Catalog
+from archiver.catalog import Access, open_catalog
+from archiver.config import Config
 from archiver.model import State, TaskOutcome
-from archiver.pipeline import now
 from archiver.testing.tasks import new_task_id
+from archiver.timespec import now
 
 from .disk import PeakUse, gb
 from .proc import run_measured
@@ -106,16 +108,19 @@ def _status(opt: Options, archive: Path, work: Path) -> RunResult:
 
 def fill_catalog(archive: Path, count: int) -> list[str]:
     """`count` more archived tasks, each with the files of a real one under its own folder."""
-    catalog = Catalog.open(archive)
-    try:
+    return asyncio.run(_fill(archive, count))
+
+
+async def _fill(archive: Path, count: int) -> list[str]:
+    async with open_catalog(Config(output_dir=archive), Access.WRITE) as catalog:
         # Rotating over the real tasks keeps each file under ext4's 65,000 links.
-        templates = [t for t in catalog.states().values() if t.state is State.ARCHIVED]
+        archived = [r async for r in catalog.tasks(states=[State.ARCHIVED])]
+        templates = [(t, await catalog.files(t.task_id)) for t in archived]
         stamp = now()
         ids = []
         for n in range(count):
-            template = templates[n % len(templates)]
+            template, files = templates[n % len(templates)]
             assert template.dir is not None
-            files = catalog.files(template.task_id)
             names = [*(f.path.partition("/")[2] for f in files), "task.yaml"]
             task_id, task_uuid = new_task_id()
             folder = f"2024-08-01_Gen-3-Alpha-synthetic_{task_uuid}"
@@ -129,10 +134,8 @@ def fill_catalog(archive: Path, count: int) -> list[str]:
                 task_id, State.ARCHIVED, "SUCCEEDED", folder, f"{folder}/task.yaml", moved,
                 sidecar_bytes=template.sidecar_bytes,
             )  # fmt: skip
-            catalog.record(outcome, now=stamp)
+            await catalog.record(outcome, now=stamp)
             ids.append(task_id)
-    finally:
-        catalog.close()
     return ids
 
 

@@ -8,19 +8,98 @@ checksum; --deep downloads, re-hashes and re-probes. Damaged files are reported 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files, probe, report, sidecar
-from .bounded import for_each
-from .catalog import TaskRow
-from .config import Config
-from .errors import StorageError, VerifyError
-from .model import ArchivedFile, State
-from .probe import Prober, compare
-from .storage import Target, open_target
+from .. import bookkeeping, config, files, probe, progress, report, scrub, sidecar
+from ..bounded import for_each
+from ..catalog import Access, Catalog, TaskRow, open_catalog
+from ..config import Config
+from ..errors import ConfigError, StorageError, VerifyError
+from ..model import ArchivedFile, State
+from ..probe import Prober, compare
+from ..progress import Level
+from ..storage import Target, open_target
+from ..timespec import now
+from . import common
+from .gallery import refresh_gallery
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    cfg = common.load_config(args, progress=False if args.no_progress else None, probe=args.probe)
+    cfg = probe.ready(cfg)
+    if args.repair and not cfg.token:
+        raise ConfigError(f"--repair needs the API token: set {config.ENV_TOKEN}")
+    common.check_report_path(args.report, cfg)
+    common.state_dir(cfg)
+    level = common.level(args)
+    checked, damaged, repaired = asyncio.run(
+        _verify(cfg, level, deep=args.deep, repair=args.repair)
+    )
+    if args.report is not None:
+        write_report(args.report, checked, damaged, repaired)
+    left = [d for d in damaged if d.path not in repaired]
+    if level > Level.QUIET or left:
+        line = f"checked {checked} files: {checked - len(damaged)} ok, {len(damaged)} damaged"
+        print(line + (f", {len(repaired)} repaired" if args.repair else ""))
+    return 1 if left else 0
+
+
+async def _verify(
+    cfg: Config, level: Level, *, deep: bool, repair: bool
+) -> tuple[int, list[Damage], set[str]]:
+    """What was checked, what is damaged, and (with `repair`) the paths that are whole again."""
+    if not repair:
+        # Reading only: no lock and no write, so a read-only copy or mount can be verified.
+        async with open_catalog(cfg, Access.READ) as catalog:
+            checked, damaged = await _audit(cfg, catalog, level, deep=deep)
+        return checked, damaged, set()
+    async with open_catalog(cfg, Access.WRITE) as catalog:
+        checked, damaged = await _audit(cfg, catalog, level, deep=deep)
+        if not damaged:
+            return checked, damaged, set()
+        repaired = await _repair(cfg, catalog, damaged, level)
+        await refresh_gallery(cfg, catalog, changed=True)
+    return checked, damaged, repaired
+
+
+async def _audit(
+    cfg: Config, catalog: Catalog, level: Level, *, deep: bool
+) -> tuple[int, list[Damage]]:
+    entries = [entry async for entry in catalog.all_files()]
+    tasks = [row async for row in catalog.tasks()]
+    bar = progress.counter(len(entries), unit="file", enabled=cfg.progress and level >= 0)
+    try:
+        checked, damaged = await check_archive(
+            cfg, entries, tasks, deep=deep, on_checked=bar.update
+        )
+    finally:
+        bar.close()
+    for damage in damaged:
+        print(scrub.text(f"damaged: {damage.path}: {damage.reason}"))
+    return checked, damaged
+
+
+async def _repair(cfg: Config, catalog: Catalog, damaged: list[Damage], level: Level) -> set[str]:
+    """Archive the damaged tasks again; the paths that are whole now."""
+    by_task: dict[str, list[str]] = {}
+    for damage in damaged:
+        by_task.setdefault(damage.task_id, []).append(damage.path)
+    for task_id, paths in by_task.items():
+        reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
+        await catalog.mark_damaged(task_id, paths, reason=reason, now=now())
+    finished = await bookkeeping.execute(cfg, catalog, list(by_task), report_path=None, level=level)
+    done = (State.ARCHIVED, State.FAILED)  # a FAILED task holds files too: its inputs
+    whole = {
+        path
+        for o in finished.outcomes
+        if o.state in done
+        for path in [*(f.path for f in o.files), o.sidecar]
+    }
+    return {d.path for d in damaged if d.path in whole}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """One run's bookkeeping: signals, the run record, the report and the summary, on every exit path.
 
 However a run ends (done, 401, unreachable API, disk full, SIGINT/SIGTERM, a bug) the report
-and the catalog's run record say what finished and the exit code it really ended with.
+and the catalog's run record say what finished and the exit code it really ended with (the
+ledger writes them).
 """
 
 from __future__ import annotations
@@ -11,51 +12,52 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import pipeline, plan, report
+from . import pipeline, report
 from .catalog import Catalog
 from .config import Config
 from .discover import Query
 from .errors import ArchiverError, Interrupted
 from .ledger import Ledger, exit_code_of
 from .model import State, TaskOutcome
-from .progress import Level, reporter, status_line
+from .progress import Level, Reporter, reporter, status_line
+from .selection import Finder, listing_json
 from .tasklist import BadLine
+from .timespec import now
 from .waiting import Waiter, WaitPolicy
 
 T = TypeVar("T")
 
 
-def run_until_signal(make: Callable[[], Awaitable[T]]) -> T:
-    """asyncio.run, with SIGINT and SIGTERM cancelling the work cleanly (then `Interrupted`)."""
+async def until_signal(work: Awaitable[T]) -> T:
+    """`work`, with SIGINT and SIGTERM cancelling it cleanly (then `Interrupted`)."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    received: list[int] = []
 
-    async def guarded() -> T:
-        loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
-        assert main is not None
-        received: list[int] = []
+    def stop(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            main.cancel()
 
-        def stop(signum: int) -> None:
-            if not received:
-                received.append(signum)
-                main.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop, signum)
-        try:
-            return await make()
-        except asyncio.CancelledError:
-            if received:
-                raise Interrupted(received[0]) from None
-            raise
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
-    return asyncio.run(guarded())
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in before:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for signum, handler in before.items():
+            loop.remove_signal_handler(signum)
+            if handler is not None:  # asyncio.run's own Ctrl-C handling, for the rest
+                signal.signal(signum, handler)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class Finished:
     ledger: Ledger  # written with `code`; written again by whatever ends the run after it
 
 
-def execute(
+async def execute(
     cfg: Config,
     catalog: Catalog,
     task_ids: Sequence[str],
@@ -84,36 +86,18 @@ def execute(
     """
     started = time.monotonic()
     ledger = Ledger(
-        catalog=catalog, run_id=catalog.begin_run(now=pipeline.now()),
+        catalog=catalog, run_id=await catalog.begin_run(now=now()),
         archive=str(cfg.output_dir), report_path=report_path, metrics_path=metrics_path,
     )  # fmt: skip
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
-    finder = None if query is None else plan.Finder(
-        query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=pipeline.now
+    finder = None if query is None else Finder(
+        query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=now
     )  # fmt: skip
     waiter = None if not wait else _waiter(cfg, wait, started, level)
     finished: dict[str, TaskOutcome] = {}
-    stop: BaseException | None = None
-    try:
-        run_until_signal(
-            lambda: pipeline.archive(
-                cfg,
-                catalog,
-                task_ids,
-                shown,
-                run_id=ledger.run_id,
-                into=finished,
-                find=finder,
-                waiter=waiter,
-                on_retry=ledger.count_retry,
-            )
-        )
-    except BaseException as exc:  # ends the run; accounted for below, then raised again
-        stop = exc
-    finally:
-        shown.close()
+    stop = await _archive(cfg, catalog, task_ids, shown, ledger, finished, finder, waiter)
     if finder is not None:
         task_ids, bad = finder.ids, [*bad, *finder.bad]
     ledger.outcomes = [finished[t] for t in task_ids if t in finished]
@@ -124,8 +108,8 @@ def execute(
         code = 1  # the listing broke off: the account may not be archived in full
     reason = str(stop) if isinstance(stop, ArchiverError) else None
     found = finder.discovery if finder is not None else None
-    ledger.listing = plan.listing_json(found) if found else None
-    ledger.close(code, reason)
+    ledger.listing = listing_json(found) if found else None
+    await ledger.close(code, reason)
     # Under -q a run something stopped says only what stopped it (the command line prints
     # that one line): cron mails one line, the report holds the rest.
     if level > Level.QUIET or (code != 0 and stop is None):
@@ -137,6 +121,38 @@ def execute(
     if stop is not None:
         raise stop
     return Finished(code, ledger.outcomes, ledger)
+
+
+async def _archive(
+    cfg: Config,
+    catalog: Catalog,
+    task_ids: Sequence[str],
+    shown: Reporter,
+    ledger: Ledger,
+    into: dict[str, TaskOutcome],
+    finder: Finder | None,
+    waiter: Waiter | None,
+) -> BaseException | None:
+    """The pipeline under the signal handlers; what ended it early, if anything did."""
+    try:
+        await until_signal(
+            pipeline.archive(
+                cfg,
+                catalog,
+                task_ids,
+                shown,
+                run_id=ledger.run_id,
+                into=into,
+                find=finder,
+                waiter=waiter,
+                on_retry=ledger.count_retry,
+            )
+        )
+    except BaseException as exc:  # ends the run; accounted for by the caller, then raised again
+        return exc
+    finally:
+        shown.close()
+    return None
 
 
 def _waiter(cfg: Config, seconds: float, started: float, level: Level) -> Waiter:

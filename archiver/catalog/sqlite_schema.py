@@ -1,5 +1,5 @@
-"""The catalog's schema: version 1 and the migrations after it, and the checks made before any
-write (a damaged catalog is refused and left exactly as it is).
+"""The SQLite catalog's schema: version 1 and the migrations after it, and the checks made before
+any write (a damaged catalog is refused and left exactly as it is).
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""What the subcommands share once their arguments are parsed: the config, the selection of
+tasks, and the checks made before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import config, report, scrub, storage
+from ..discover import Query
+from ..errors import ConfigError, UsageError
+from ..progress import Level
+from ..tasklist import TaskList, gather
+from ..timespec import parse_since
+
+
+def level(args: argparse.Namespace) -> Level:
+    return Level.QUIET if args.quiet else Level.VERBOSE if args.verbose else Level.NORMAL
+
+
+def load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
+    cfg, warnings = config.load(
+        path=args.config, env=os.environ, overrides={"output_dir": args.output, **overrides}
+    )
+    if cfg.token:
+        scrub.add_secret(cfg.token)
+    for warning in warnings:
+        print(scrub.text(warning), file=sys.stderr)
+    return cfg
+
+
+def require_token(cfg: config.Config) -> None:
+    if not cfg.token:
+        raise ConfigError(config.NO_TOKEN)
+
+
+def state_dir(cfg: config.Config) -> Path:
+    """The archive's folder on this machine (for a bucket, its local state), refused if it is
+    a file."""
+    root = storage.place(cfg, os.environ).state_dir
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"-o {root}: not a folder")
+    return root
+
+
+def check_report_path(path: Path | None, cfg: config.Config, *, flag: str = "--report") -> None:
+    """A report (or metrics file) that could not be written is found out now, not after an
+    hour of work. Its folder must exist, unless it is the archive folder itself, which the run
+    makes."""
+    if path is None or path == report.STDOUT:
+        return
+    root = storage.place(cfg, os.environ).state_dir
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder")
+    if not path.parent.is_dir() and path.parent.absolute() != root.absolute():
+        raise UsageError(f"{flag} {path}: no folder {path.parent}")
+
+
+def selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
+    """The tasks `run` and `list` work on: ids, files of ids, and with --all the listing's."""
+    if not args.all and (args.email is not None or args.since is not None):
+        raise UsageError("--email and --since work with --all only")
+    if any(not email.strip() for email in args.email or ()):
+        raise UsageError("--email: an empty address")
+    if not args.all and not args.task_ids and not args.input:
+        raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
+    tasks = _task_list(args)
+    if not args.all:
+        return tasks, None
+    since = parse_since(args.since) if args.since is not None else None
+    emails = tuple(dict.fromkeys(email.strip() for email in args.email or ()))
+    return tasks, Query(emails=emails, since=since)
+
+
+def _task_list(args: argparse.Namespace) -> TaskList:
+    sources = []
+    for name in args.input:
+        if name == report.STDOUT:
+            sources.append(("<stdin>", sys.stdin.read().removeprefix("\ufeff").splitlines()))
+            continue
+        try:
+            text = name.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
+        sources.append((str(name), text.splitlines()))
+    return gather(args.task_ids, sources)

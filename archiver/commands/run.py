@@ -1,0 +1,119 @@
+"""`run`: archive the selected tasks, in one event loop with the catalog open for writing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+
+from .. import bookkeeping, config, ledger, probe, report
+from ..catalog import Access, Catalog, open_catalog
+from ..discover import Query
+from ..errors import ArchiverError, UsageError
+from ..model import HOLDING_FILES
+from ..progress import Level
+from ..tasklist import TaskList
+from ..timespec import parse_duration
+from . import common
+from .gallery import refresh_gallery
+from .list import show_plan
+
+
+@dataclasses.dataclass
+class _Attempt:
+    """What a run refused before it opened the archive still reports, and where."""
+
+    archive: str
+    metrics: Path | None
+    began: float = dataclasses.field(default_factory=time.time)
+    started: bool = False  # from here on the run writes its own report and metrics
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """A run; if it ends before it starts (config, lock...), the report still says why."""
+    attempt = _Attempt(archive=str(args.output or ""), metrics=args.metrics)
+    try:
+        return _run_checked(args, attempt)
+    except ArchiverError as exc:
+        if not attempt.started:
+            _report_refusal(args.report, exc)
+            ledger.refused(
+                attempt.metrics, archive=attempt.archive, began=attempt.began, code=exc.exit_code
+            )
+        raise
+
+
+def _report_refusal(path: Path | None, exc: ArchiverError) -> None:
+    """So an old report never stands for a run that could not even start."""
+    if path is None or (path != report.STDOUT and not path.parent.is_dir()):
+        return
+    with contextlib.suppress(ArchiverError):
+        report.write(path, [], report.summary([]), code=exc.exit_code, stopped=str(exc))
+
+
+def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency: expected a positive integer")
+    cfg = common.load_config(
+        args,
+        concurrency=args.concurrency,
+        progress=False if args.no_progress else None,
+        refresh=True if args.refresh else None,
+        retry_errors=True if args.retry_errors else None,
+        inputs=False if args.no_inputs else None,
+        metrics_file=args.metrics,
+        probe=args.probe,
+    )
+    attempt.archive, attempt.metrics = str(cfg.output_dir), cfg.metrics_file
+    wait = parse_duration(args.wait) if args.wait is not None else None
+    tasks, query = common.selection(args)
+    if args.dry_run:
+        return show_plan(cfg, tasks, query, as_json=False)
+    common.require_token(cfg)
+    common.check_report_path(args.report, cfg)
+    common.check_report_path(cfg.metrics_file, cfg, flag="metrics_file")
+    cfg = probe.ready(cfg)
+    common.state_dir(cfg)
+    level = common.level(args)
+    return asyncio.run(
+        _archive(
+            cfg, tasks, query, wait=wait, report_path=args.report, level=level, attempt=attempt
+        )
+    )
+
+
+async def _archive(
+    cfg: config.Config,
+    tasks: TaskList,
+    query: Query | None,
+    *,
+    wait: float | None,
+    report_path: Path | None,
+    level: Level,
+    attempt: _Attempt,
+) -> int:
+    async with open_catalog(cfg, Access.CREATE) as catalog:
+        attempt.started = True
+        finished = await bookkeeping.execute(
+            cfg, catalog, tasks.ids, tasks.bad, report_path=report_path, level=level,
+            query=query, wait=wait, metrics_path=cfg.metrics_file,
+        )  # fmt: skip
+        await _after_run(cfg, catalog, finished)
+    return finished.code
+
+
+async def _after_run(cfg: config.Config, catalog: Catalog, finished: bookkeeping.Finished) -> None:
+    """The gallery, then the catalog flushed (a bucket's copy stored): whatever ends the run
+    here is written into its report, metrics and run record first, so they say the exit code
+    the process ends with."""
+    try:
+        changed = any(o.state in HOLDING_FILES for o in finished.outcomes)
+        await refresh_gallery(cfg, catalog, changed=changed)
+        await bookkeeping.until_signal(catalog.flush())
+    except BaseException as exc:
+        stopped = str(exc) if isinstance(exc, ArchiverError) else None
+        await finished.ledger.close(ledger.exit_code_of(exc, {}), stopped)
+        raise

@@ -1,0 +1,114 @@
+"""Which tasks a run works on: the ids given, the ids the listing names, and (with `--all`)
+every task the archive knows that is not done; `Finder` chooses them inside a run's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import http
+from .api import ApiClient
+from .catalog import Catalog, TaskRow
+from .config import Config
+from .discover import Discovery, Query, discover
+from .tasklist import BadLine
+
+
+def run_ids(
+    given: Sequence[str], discovery: Discovery | None, unfinished: Iterable[str]
+) -> list[str]:
+    """Given ids first, then listed ones (newest first), then the archive's `unfinished` ones;
+    without a listing (no `--all`), the given ids alone."""
+    ids = dict.fromkeys(given)
+    if discovery is not None:
+        ids.update(dict.fromkeys(t.task_id for t in discovery.tasks))
+        ids.update(dict.fromkeys(unfinished))
+    return list(ids)
+
+
+async def unfinished(catalog: Catalog, *, refresh: bool) -> list[str]:
+    """The ids of the tasks the archive knows that are not done, in id order."""
+    states = TaskRow.undone_states(refresh=refresh)
+    return sorted([row.task_id async for row in catalog.tasks(states=states)])
+
+
+class Finder:
+    """`run --all`: discovery inside the run's session, its ids remembered before any fetch."""
+
+    def __init__(
+        self,
+        query: Query,
+        catalog: Catalog,
+        given: Sequence[str],
+        *,
+        refresh: bool,
+        warn: Callable[[str], None],
+        now: Callable[[], str],
+    ) -> None:
+        self.query = query
+        self.discovery: Discovery | None = None
+        self.ids = list(given)  # the run's ids: the given ones until the listing has answered
+        self._catalog = catalog
+        self._refresh = refresh
+        self._warn = warn
+        self._now = now
+
+    async def __call__(self, api: ApiClient) -> list[str]:
+        found = self.discovery = await discover(api, self.query)
+        for bad in found.bad:
+            self._warn(f"error: {bad}")
+        for error in found.errors:
+            self._warn(f"error: {error}; archiving the {len(found.tasks)} tasks found so far")
+        listed = [(t.task_id, t.status) for t in found.tasks]
+        await self._catalog.remember_listed(listed, now=self._now())
+        self.ids = run_ids(self.ids, found, await unfinished(self._catalog, refresh=self._refresh))
+        return self.ids
+
+    @property
+    def bad(self) -> list[BadLine]:
+        return self.discovery.bad if self.discovery else []
+
+    @property
+    def failed(self) -> bool:
+        return self.discovery is not None and bool(self.discovery.errors)
+
+
+async def listing(config: Config, query: Query) -> Discovery:
+    """Discovery alone, for `list --all`: the listing's pages and nothing else."""
+    async with http.new_session(config) as session:
+        return await discover(ApiClient.from_config(session, config), query)
+
+
+def listing_json(discovery: Discovery) -> dict[str, Any]:
+    """The listing's account, for `list --json` and the run's report."""
+    return {
+        "requests": discovery.requests,
+        "found": len(discovery.tasks),
+        "accounts": sorted({w.email or "" for w in discovery.windows}),
+        "newest_first": discovery.newest_first,
+        "stopped_by_since": discovery.stopped_by_since,
+        "truncated": discovery.truncated,
+        "windows": [
+            {
+                "email": w.email,
+                "status": w.status,
+                "requests": w.requests,
+                "entries": w.entries,
+                "full": w.full,
+                "oldest": w.oldest.isoformat() if w.oldest else None,
+            }
+            for w in discovery.windows
+        ],
+        "unreached": [
+            {
+                "email": r.email,
+                "reached": r.reached,
+                "statuses": {s: when.isoformat() if when else None for s, when in r.beyond},
+                "note": r.describe(),
+            }
+            for r in discovery.reach
+        ],
+        "bad_entries": [str(b) for b in discovery.bad],
+        "errors": discovery.errors,
+    }
