@@ -37,6 +37,9 @@ TASK_COLUMNS = (
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
 )
 BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
+# A lookup of at least this many ids, and of a third of the tasks or more, reads the whole
+# table once and keeps what was asked for: at 100,000 of 100,000 ids, half the time of lookups.
+DENSE = 20_000
 _STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
 
 
@@ -224,7 +227,28 @@ class SqliteCatalog:
 
     # -- tasks ---------------------------------------------------------------------------------
 
+    def _dense(self, task_ids: Collection[str]) -> set[str] | None:
+        """The ids as a set when reading every row beats looking each up, else None."""
+        if len(task_ids) < DENSE:
+            return None
+        (count,) = self._rows("SELECT COUNT(*) FROM tasks")[0]
+        return set(task_ids) if 3 * len(task_ids) >= count else None
+
+    def _scan(self, sql: str, wanted: set[str]) -> Iterator[Any]:
+        """The rows of a whole-table query whose first column is in `wanted`, in its order."""
+        try:
+            cursor = self._conn.execute(sql)
+            try:
+                yield from (r for r in cursor if r[0] in wanted)
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
+        if (wanted := self._dense(task_ids)) is not None:
+            scanned = self._scan(f"SELECT {TASK_COLUMNS} FROM tasks", wanted)
+            return {r.task_id: r for r in self._parse(_task_row, scanned)}
         found: dict[str, TaskRow] = {}
         for batch in _batches(task_ids):
             rows = self._rows(
@@ -288,17 +312,20 @@ class SqliteCatalog:
             )
 
     async def unavailable(self, task_ids: Collection[str]) -> dict[str, tuple[MissingInput, ...]]:
+        columns = "task_id, option, url, reason FROM unavailable_inputs"
+        order = "ORDER BY task_id, recorded_at, option"
+        if (wanted := self._dense(task_ids)) is not None:
+            rows = list(self._scan(f"SELECT {columns} {order}", wanted))
+        else:
+            rows = []
+            for batch in _batches(task_ids):
+                where = f"WHERE task_id IN ({_marks(batch)})"
+                rows += self._rows(f"SELECT {columns} {where} {order}", batch)
         found: dict[str, list[MissingInput]] = {}
-        for batch in _batches(task_ids):
-            rows = self._rows(
-                "SELECT task_id, option, url, reason FROM unavailable_inputs"
-                f" WHERE task_id IN ({_marks(batch)}) ORDER BY task_id, recorded_at, option",
-                batch,
+        for task_id, option, url, reason in rows:
+            found.setdefault(task_id, []).append(
+                MissingInput(option, url, Missing.UNAVAILABLE, reason)
             )
-            for task_id, option, url, reason in rows:
-                found.setdefault(task_id, []).append(
-                    MissingInput(option, url, Missing.UNAVAILABLE, reason)
-                )
         return {task_id: tuple(entries) for task_id, entries in found.items()}
 
     # -- files ---------------------------------------------------------------------------------
@@ -313,6 +340,11 @@ class SqliteCatalog:
     async def file_sizes(
         self, task_ids: Collection[str]
     ) -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
+        if (wanted := self._dense(task_ids)) is not None:
+            scanned = self._scan("SELECT task_id, path, bytes FROM files ORDER BY task_id", wanted)
+            for task_id, group in itertools.groupby(scanned, key=operator.itemgetter(0)):
+                yield task_id, [(r[1], r[2]) for r in group]
+            return
         for batch in _batches(task_ids):
             rows = self._rows(
                 f"SELECT task_id, path, bytes FROM files WHERE task_id IN ({_marks(batch)})"
