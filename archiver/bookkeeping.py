@@ -100,19 +100,13 @@ async def execute(
     stop = await _archive(cfg, catalog, task_ids, shown, ledger, finished, finder, waiter)
     if finder is not None:
         task_ids, bad = finder.ids, [*bad, *finder.bad]
-    ledger.outcomes = [finished[t] for t in task_ids if t in finished]
-    ledger.outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
-    ledger.unfinished = [t for t in task_ids if t not in finished]
-    code = exit_code_of(stop, ledger.counts)
-    if finder is not None and finder.failed and code == 0:
-        code = 1  # the listing broke off: the account may not be archived in full
+    code = _account(ledger, task_ids, bad, finished, stop, finder)
     reason = str(stop) if isinstance(stop, ArchiverError) else None
-    found = finder.discovery if finder is not None else None
-    ledger.listing = listing_json(found) if found else None
     await ledger.close(code, reason)
     # Under -q a run something stopped says only what stopped it (the command line prints
     # that one line): cron mails one line, the report holds the rest.
     if level > Level.QUIET or (code != 0 and stop is None):
+        found = finder.discovery if finder is not None else None
         line = report.summary_line(
             ledger.counts, time.monotonic() - started, unfinished=len(ledger.unfinished),
             stopped=reason, notes=[r.describe() for r in found.reach] if found else (),
@@ -121,6 +115,26 @@ async def execute(
     if stop is not None:
         raise stop
     return Finished(code, ledger.outcomes, ledger)
+
+
+def _account(
+    ledger: Ledger,
+    task_ids: Sequence[str],
+    bad: Sequence[BadLine],
+    finished: dict[str, TaskOutcome],
+    stop: BaseException | None,
+    finder: Finder | None,
+) -> int:
+    """Put what the run ended with into `ledger`; the exit code that says it."""
+    ledger.outcomes = [finished[t] for t in task_ids if t in finished]
+    ledger.outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
+    ledger.unfinished = [t for t in task_ids if t not in finished]
+    found = finder.discovery if finder is not None else None
+    ledger.listing = listing_json(found) if found else None
+    code = exit_code_of(stop, ledger.counts)
+    if finder is not None and finder.failed and code == 0:
+        code = 1  # the listing broke off: the account may not be archived in full
+    return code
 
 
 async def _archive(

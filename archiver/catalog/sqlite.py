@@ -26,45 +26,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StorageError
-from ..model import ArchivedFile, FileKind, Missing, MissingInput, ProbeResult, State, TaskOutcome
+from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
 from . import sqlite_write
 from .rows import DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
 from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
 
 T = TypeVar("T")
-FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
-TASK_COLUMNS = (
-    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
-)
 BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
 # A lookup of at least this many ids, and of a third of the tasks or more, reads the whole
 # table once and keeps what was asked for: at 100,000 of 100,000 ids, half the time of lookups.
 DENSE = 20_000
-_STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
-
-
-def _archived_file(r: Sequence[Any]) -> ArchivedFile:
-    return ArchivedFile(
-        kind=FileKind(r[0]),
-        artifact_index=r[1],
-        path=r[2],
-        size=r[3],
-        sha256=r[4],
-        probe=ProbeResult(**json.loads(r[5])),
-        unchecked=tuple(json.loads(r[6])),
-        stored=r[7],
-    )
-
-
-def _task_row(r: Sequence[Any]) -> TaskRow:
-    return TaskRow(r[0], _STATES[r[1]], *r[2:])
-
-
-def _run_record(r: Sequence[Any]) -> RunRecord:
-    summary = json.loads(r[3]) if r[3] else None
-    if summary is not None and not isinstance(summary, dict):
-        raise ValueError("summary")
-    return RunRecord(started_at=r[0], finished_at=r[1], exit_code=r[2], summary=summary)
 
 
 def _marks(values: Collection[object]) -> str:
@@ -223,7 +195,7 @@ class SqliteCatalog:
         rows = self._rows(
             "SELECT started_at, finished_at, exit_code, summary FROM runs ORDER BY id DESC LIMIT 1"
         )
-        return self._parse(_run_record, rows)[0] if rows else None
+        return self._parse(run_record, rows)[0] if rows else None
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -248,13 +220,13 @@ class SqliteCatalog:
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
         if (wanted := self._dense(task_ids)) is not None:
             scanned = self._scan(f"SELECT {TASK_COLUMNS} FROM tasks", wanted)
-            return {r.task_id: r for r in self._parse(_task_row, scanned)}
+            return {r.task_id: r for r in self._parse(task_row, scanned)}
         found: dict[str, TaskRow] = {}
         for batch in _batches(task_ids):
             rows = self._rows(
                 f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})", batch
             )
-            found.update((r.task_id, r) for r in self._parse(_task_row, rows))
+            found.update((r.task_id, r) for r in self._parse(task_row, rows))
         return found
 
     def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
@@ -263,11 +235,11 @@ class SqliteCatalog:
         else:
             where, params = f" WHERE state IN ({_marks(states)})", [str(s) for s in states]
         sql = f"SELECT {TASK_COLUMNS} FROM tasks{where} ORDER BY dir, task_id"
-        return self._stream(sql, params, _task_row)
+        return self._stream(sql, params, task_row)
 
     async def totals(self) -> Totals:
         rows = self._rows("SELECT state, COUNT(*) FROM tasks GROUP BY state")
-        per_state = dict(self._parse(lambda r: (_STATES[r[0]], int(r[1])), rows))
+        per_state = dict(self._parse(lambda r: (STATES[r[0]], int(r[1])), rows))
         count, size = self._rows("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files")[0]
         return Totals(per_state, int(count), int(size))
 
@@ -335,7 +307,7 @@ class SqliteCatalog:
             f"SELECT {FILE_COLUMNS} FROM files WHERE task_id = ? ORDER BY artifact, kind, path",
             (task_id,),
         )
-        return self._parse(_archived_file, rows)
+        return self._parse(archived_file, rows)
 
     async def file_sizes(
         self, task_ids: Collection[str]
@@ -356,7 +328,7 @@ class SqliteCatalog:
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         sql = f"SELECT task_id, {FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"
-        return self._stream(sql, (), lambda r: (r[0], _archived_file(r[1:])))
+        return self._stream(sql, (), lambda r: (r[0], archived_file(r[1:])))
 
     # -- the gallery's rows --------------------------------------------------------------------
 

@@ -11,22 +11,17 @@ from dataclasses import fields
 from .. import scrub
 from ..model import Missing, ProbeResult, State, TaskOutcome
 from .rows import NOT_FETCHED, DisplayRow
+from .sqlite_rows import FILE_COLUMNS, TASK_COLUMNS
 
-_TASK_COLUMNS = (
-    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
-)
 _UPSERT_TASK = (
-    f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(task_id) DO UPDATE SET"
     " state=excluded.state, status=excluded.status, dir=excluded.dir,"
     " error=excluded.error, updated_at=excluded.updated_at,"
     " sidecar_bytes=excluded.sidecar_bytes, failures=excluded.failures,"
     " failed_run=excluded.failed_run, failed_at=excluded.failed_at"
 )
-_INSERT_FILE = (
-    "INSERT INTO files (task_id, kind, artifact, path, bytes, sha256, probe, unchecked, stored)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_FILE = f"INSERT INTO files (task_id, {FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def store(

@@ -1,0 +1,40 @@
+"""The SQLite engine's rows: the columns it reads, and each row parsed into its typed record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..model import ArchivedFile, FileKind, ProbeResult, State
+from .rows import RunRecord, TaskRow
+
+FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
+TASK_COLUMNS = (
+    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
+)
+STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
+
+
+def archived_file(r: Sequence[Any]) -> ArchivedFile:
+    return ArchivedFile(
+        kind=FileKind(r[0]),
+        artifact_index=r[1],
+        path=r[2],
+        size=r[3],
+        sha256=r[4],
+        probe=ProbeResult(**json.loads(r[5])),
+        unchecked=tuple(json.loads(r[6])),
+        stored=r[7],
+    )
+
+
+def task_row(r: Sequence[Any]) -> TaskRow:
+    return TaskRow(r[0], STATES[r[1]], *r[2:])
+
+
+def run_record(r: Sequence[Any]) -> RunRecord:
+    summary = json.loads(r[3]) if r[3] else None
+    if summary is not None and not isinstance(summary, dict):
+        raise ValueError("summary")
+    return RunRecord(started_at=r[0], finished_at=r[1], exit_code=r[2], summary=summary)
