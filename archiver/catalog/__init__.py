@@ -2,8 +2,9 @@
 
     protocol.py       the `Catalog` interface (async), `Access`, and an engine's `Opener`
     rows.py           the typed rows it hands out
-    sqlite.py         the SQLite engine (a file beside the archive), its schema and writes in
-      sqlite_schema.py, sqlite_write.py, and sqlite_open.py (the lock, a bucket's copy)
+    sqlite.py         the SQLite engine (a file beside the archive); its schema, rows and writes
+      in sqlite_schema.py, sqlite_rows.py, sqlite_write.py; sqlite_open.py opens it for a
+      command (the lock, a bucket's copy); sqlite_testing.py is for tests only
 
 `open_catalog` chooses the engine once, from the config, inside the command's event loop.
 """
