@@ -26,6 +26,9 @@ class State(enum.StrEnum):
     PENDING = "pending"
     FAILED = "failed"
     ERROR = "error"
+    # Answered 404/410 run after run and never archived: deleted at Runway, or a typo. Counted
+    # apart from `error`, so it no longer makes the exit code 1 (`forget --gone` drops it).
+    GONE = "gone"
 
 
 # The states of a task whose files the archive keeps: archived, and failed (its inputs and
@@ -342,3 +345,4 @@ class TaskOutcome:
     backoff: bool = False
     next_attempt: str | None = None  # for a task in error left alone this run: when, at the latest
     missing: tuple[MissingInput, ...] = ()  # inputs not archived (unavailable or skipped)
+    answered: int | None = None  # the HTTP status of a retrieve that answered with an error

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from archiver import scrub
-from archiver.catalog import NOT_FETCHED, Access, Catalog, DisplayRow, TaskRow, open_catalog
+from archiver.catalog import (
+    NEVER_FETCHED,
+    NOT_FETCHED,
+    Access,
+    Catalog,
+    DisplayRow,
+    TaskRow,
+    open_catalog,
+)
 from archiver.config import Config
 from archiver.errors import NoArchive
 from archiver.model import (
@@ -83,7 +91,7 @@ async def test_a_recorded_task_reads_back_with_its_files(catalog: Catalog) -> No
     rows = await catalog.rows(["t1", "unknown"])
     assert rows == {
         "t1": TaskRow("t1", State.ARCHIVED, "SUCCEEDED", "d1", None,
-                      "2024-08-01T00:00:00+00:00", 321, 0, None, None),
+                      "2024-08-01T00:00:00+00:00", 321, 0, None, None, None, None),
     }  # fmt: skip
     expected = sorted(files_of("d1"), key=lambda f: (f.artifact_index, f.kind, f.path))
     assert await catalog.files("t1") == expected
@@ -123,6 +131,31 @@ async def test_a_lasting_error_counts_the_runs_it_repeats_in(catalog: Catalog) -
         (1, 1, "when-1"), (2, 2, "when-2"), (1, 3, "when-3"),
         (0, None, None), (1, 5, "when-5"), (0, None, None),
     ]  # fmt: skip
+
+
+async def test_answered_and_forgotten_read_back(catalog: Catalog) -> None:
+    """A retrieve's error status is stored as `answered`; `forget` marks known and unknown ids
+    (an unknown one gets a pending row), keeps the first time and nothing else of the row or
+    its files; recording an outcome forgets it no more; `gone` after three 404s unarchived."""
+    for run_id in (1, 2, 3):
+        gone = TaskOutcome("g", State.ERROR, error="HTTP 404", backoff=True, answered=404)
+        await catalog.record(gone, now=f"n{run_id}", run_id=run_id)
+    await catalog.record(archived("a", "d1"), now="n1")
+    row = (await catalog.rows(["g"]))["g"]
+    assert (row.answered, row.failures, row.gone, row.forgotten) == (404, 3, True, False)
+    await catalog.forget(["g", "a", "new"], now="f1")
+    await catalog.forget(["a"], now="f2")
+    rows = await catalog.rows(["g", "a", "new"])
+    assert {t: r.forgotten_at for t, r in rows.items()} == {"g": "f1", "a": "f1", "new": "f1"}
+    assert (rows["a"].state, rows["a"].dir, rows["a"].sidecar_bytes) == ("archived", "d1", 321)
+    assert len(await catalog.files("a")) == 3
+    assert (rows["new"].state, rows["new"].error) == ("pending", NEVER_FETCHED)
+    assert (rows["g"].answered, rows["g"].failures) == (404, 3)
+    await catalog.record(archived("g", "d2"), now="n4")
+    row = (await catalog.rows(["g"]))["g"]
+    assert (row.forgotten_at, row.answered, row.gone) == (None, None, False)
+    listed = {r.task_id: r.forgotten for r in [r async for r in catalog.tasks()]}
+    assert listed == {"g": False, "a": True, "new": True}
 
 
 async def test_secrets_are_scrubbed_before_they_are_stored(catalog: Catalog) -> None:

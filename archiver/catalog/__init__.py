@@ -17,9 +17,22 @@ from contextlib import asynccontextmanager
 
 from ..config import Config
 from .protocol import Access, Catalog, Opener
-from .rows import NOT_FETCHED, DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+from .rows import (
+    GONE_AFTER,
+    GONE_STATUSES,
+    NEVER_FETCHED,
+    NOT_FETCHED,
+    DisplayRow,
+    RunRecord,
+    StaleDisplay,
+    TaskRow,
+    Totals,
+)
 
 __all__ = [
+    "GONE_AFTER",
+    "GONE_STATUSES",
+    "NEVER_FETCHED",
     "NOT_FETCHED",
     "Access",
     "Catalog",

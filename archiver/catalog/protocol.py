@@ -85,7 +85,9 @@ class Catalog(Protocol):
 
         A lasting error (`outcome.backoff`) that repeats the stored one counts one more
         failure in a row (`failed_run` = `run_id`, `failed_at` = `now`); anything else starts
-        the count again at 0.
+        the count again at 0. `outcome.answered` is stored as the row's `answered`, and a
+        forgotten task is forgotten no more (`forgotten_at` cleared): only a task asked for by
+        name is fetched once forgotten, and that asks for it back.
         """
 
     async def record_many(
@@ -98,6 +100,11 @@ class Catalog(Protocol):
         """Note (task id, listed status) pairs; a task new to the catalog becomes `pending`
         (error `rows.NOT_FETCHED`, status the listed one) until it is fetched; a known one
         keeps its row."""
+
+    async def forget(self, task_ids: Sequence[str], *, now: str) -> None:
+        """Drop tasks from what runs try (`forgotten_at` = `now`, kept if already set); an id
+        the catalog does not know gets a row (`pending`, error `rows.NEVER_FETCHED`). Nothing
+        else of a row, its files or its display row changes."""
 
     async def mark_damaged(
         self, task_id: str, paths: Sequence[str], *, reason: str, now: str

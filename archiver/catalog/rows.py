@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from ..model import State
 
 NOT_FETCHED = "found in the listing, not retrieved yet"  # the error of a task only listed so far
+NEVER_FETCHED = "forgotten before any run fetched it"  # the error of a task forgotten unseen
+GONE_STATUSES = frozenset({404, 410})  # a retrieve's answers that say the task is not there
+GONE_AFTER = 3  # runs in a row that answered so, for a task never archived to be gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,22 @@ class TaskRow:
     failures: int = 0  # runs in a row that ended in the same lasting error
     failed_run: int | None = None
     failed_at: str | None = None
+    answered: int | None = None  # the HTTP status of the last retrieve, when it was an error
+    forgotten_at: str | None = None  # when `forget` dropped it from what runs try
+
+    @property
+    def forgotten(self) -> bool:
+        return self.forgotten_at is not None
+
+    @property
+    def gone(self) -> bool:
+        """Answered 404/410 on GONE_AFTER runs in a row and never archived (no folder)."""
+        return (
+            self.state is State.ERROR
+            and self.answered in GONE_STATUSES
+            and self.failures >= GONE_AFTER
+            and self.dir is None
+        )
 
     def is_done(self, *, refresh: bool) -> bool:
         """Nothing left to fetch: archived, or FAILED/CANCELLED unless a refresh is asked for."""
@@ -35,7 +54,8 @@ class TaskRow:
     def undone_states(*, refresh: bool) -> frozenset[State]:
         """The states of the tasks `is_done` says are not done (what `run --all` retries)."""
         done = {State.ARCHIVED} if refresh else {State.ARCHIVED, State.FAILED}
-        return frozenset(s for s in State if s not in done and s is not State.SKIPPED)
+        never = {State.SKIPPED, State.GONE}  # outcomes only: no row is ever in these states
+        return frozenset(s for s in State if s not in done and s not in never)
 
 
 @dataclass(frozen=True, slots=True)

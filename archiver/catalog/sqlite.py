@@ -284,6 +284,10 @@ class SqliteCatalog:
         with self._write() as db:
             sqlite_write.remember_listed(db, listed, now=now)
 
+    async def forget(self, task_ids: Sequence[str], *, now: str) -> None:
+        with self._write() as db:
+            sqlite_write.forget(db, task_ids, now=now)
+
     async def mark_damaged(
         self, task_id: str, paths: Sequence[str], *, reason: str, now: str
     ) -> None:

@@ -11,7 +11,8 @@ from .rows import RunRecord, TaskRow
 
 FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
 TASK_COLUMNS = (
-    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
+    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run,"
+    " failed_at, answered, forgotten_at"
 )
 STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
 

@@ -92,6 +92,12 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: the store's checksum of each object of a bucket archive, which `verify` compares
     # without downloading.
     "ALTER TABLE files ADD COLUMN stored TEXT;",
+    # 7: the HTTP status of a retrieve that answered with an error (404/410 three runs in a row:
+    # gone at source), and when `forget` dropped the task from what runs try.
+    """
+    ALTER TABLE tasks ADD COLUMN answered INTEGER;
+    ALTER TABLE tasks ADD COLUMN forgotten_at TEXT;
+    """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

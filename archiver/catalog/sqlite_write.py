@@ -10,16 +10,23 @@ from dataclasses import fields
 
 from .. import scrub
 from ..model import Missing, ProbeResult, State, TaskOutcome
-from .rows import NOT_FETCHED, DisplayRow
-from .sqlite_rows import FILE_COLUMNS, TASK_COLUMNS
+from .rows import NEVER_FETCHED, NOT_FETCHED, DisplayRow
+from .sqlite_rows import FILE_COLUMNS
 
+_RECORDED = (  # the columns an outcome sets; `forgotten_at` it clears
+    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run,"
+    " failed_at, answered"
+)
+# An outcome recorded clears `forgotten_at`: only a task asked for by name is fetched once
+# forgotten (with --refresh), and that asks for it back.
 _UPSERT_TASK = (
-    f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO tasks ({_RECORDED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(task_id) DO UPDATE SET"
     " state=excluded.state, status=excluded.status, dir=excluded.dir,"
     " error=excluded.error, updated_at=excluded.updated_at,"
     " sidecar_bytes=excluded.sidecar_bytes, failures=excluded.failures,"
-    " failed_run=excluded.failed_run, failed_at=excluded.failed_at"
+    " failed_run=excluded.failed_run, failed_at=excluded.failed_at,"
+    " answered=excluded.answered, forgotten_at=NULL"
 )
 _INSERT_FILE = f"INSERT INTO files (task_id, {FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -38,7 +45,7 @@ def store(
     failures = _failures(db, outcome, error)
     failed = (run_id, now) if failures else (None, None)
     row = (outcome.task_id, str(outcome.state), status, outcome.dir, error, now)
-    db.execute(_UPSERT_TASK, (*row, outcome.sidecar_bytes, failures, *failed))
+    db.execute(_UPSERT_TASK, (*row, outcome.sidecar_bytes, failures, *failed, outcome.answered))
     db.execute("DELETE FROM files WHERE task_id = ?", (outcome.task_id,))
     db.executemany(
         _INSERT_FILE,
@@ -99,6 +106,16 @@ def store_display(db: sqlite3.Connection, task_id: str, row: DisplayRow) -> None
         (task_id, row.version, row.created, row.shard, row.files, row.card),
     )
     db.execute("INSERT OR REPLACE INTO display_entry VALUES (?, ?)", (task_id, row.entry))
+
+
+def forget(db: sqlite3.Connection, task_ids: Sequence[str], *, now: str) -> None:
+    """Mark tasks forgotten (a task the catalog has never seen gets a row to say so)."""
+    db.executemany(
+        "INSERT INTO tasks (task_id, state, error, updated_at, forgotten_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+        " forgotten_at=COALESCE(tasks.forgotten_at, excluded.forgotten_at)",
+        [(task_id, str(State.PENDING), NEVER_FETCHED, now, now) for task_id in task_ids],
+    )
 
 
 def remember_listed(
