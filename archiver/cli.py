@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from . import __version__, config, scrub
+from .commands.forget import cmd_forget
 from .commands.gallery import cmd_gallery
 from .commands.list import cmd_list
 from .commands.run import cmd_run
@@ -52,6 +53,12 @@ GALLERY_EXAMPLES = """\
 examples:
   runway-archiver gallery -o ~/runway-archive     # then open the file:// link it prints
   rclone sync ~/runway-archive remote:bucket      # every link is relative: it works anywhere
+"""
+FORGET_EXAMPLES = """\
+examples:
+  runway-archiver forget --gone -o ~/runway-archive      # every task deleted at Runway (404)
+  runway-archiver forget 'user:1234-runwayml:me@example.com-task:3f2a...' -o ~/runway-archive
+  runway-archiver run -i tasks.txt --refresh -o ~/runway-archive  # fetch a forgotten one again
 """
 STATUS_EXAMPLES = """\
 examples:
@@ -106,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_verify(commands)
     _add_status(commands)
     _add_gallery(commands)
+    _add_forget(commands)
     return parser
 
 
@@ -283,6 +291,36 @@ def _add_gallery(commands: Subparsers) -> None:
         "catalog: search, filters and a detail view of every task, opened from file://.",
     )  # fmt: skip
     sub.set_defaults(handler=cmd_gallery)
+
+
+def _add_forget(commands: Subparsers) -> None:
+    sub = _subcommand(
+        commands, "forget", summary="drop tasks from what runs try (no file is deleted)",
+        examples=FORGET_EXAMPLES,
+        description="Mark tasks forgotten: no run fetches them again (--all leaves them out; "
+        "an id given by name is a note, unless --refresh). Nothing is deleted from the archive.",
+    )  # fmt: skip
+    sub.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to forget")
+    sub.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        type=_path,
+        metavar="FILE",
+        help="file of task ids, one per line ('-' for stdin); may repeat",
+    )
+    sub.add_argument(
+        "--gone",
+        action="store_true",
+        help="also every task whose last retrieve answered 404 or 410 (gone at source)",
+    )
+    sub.add_argument(
+        "--archived",
+        action="store_true",
+        help="forget archived tasks too (their files stay in the archive)",
+    )
+    sub.set_defaults(handler=cmd_forget)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,6 @@
-"""What a run leaves alone without a request: tasks done and still whole in the archive, and
-tasks backing off after failing the same way run after run.
+"""What a run leaves alone without a request: tasks done and still whole in the archive, tasks
+backing off after failing the same way run after run, and tasks forgotten; and when a task
+that answers 404 run after run is gone at source.
 
 `list` asks the same `Holds` to show what a run would do.
 """
@@ -7,17 +8,19 @@ tasks backing off after failing the same way run after run.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from . import sidecar
-from .catalog import Catalog, TaskRow
+from .catalog import GONE_AFTER, Catalog, TaskRow
 from .config import Config
 from .errors import ProbeTimeout, TaskError, TransientError, UrlExpired
 from .model import State, TaskOutcome
 from .storage import Target
 
 MAX_BACKOFF_RUNS = 2**20
+GONE = "gone at source (forget it with `runway-archiver forget --gone`)"
+FORGOTTEN = "forgotten (`runway-archiver forget`): not fetched; --refresh fetches it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,11 @@ class Holds:
 
     def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
+        if row.forgotten and not self.config.refresh:
+            shown = sidecar.relpath(row.dir) if row.dir else None
+            return TaskOutcome(
+                row.task_id, State.SKIPPED, row.status, row.dir, shown, error=FORGOTTEN
+            )
         if row.is_done(refresh=self.config.refresh) and self._intact(row):
             return TaskOutcome(
                 row.task_id, State.SKIPPED, row.status, row.dir, sidecar.relpath(row.dir)
@@ -77,7 +85,7 @@ class Holds:
         when = latest.isoformat(timespec="seconds")
         left = wait_runs - runs_since
         return TaskOutcome(
-            row.task_id, State.ERROR, row.status, row.dir,
+            row.task_id, State.GONE if row.gone else State.ERROR, row.status, row.dir,
             error=f"{row.error} (failed {row.failures} runs in a row; tried again in {left} "
             f"run(s) or after {when}; --retry-errors tries it now)",
             next_attempt=when,
@@ -95,6 +103,17 @@ async def _expected(
         row = known.get(task_id)
         if row is not None and row.dir is not None:
             yield task_id, [(f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)]
+
+
+def gone_at_source(row: TaskRow | None, outcome: TaskOutcome) -> TaskOutcome:
+    """What to report of a task whose retrieve answered 404/410 again, its row recorded: on
+    the GONE_AFTER-th run in a row (never archived) one error saying it is gone at source,
+    then, on every later run, `gone`, which no longer makes the exit code 1 on its own."""
+    if row is None or not row.gone:
+        return outcome
+    if row.failures == GONE_AFTER:
+        return replace(outcome, error=f"{outcome.error}; {GONE}")
+    return replace(outcome, state=State.GONE)
 
 
 def lasting(exc: TaskError) -> bool:

@@ -14,10 +14,11 @@ from collections.abc import Callable, MutableMapping, Sequence
 from . import files, http, inputs, probe, sidecar
 from .api import ApiClient
 from .bounded import for_each
-from .catalog import Catalog, TaskRow
+from .catalog import GONE_STATUSES, Catalog, TaskRow
 from .config import Config
 from .download import Downloader, Fetched
 from .errors import (
+    ApiError,
     InvalidTaskData,
     ProbeTimeout,
     TaskError,
@@ -25,7 +26,7 @@ from .errors import (
     VerifyError,
 )
 from .gallery import display
-from .holds import Holds, lasting
+from .holds import FORGOTTEN, Holds, gone_at_source, lasting
 from .jobs import FileJob, file_jobs, lost_input, output_jobs
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .probe import Prober, compare, sniff
@@ -84,6 +85,8 @@ class Archiver:
             else:
                 if task_id in self.gone and held.state is State.SKIPPED:
                     held = dataclasses.replace(held, missing=self.gone[task_id])
+                if row is not None and held.error == FORGOTTEN:
+                    self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
                 into[task_id] = held
                 self.reporter.task_done(held)
 
@@ -118,13 +121,20 @@ class Archiver:
             status = task.status if task else None
             if isinstance(exc, InvalidTaskData) and task is None:
                 status = exc.task_status
+            # The retrieve's own answer: 404/410 run after run means gone at source.
+            answered = exc.status if isinstance(exc, ApiError) and task is None else None
             outcome = TaskOutcome(
-                task_id, State.ERROR, status, dir=folder, error=str(exc), backoff=lasting(exc)
-            )
+                task_id, State.ERROR, status, dir=folder, error=str(exc), backoff=lasting(exc),
+                answered=answered,
+            )  # fmt: skip
         shown = None
         if task is not None and outcome.dir and outcome.state in display.SHOWN_STATES:
             shown = display.of_task(task, outcome.dir, outcome.files)
         await self.catalog.record(outcome, now=now(), run_id=self.run_id, display=shown)
+        if outcome.answered in GONE_STATUSES:
+            # Counted by the catalog's own rule: the row as it now stands says if it is gone.
+            recorded = await self.catalog.rows([task_id])
+            outcome = gone_at_source(recorded.get(task_id), outcome)
         if not waited:
             self.reporter.task_done(outcome)
         return outcome

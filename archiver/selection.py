@@ -4,7 +4,7 @@ every task the archive knows that is not done; `Finder` chooses them inside a ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from . import http
@@ -16,21 +16,35 @@ from .tasklist import BadLine
 
 
 def run_ids(
-    given: Sequence[str], discovery: Discovery | None, unfinished: Iterable[str]
+    given: Sequence[str],
+    discovery: Discovery | None,
+    unfinished: Iterable[str],
+    *,
+    forgotten: Collection[str] = (),
 ) -> list[str]:
-    """Given ids first, then listed ones (newest first), then the archive's `unfinished` ones;
-    without a listing (no `--all`), the given ids alone."""
+    """Given ids first, then listed ones (newest first, but not those `forgotten`), then the
+    archive's `unfinished` ones; without a listing (no `--all`), the given ids alone."""
     ids = dict.fromkeys(given)
     if discovery is not None:
-        ids.update(dict.fromkeys(t.task_id for t in discovery.tasks))
+        listed = (t.task_id for t in discovery.tasks)
+        ids.update(dict.fromkeys(t for t in listed if t not in forgotten))
         ids.update(dict.fromkeys(unfinished))
     return list(ids)
 
 
 async def unfinished(catalog: Catalog, *, refresh: bool) -> list[str]:
-    """The ids of the tasks the archive knows that are not done, in id order."""
+    """The ids of the tasks the archive knows that are not done (nor forgotten), in id order."""
     states = TaskRow.undone_states(refresh=refresh)
-    return sorted([row.task_id async for row in catalog.tasks(states=states)])
+    rows = catalog.tasks(states=states)
+    return sorted([row.task_id async for row in rows if not row.forgotten])
+
+
+async def forgotten(catalog: Catalog, discovery: Discovery | None) -> set[str]:
+    """The listed ids `forget` dropped: a run leaves them out unless they are given by name."""
+    if discovery is None:
+        return set()
+    rows = await catalog.rows([t.task_id for t in discovery.tasks])
+    return {task_id for task_id, row in rows.items() if row.forgotten}
 
 
 class Finder:
@@ -62,7 +76,9 @@ class Finder:
             self._warn(f"error: {error}; archiving the {len(found.tasks)} tasks found so far")
         listed = [(t.task_id, t.status) for t in found.tasks]
         await self._catalog.remember_listed(listed, now=self._now())
-        self.ids = run_ids(self.ids, found, await unfinished(self._catalog, refresh=self._refresh))
+        undone = await unfinished(self._catalog, refresh=self._refresh)
+        dropped = await forgotten(self._catalog, found)
+        self.ids = run_ids(self.ids, found, undone, forgotten=dropped)
         return self.ids
 
     @property

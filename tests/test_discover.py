@@ -226,9 +226,9 @@ def test_list_and_dry_run_make_no_retrieve_and_no_download(runner: Runner) -> No
     listed = runner.run("--all", command="list")
     assert listed.code == 0, listed.err
     assert listed.out.splitlines() == [
-        f"fetch  new       FAILED     {failed}",
-        f"fetch  new       RUNNING    {new}",
-        f"skip   archived  SUCCEEDED  {done}",
+        f"fetch  new        FAILED     {failed}",
+        f"fetch  new        RUNNING    {new}",
+        f"skip   archived   SUCCEEDED  {done}",
     ]
     assert listed.err == (
         "3 tasks: 2 to fetch, 1 to skip; the listing named 3 of 1 account(s) in 2 request(s)\n"
@@ -251,8 +251,8 @@ def test_list_without_all_needs_no_token_and_no_network(runner: Runner) -> None:
     argv = ["list", "-o", str(runner.root), "-c", str(runner.config), done, new]
     assert cli.main(argv) == 0
     assert runner.capsys.readouterr().out.splitlines() == [
-        f"skip   archived  -          {done}",
-        f"fetch  new       -          {new}",
+        f"skip   archived   -          {done}",
+        f"fetch  new        -          {new}",
     ]
     assert runner.emu.requests == []
 

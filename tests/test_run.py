@@ -49,6 +49,7 @@ def test_mixed_list_ends_in_the_right_states(runner: Runner) -> None:
         "pending": 2,
         "failed": 2,
         "error": 2,
+        "gone": 0,
     }
     assert "ids.txt:9" in result.task("not a task id!")["error"]
     assert "404" in result.task(missing)["error"]

@@ -97,6 +97,7 @@ def undo_display_step(path: Path) -> None:
     _execute(
         path,
         "DROP TABLE display; DROP TABLE display_entry; ALTER TABLE files DROP COLUMN stored;"
+        " ALTER TABLE tasks DROP COLUMN answered; ALTER TABLE tasks DROP COLUMN forgotten_at;"
         f" PRAGMA user_version={step};",
     )
 

@@ -67,7 +67,7 @@ def selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
         raise UsageError("--email: an empty address")
     if not args.all and not args.task_ids and not args.input:
         raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
-    tasks = _task_list(args)
+    tasks = task_list(args)
     if not args.all:
         return tasks, None
     since = parse_since(args.since) if args.since is not None else None
@@ -75,7 +75,8 @@ def selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
     return tasks, Query(emails=emails, since=since)
 
 
-def _task_list(args: argparse.Namespace) -> TaskList:
+def task_list(args: argparse.Namespace) -> TaskList:
+    """The ids given as arguments and in each -i FILE (or stdin), checked line by line."""
     sources = []
     for name in args.input:
         if name == report.STDOUT:

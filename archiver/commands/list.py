@@ -19,11 +19,12 @@ from ..discover import Discovery, ListedTask, Query
 from ..errors import NoArchive
 from ..holds import Holds
 from ..model import State
-from ..selection import listing, listing_json, run_ids, unfinished
+from ..selection import forgotten, listing, listing_json, run_ids, unfinished
 from ..tasklist import TaskList
 from . import common
 
 NEW = "new"  # the catalog state shown for a task the archive has never seen
+FORGOTTEN = "forgotten"  # ... and for a task `forget` dropped from what runs try
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -61,7 +62,8 @@ async def _plan(
     try:
         async with open_catalog(cfg, Access.READ, fetch_copy=False) as catalog:
             undone = [] if discovery is None else await unfinished(catalog, refresh=cfg.refresh)
-            ids = run_ids(tasks.ids, discovery, undone)
+            dropped = await forgotten(catalog, discovery)
+            ids = run_ids(tasks.ids, discovery, undone, forgotten=dropped)
             known = await catalog.rows(ids)
             holds = await _holds(cfg, catalog, ids, known)
     except NoArchive:  # no archive yet: every task is new, and fetched
@@ -83,7 +85,7 @@ class Entry:
 
     task_id: str
     action: str  # "fetch", "skip" (done, and whole on disk) or "hold" (backing off an error)
-    state: str  # the catalog's state, or "new"
+    state: str  # the catalog's state, "gone", "forgotten", or "new"
     listed: ListedTask | None
 
 
@@ -100,9 +102,16 @@ def entries(
         row = known.get(task_id)
         held = holds.held(row) if row is not None else None
         action = "fetch" if held is None else "skip" if held.state is State.SKIPPED else "hold"
-        state = str(row.state) if row else NEW
+        state = NEW if row is None else _shown_state(row)
         rows.append(Entry(task_id, action, state, listed.get(task_id)))
     return rows
+
+
+def _shown_state(row: TaskRow) -> str:
+    """The catalog's state, or what `forget` and three 404s in a row made of the task."""
+    if row.forgotten:
+        return FORGOTTEN
+    return str(State.GONE) if row.gone else str(row.state)
 
 
 def render_text(plan: Sequence[Entry]) -> list[str]:
@@ -110,7 +119,7 @@ def render_text(plan: Sequence[Entry]) -> list[str]:
     lines = []
     for e in plan:
         listed = (e.listed.status or "?") if e.listed else "-"
-        lines.append(f"{e.action:<5}  {e.state:<8}  {listed:<9}  {e.task_id}")
+        lines.append(f"{e.action:<5}  {e.state:<9}  {listed:<9}  {e.task_id}")
     return lines
 
 

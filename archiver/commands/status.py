@@ -11,6 +11,9 @@ from ..config import Config
 from ..model import State
 from . import common
 
+# The states a catalog row is in (`skipped` and `gone` are what a run made of a task).
+_STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
+
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
@@ -29,14 +32,14 @@ async def render(root: str, catalog: Catalog) -> list[str]:
     totals = await catalog.totals()
     lines = [
         f"archive: {root}",
-        "tasks: "
-        + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s is not State.SKIPPED),
+        "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED),
         f"files: {totals.files} verified, {_size(totals.bytes)}",
         await _last_run(catalog),
     ]
     async for row in catalog.tasks():
         detail = row.error if row.state in (State.PENDING, State.ERROR, State.FAILED) else row.dir
-        lines.append(f"{row.state:<8}  {row.task_id}  {detail or ''}".rstrip())
+        shown = "forgotten" if row.forgotten else State.GONE if row.gone else row.state
+        lines.append(f"{shown:<8}  {row.task_id}  {detail or ''}".rstrip())
     return lines
 
 
