@@ -334,8 +334,11 @@ def test_a_closed_stdout_ends_quietly(runner: Runner) -> None:
 
 
 def test_a_task_failing_the_same_way_backs_off(runner: Runner) -> None:
-    """A 404 is tried after 1, 2, 4 ... runs; between tries it stays in error with its next
-    attempt and makes no request; --retry-errors tries it at once."""
+    """A 400 is tried after 1, 2, 4 ... runs; between tries it stays in error with its next
+    attempt and makes no request; --retry-errors tries it at once. (A 404 is the same, until
+    its third in a row makes it gone: test_forget.py.)"""
+    refused = b'{"error": "Invalid taskId", "code": 400}'
+    runner.emu.set_raw(MISSING, refused, status=400)
     tried = []
     for _ in range(8):
         runner.emu.clear_requests()
