@@ -206,9 +206,9 @@ def _add_probe(sub: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_selection(sub: argparse.ArgumentParser) -> None:
-    """Which tasks: ids, files of ids, the account's listing; shared by `run` and `list`."""
-    sub.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to archive")
+def _add_ids(sub: argparse.ArgumentParser, *, verb: str) -> None:
+    """Task ids as arguments and in files of ids (`run`, `list`, `forget`)."""
+    sub.add_argument("task_ids", nargs="*", metavar="TASK_ID", help=f"task ids to {verb}")
     sub.add_argument(
         "-i",
         "--input",
@@ -218,6 +218,11 @@ def _add_selection(sub: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="file of task ids, one per line ('-' for stdin); may repeat",
     )
+
+
+def _add_selection(sub: argparse.ArgumentParser) -> None:
+    """Which tasks: ids, files of ids, the account's listing; shared by `run` and `list`."""
+    _add_ids(sub, verb="archive")
     sub.add_argument(
         "--all",
         action="store_true",
@@ -300,16 +305,7 @@ def _add_forget(commands: Subparsers) -> None:
         description="Mark tasks forgotten: no run fetches them again (--all leaves them out; "
         "an id given by name is a note, unless --refresh). Nothing is deleted from the archive.",
     )  # fmt: skip
-    sub.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids to forget")
-    sub.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        type=_path,
-        metavar="FILE",
-        help="file of task ids, one per line ('-' for stdin); may repeat",
-    )
+    _add_ids(sub, verb="forget")
     sub.add_argument(
         "--gone",
         action="store_true",
