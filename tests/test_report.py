@@ -27,7 +27,9 @@ def test_spooled_report_is_one_json_document(tmp_path: Path) -> None:
         ("t2", "pending", None),
     ]
     assert doc["unfinished"] == ["t3", "t4"]
-    assert doc["summary"] == {"archived": 0, "skipped": 0, "pending": 1, "failed": 0, "error": 1}
+    assert doc["summary"] == {
+        "archived": 0, "skipped": 0, "pending": 1, "failed": 0, "error": 1, "gone": 0,
+    }  # fmt: skip
     assert (doc["exit_code"], doc["stopped"], doc["retries"]) == (1, "stopped by SIGTERM", 2)
     assert [p.name for p in tmp_path.iterdir()] == ["last-run.json"]  # the spool has no name
 
