@@ -1,5 +1,6 @@
 # Sourced by scripts/test, scripts/demo, scripts/bench and scripts/screenshot: make sure ffmpeg,
-# Chromium (the gallery's browser tests) and the venv exist.
+# Chromium (the gallery's browser tests), PostgreSQL's server (the shared catalog's tests) and the
+# venv exist.
 # Works on a fresh Debian machine with Python 3.11 (as root, apt-get installs ffmpeg).
 
 # apt-get install Debian packages: as root here, else through sudo.
@@ -20,6 +21,14 @@ ensure_ffmpeg() {
 ensure_chromium() {
     command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
     apt_install chromium chromium-driver
+}
+
+# Debian's postgresql: the tests start a throwaway cluster of their own (archiver/testing/postgres.py)
+# from its server binaries, /usr/lib/postgresql/<version>/bin; no cluster of the package is used.
+ensure_postgres() {
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
+    command -v initdb >/dev/null && return
+    apt_install postgresql
 }
 
 ensure_venv() {
