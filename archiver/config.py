@@ -9,7 +9,9 @@ import dataclasses
 import difflib
 import os
 import re
+import socket
 import stat
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,50 @@ class BucketUrl:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogUrl:
+    """`--catalog postgresql://user[:password]@host[:port]/dbname`: the catalog in PostgreSQL.
+
+    `url` goes to libpq as given (it reads PGPASSWORD and ~/.pgpass when the URL has no
+    password); messages name the database by `where` alone, never with the password.
+    """
+
+    url: str = field(repr=False)
+    host: str
+    port: int
+    dbname: str
+    password: str | None = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> CatalogUrl:
+        """Raise ValueError with the reason when `text` is no usable PostgreSQL URL."""
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("not a postgresql:// URL")
+        try:
+            port = parts.port or 5432
+        except ValueError as exc:
+            raise ValueError("the port is not a number from 1 to 65535") from exc
+        dbname = urllib.parse.unquote(parts.path.removeprefix("/"))
+        if not dbname or "/" in dbname:
+            raise ValueError("no database name after the host")
+        if parts.fragment:
+            raise ValueError("a '#' fragment")
+        password = urllib.parse.unquote(parts.password) if parts.password else None
+        # No host: libpq's local socket (or the `host` of the query string).
+        host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["local"])[0]
+        return cls(text, host, port, dbname, password)
+
+    @property
+    def where(self) -> str:
+        """host:port/dbname, for messages."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}/{self.dbname}"
+
+    def __str__(self) -> str:
+        return f"postgresql://{self.where}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,12 +155,25 @@ class Config:
     gallery: bool = True
     # None: beside the archive in its folder; for a bucket, under the XDG state folder.
     catalog_path: Path | None = None
+    # A PostgreSQL catalog (--catalog URL), shared by every run on every host; None: SQLite.
+    catalog: CatalogUrl | None = None
+    # How long a claim on a task lasts unless renewed (a third of it at most between renewals);
+    # a host that dies loses its tasks to the next claim of another after this.
+    lease_seconds: float = 120.0
+    # This host's name in claims and run records (a shared catalog's `status` shows it);
+    # None: the machine's hostname (`host`).
+    host_name: str | None = None
     s3_endpoint_url: str | None = None  # None: AWS itself
     s3_part_size: int = 8 * 1024**2
     s3_parts_in_flight: int = 4  # memory held by uploads: s3_part_size x this
     # A Prometheus text file written at the end of every run (node_exporter's textfile
     # collector reads *.prom files from its folder); None: no metrics (--metrics).
     metrics_file: Path | None = None
+
+    @property
+    def host(self) -> str:
+        """This host's name: `host_name`, else the machine's hostname."""
+        return self.host_name or socket.gethostname() or "localhost"
 
     @property
     def probes(self) -> int:
@@ -155,7 +214,12 @@ _FLOATS = {
     "retry_backoff": 365 * _DAY,
 }
 # Above 0: a poll interval (or a time scale) of zero would ask the API without pause.
-_POSITIVE_FLOATS = {"poll_interval": _DAY, "poll_max_interval": _DAY, "wait_time_scale": 1000.0}
+_POSITIVE_FLOATS = {
+    "poll_interval": _DAY,
+    "poll_max_interval": _DAY,
+    "wait_time_scale": 1000.0,
+    "lease_seconds": _DAY,
+}
 _BOOLS = {"progress", "refresh", "retry_errors", "inputs", "gallery"}
 KEYS = frozenset(f.name for f in dataclasses.fields(Config))
 
@@ -194,6 +258,8 @@ def load(
         checked["token"] = _check("token", _read_token(checked["token_file"]), where)
     if isinstance(out := checked.get("output_dir"), BucketUrl):
         extras.require("s3", wanted=BUCKET_ARCHIVE.format(out))  # before any request
+    if isinstance(catalog := checked.get("catalog"), CatalogUrl):
+        extras.require("postgres", wanted=f"{catalog}: a PostgreSQL catalog")
     return Config(**checked), warnings
 
 
@@ -250,6 +316,8 @@ def _check(key: str, value: Any, where: str) -> Any:
     """Validate one value; the message names the key and the file it came from."""
     if key not in KEYS:
         raise ConfigError(f"unknown config key {key!r} ({where}){_nearest(key)}")
+    if key == "catalog":
+        return _catalog(value, where)  # its password never shown, whatever is wrong
     if key == "token":
         return _token(value, where)  # never shown, whatever is wrong with it
     try:
@@ -357,8 +425,26 @@ _CHECKS: dict[str, Check] = {
     "token_file": _path,
     "catalog_path": _path,
     "metrics_file": _path,
+    "host_name": _text,
 }
-assert _CHECKS.keys() | {"token"} == KEYS, "every config key has its check"
+assert _CHECKS.keys() | {"token", "catalog"} == KEYS, "every config key has its check"
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def _catalog(value: Any, where: str) -> CatalogUrl:
+    """A PostgreSQL URL; the message about a bad one never shows its password."""
+    if isinstance(value, CatalogUrl):
+        return value
+    shown = _PASSWORD.sub(r"\1<hidden>@", value) if isinstance(value, str) else _spell(value)
+    try:
+        if not isinstance(value, str) or _has_control(value):
+            raise ValueError("not a URL")
+        return CatalogUrl.parse(value.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            f"config key 'catalog' ({where}): expected postgresql://user[:password]@host[:port]"
+            f"/dbname ({exc}), got {shown[:80]}"
+        ) from exc
 
 
 def _token(value: Any, where: str) -> str:
