@@ -14,6 +14,8 @@
     ├── Interrupted         130/143  SIGINT or SIGTERM: the run stops, what finished is kept
     ├── LockedError              75  another run holds this archive's lock (EX_TEMPFAIL)
     ├── StorageError             74  the archive folder cannot be written, or the catalog is damaged
+    │   └── CatalogUnreachable   74  the catalog's database cannot be reached (or was lost)
+    ├── LeaseLost                 1  another run took over a task whose claim expired
     └── TaskError                 1  one task cannot be archived; the run goes on
         ├── ApiError                 the API answered with an error for this task
         ├── InvalidTaskData          the task JSON is not what the API page describes
@@ -105,6 +107,16 @@ class StorageError(ArchiverError):
     """Writing to the archive failed (disk full, permissions, a planted symlink, the store)."""
 
     exit_code = 74
+
+
+class CatalogUnreachable(StorageError):
+    """A PostgreSQL catalog refused the connection, or it was lost past the retries."""
+
+
+class LeaseLost(ArchiverError):
+    """This run's claim on a task expired and another run took the task over: the task stops
+    here at once, its temp files removed, nothing written under a final name or to the catalog.
+    Caught per task by the pipeline; never ends the run."""
 
 
 class TaskError(ArchiverError):

@@ -97,3 +97,36 @@ class StaleDisplay:
     task_id: str
     dir: str
     status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run's claim on a task: granted by `Catalog.claim`, renewed while the task's files
+    stream, ended by the task's recorded outcome. `token` fences the claim's writes (None: an
+    engine with one writer at a time, SQLite, has nothing to fence)."""
+
+    task_id: str
+    token: int | None = None
+
+    @property
+    def tag(self) -> str:
+        """What tells this claim's temp files from another's in a shared folder ("" alone)."""
+        return "" if self.token is None else f".~{self.token}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Of tasks another run held: those it finished since this run began (their rows), and
+    how long until the soonest live claim of another run expires (None: none is held)."""
+
+    finished: Mapping[str, TaskRow]
+    wait: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """One host of a shared catalog: its last run, and how many claims it holds now."""
+
+    host: str
+    last_run: RunRecord | None
+    claims: int
