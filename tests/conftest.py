@@ -171,3 +171,4 @@ def runner(
 
 # Bucket fixtures (one S3 server per session); imported last, as they build on Runner.
 from .bucketing import area, bucket_runner, proxy, s3_endpoint, s3_inspector  # noqa: E402, F401
+from .pg import pg_cluster, pg_url  # noqa: E402, F401

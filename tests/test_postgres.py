@@ -1,0 +1,156 @@
+"""The PostgreSQL engine against a real server: schema and migrations, claims as fenced leases,
+and the faults at start (what the conformance suite cannot see, since SQLite has no claims)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+import pytest
+
+from archiver import config
+from archiver.catalog import postgres_schema
+from archiver.catalog.postgres import PostgresCatalog, open_postgres
+from archiver.catalog.protocol import Access
+from archiver.errors import CatalogUnreachable, LeaseLost, NoArchive, StorageError
+from archiver.model import State, TaskOutcome
+from archiver.testing.postgres import Cluster
+
+NOW = "2026-01-01T00:00:00+00:00"
+
+
+@asynccontextmanager
+async def opened(
+    url: str, access: Access = Access.CREATE, *, lease: float = 60, host: str = "h1"
+) -> AsyncIterator[PostgresCatalog]:
+    cfg, _ = config.load(
+        path=None, env={}, overrides={"catalog": url, "lease_seconds": lease, "host_name": host}
+    )
+    async with open_postgres(cfg, access, fetch_copy=False, env={}) as catalog:
+        yield catalog
+
+
+def scalar(url: str, sql: str) -> object:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+        return row[0] if row else None
+
+
+async def test_two_hosts_starting_at_once_migrate_once(pg_url: str) -> None:
+    """Hosts opening an empty database together: the schema is made once, at its version."""
+    async with opened(pg_url) as a, opened(pg_url, host="h2") as b:
+        assert await a.next_run_id() == await b.next_run_id() == 1
+    results = await asyncio.gather(*(_open_and_close(pg_url) for _ in range(4)))
+    assert results == [None] * 4
+    assert scalar(pg_url, "SELECT count(*) FROM archiver_schema") == 1
+    assert scalar(pg_url, "SELECT version FROM archiver_schema") == postgres_schema.SCHEMA_VERSION
+
+
+async def _open_and_close(url: str) -> None:
+    async with opened(url):
+        return None
+
+
+async def test_newer_schema_and_foreign_tables_are_refused(pg_cluster: Cluster) -> None:
+    """A catalog from a newer version, or a database of someone else's tables: refused, untouched."""
+    newer = pg_cluster.create_database()
+    async with opened(newer):
+        pass
+    with psycopg.connect(newer, autocommit=True) as conn:
+        conn.execute("UPDATE archiver_schema SET version = 99")
+    with pytest.raises(StorageError, match="newer runway-archiver .schema 99."):
+        async with opened(newer):
+            pass
+    foreign = pg_cluster.create_database()
+    with psycopg.connect(foreign, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    with pytest.raises(StorageError, match="holds other tables"):
+        async with opened(foreign):
+            pass
+    assert scalar(foreign, "SELECT to_regclass('tasks') IS NULL") is True
+
+
+async def test_reading_an_empty_database_is_no_archive(pg_url: str) -> None:
+    """status/verify on a database without our tables: NoArchive (exit 2), nothing created."""
+    with pytest.raises(NoArchive, match="no archive in catalog 127.0.0.1:"):
+        async with opened(pg_url, Access.READ):
+            pass
+    assert scalar(pg_url, "SELECT to_regclass('archiver_schema') IS NULL") is True
+
+
+@pytest.mark.parametrize("fault", ["refused", "password", "no database"])
+async def test_unreachable_at_start_names_host_port_db_never_the_password(
+    pg_cluster: Cluster, fault: str
+) -> None:
+    """Refused, wrong password, no such database: one line with host:port/db, no password."""
+    url = {
+        "refused": pg_cluster.url("x", port=1),
+        "password": pg_cluster.url("postgres", password="wrong-secret-99"),
+        "no database": pg_cluster.url("nowhere"),
+    }[fault]
+    with pytest.raises(CatalogUnreachable) as caught:
+        async with opened(url):
+            pass
+    message = str(caught.value)
+    db = url.rsplit("/", 1)[1]
+    port = 1 if fault == "refused" else pg_cluster.port
+    assert message.startswith(f"catalog 127.0.0.1:{port}/{db}: cannot connect (")
+    assert "\n" not in message
+    assert pg_cluster.password not in message and "wrong-secret-99" not in message
+    expected = {"refused": "refused", "password": "password", "no database": "does not exist"}
+    assert expected[fault] in message
+
+
+async def test_claims_skip_what_another_run_holds_until_it_expires(pg_url: str) -> None:
+    """Two runs claim disjoint tasks; an expired claim goes to the next claimant; the old
+    token can neither renew nor write the task's row."""
+    ids = [f"task-{n}" for n in range(6)]
+    async with opened(pg_url, lease=1, host="h1") as a, opened(pg_url, lease=30, host="h2") as b:
+        await a.remember_given(ids, now=NOW)
+        run_a, run_b = await a.begin_run(now=NOW), await b.begin_run(now=NOW)
+        mine = await a.claim(ids, run_id=run_a, limit=4)
+        theirs = await b.claim(ids, run_id=run_b, limit=10)
+        assert [c.task_id for c in mine] == ids[:4]
+        assert [c.task_id for c in theirs] == ids[4:]
+        assert len({c.token for c in mine + theirs}) == 6
+        held = await b.settled(ids[:4], run_id=run_b)
+        assert held.finished == {} and held.wait is not None and 0 < held.wait <= 1
+        assert [h.claims for h in await b.hosts()] == [4, 2]
+        await asyncio.sleep(held.wait + 0.1)  # a's lease runs out on the server's clock
+        taken = await b.claim(ids, run_id=run_b, limit=10)
+        assert [c.task_id for c in taken] == ids[:4]
+        assert not await a.renew(mine[0])
+        with pytest.raises(LeaseLost):
+            await a.record(TaskOutcome(ids[0], State.ARCHIVED), now=NOW, claim=mine[0])
+        await b.record(TaskOutcome(ids[0], State.ARCHIVED, dir="d"), now=NOW, claim=taken[0])
+        row = (await b.rows([ids[0]]))[ids[0]]
+        assert row.state is State.ARCHIVED and row.dir == "d"
+        assert scalar(pg_url, f"SELECT claim_host FROM tasks WHERE task_id = '{ids[0]}'") == "h2"
+
+
+async def test_a_task_finished_by_another_run_is_not_claimed_again(pg_url: str) -> None:
+    """Once another run records a task after this run began, this run leaves it (settled);
+    the run that recorded it may claim it again (a poll under --wait)."""
+    async with opened(pg_url, host="h1") as a, opened(pg_url, host="h2") as b:
+        await a.remember_given(["t"], now=NOW)
+        run_a, run_b = await a.begin_run(now=NOW), await b.begin_run(now=NOW)
+        [claim] = await a.claim(["t"], run_id=run_a, limit=1)
+        assert await a.renew(claim)
+        await a.record(TaskOutcome("t", State.PENDING, error="status RUNNING"), now=NOW, claim=claim)
+        assert await b.claim(["t"], run_id=run_b, limit=1) == []
+        settled = await b.settled(["t"], run_id=run_b)
+        assert list(settled.finished) == ["t"] and settled.wait is None
+        assert [c.task_id for c in await a.claim(["t"], run_id=run_a, limit=1)] == ["t"]
+
+
+async def test_released_claim_is_free_at_once(pg_url: str) -> None:
+    """A run stopped mid-task releases its claim: another run claims it without waiting."""
+    async with opened(pg_url, host="h1") as a, opened(pg_url, host="h2") as b:
+        await a.remember_given(["t"], now=NOW)
+        run_a, run_b = await a.begin_run(now=NOW), await b.begin_run(now=NOW)
+        [claim] = await a.claim(["t"], run_id=run_a, limit=1)
+        assert await b.claim(["t"], run_id=run_b, limit=1) == []
+        await a.release(claim)
+        assert [c.task_id for c in await b.claim(["t"], run_id=run_b, limit=1)] == ["t"]
