@@ -11,12 +11,14 @@ import psycopg
 import pytest
 
 from archiver import config
-from archiver.catalog import postgres_schema
+from archiver.catalog import copy, postgres_schema
 from archiver.catalog.postgres import PostgresCatalog, open_postgres
 from archiver.catalog.protocol import Access
-from archiver.errors import CatalogUnreachable, LeaseLost, NoArchive, StorageError
+from archiver.errors import CatalogUnreachable, LeaseLost, NoArchive, StorageError, UsageError
 from archiver.model import State, TaskOutcome
 from archiver.testing.postgres import Cluster
+
+from .conftest import Runner
 
 NOW = "2026-01-01T00:00:00+00:00"
 
@@ -154,3 +156,28 @@ async def test_released_claim_is_free_at_once(pg_url: str) -> None:
         assert await b.claim(["t"], run_id=run_b, limit=1) == []
         await a.release(claim)
         assert [c.task_id for c in await b.claim(["t"], run_id=run_b, limit=1)] == ["t"]
+
+
+def test_copy_moves_every_row_and_refuses_a_second_time(runner: Runner, pg_url: str) -> None:
+    """Every row of every table lands in PostgreSQL with equal counts; SQLite is untouched;
+    a second copy into the now non-empty database is refused."""
+    tasks = [runner.emu.add_task(previews=1) for _ in range(2)]
+    failing = runner.emu.add_scenario("failed_safety")
+    assert runner.run(*tasks, failing).code == 0
+    source = runner.root / "catalog.sqlite3"
+    before = source.read_bytes()
+    url = config.CatalogUrl.parse(pg_url)
+    copied = asyncio.run(copy.copy_catalog(source, url, host="h1"))
+    assert copied.counts["tasks"] == 3 and copied.counts["runs"] == 1
+    assert copied.counts["files"] == len(runner.catalog_rows("SELECT 1 FROM files")) > 0
+    assert copied.counts["display"] == 3
+    assert source.read_bytes() == before
+    for table, columns in copy.TABLES.items():
+        order = ", ".join(columns)
+        with psycopg.connect(pg_url) as conn:
+            copied_rows = conn.execute(f"SELECT {order} FROM {table} ORDER BY {order}".encode())
+            assert [tuple(r) for r in copied_rows] == runner.catalog_rows(
+                f"SELECT {order} FROM {table} ORDER BY {order}"
+            ), table
+    with pytest.raises(UsageError, match="already holds an archive"):
+        asyncio.run(copy.copy_catalog(source, url, host="h1"))

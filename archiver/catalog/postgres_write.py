@@ -6,13 +6,14 @@ The same rows as the SQLite engine's (sqlite_write.py), plus the claim a task's 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from .. import scrub
+from ..errors import StorageError, UsageError
 from ..model import Missing, State, TaskOutcome
 from .rows import NOT_FETCHED, DisplayRow
 
@@ -127,3 +128,46 @@ async def remember(
                 for listing in [(shown, now) if note_listing else (None, None)]
             ],
         )
+
+
+async def load(
+    db: Conn,
+    tables: Mapping[str, tuple[str, ...]],
+    rows: Mapping[str, Sequence[tuple[Any, ...]]],
+    *,
+    host: str,
+    where: str,
+) -> dict[str, int]:
+    """`catalog copy`'s writing half: every row into an empty catalog with COPY, one
+    transaction, the counts compared before it commits; the rows per table."""
+    async with db.transaction():
+        held = await (
+            await db.execute("SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM runs)")
+        ).fetchone()
+        if held and held[0]:
+            raise UsageError(
+                f"catalog {where} already holds an archive ({held[0]} rows); "
+                "copying is only into an empty database"
+            )
+        counts: dict[str, int] = {}
+        for table, columns in tables.items():
+            async with db.cursor() as cur:
+                statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                async with cur.copy(statement.encode()) as copy:
+                    for row in rows[table]:
+                        await copy.write_row(row)
+            found = await (await db.execute(f"SELECT count(*) FROM {table}".encode())).fetchone()
+            counts[table] = int(found[0]) if found else -1
+            if counts[table] != len(rows[table]):
+                raise StorageError(
+                    f"catalog {where}: {table}: {counts[table]} rows copied of "
+                    f"{len(rows[table])}; nothing kept"
+                )
+        # The copied runs were this archive's one host's; ids go on from the largest copied.
+        await db.execute("UPDATE runs SET host = %s", (host,))
+        for table in ("runs", "display"):
+            await db.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" coalesce((SELECT max(id) FROM {table}), 0) + 1, false)".encode()
+            )
+    return counts
