@@ -108,11 +108,19 @@ class Downloader:
     on_bytes: Callable[[int], None] = lambda count: None
 
     async def fetch(
-        self, url: str, part: Path, *, expected_size: int | None, max_bytes: int | None = None
+        self,
+        url: str,
+        part: Path,
+        *,
+        expected_size: int | None,
+        max_bytes: int | None = None,
+        guard: Callable[[], None] = lambda: None,
     ) -> Fetched:
         """Download `url` into `part` (resuming what is there), retrying transient failures.
 
-        `max_bytes` lowers the downloader's own size cap for this file (inputs have their own).
+        `max_bytes` lowers the downloader's own size cap for this file (inputs have their own);
+        `guard` is called before every write to `part` and may refuse it by raising (a claim on
+        the task that may have been lost: leases.Lease.guard).
         """
         http.parse_url(url)  # refuse file:, data:, ftp: before anything is written
         limit = self.max_bytes if max_bytes is None else min(self.max_bytes, max_bytes)
@@ -121,7 +129,8 @@ class Downloader:
         deadline = self.read_timeout + (expected_size or 0) / MIN_RATE
         try:
             fetched = await retrying(
-                lambda: self._attempt(url, part, expected_size, limit, deadline), self.policy
+                lambda: self._attempt(url, part, expected_size, limit, deadline, guard),
+                self.policy,
             )
         except BaseException as exc:
             # Only bytes a later resume can prove stay; `_resumable` drops the rest.
@@ -132,7 +141,13 @@ class Downloader:
         return fetched
 
     async def _attempt(
-        self, url: str, part: Path, expected: int | None, limit: int, deadline: float
+        self,
+        url: str,
+        part: Path,
+        expected: int | None,
+        limit: int,
+        deadline: float,
+        guard: Callable[[], None],
     ) -> Fetched:
         have, saved = _resumable(part)
         headers: dict[str, str] = {}
@@ -150,7 +165,7 @@ class Downloader:
                     # Unknown beforehand (previews, inputs): the announced length sets the pace.
                     extra = response.content_length / MIN_RATE
                     clock.reschedule(asyncio.get_running_loop().time() + deadline + extra)
-                return await _stream(response, part, offset, limit, self.on_bytes)
+                return await _stream(response, part, offset, limit, self.on_bytes, guard)
         except TimeoutError as exc:
             raise TransientError(f"{redact(url)}: timed out") from exc
 
@@ -218,8 +233,10 @@ class _PartWriter:
         part: Path,
         hasher: hashlib._Hash,
         validators: Validators | None,
+        guard: Callable[[], None],
     ) -> None:
         self._fh, self._part, self.hasher = fh, part, hasher
+        self._guard = guard
         self._validators = validators  # None once on disk (or there already, for a resume)
         self._pending: list[bytes] = []
         self._size = 0
@@ -233,6 +250,7 @@ class _PartWriter:
     async def flush(self, *, resumable: bool) -> None:
         if not self._pending:
             return
+        self._guard()
         if resumable and self._validators is not None:
             _remember(self._part, self._validators)
             self._validators = None
@@ -252,6 +270,7 @@ async def _stream(
     offset: int,
     limit: int,
     on_bytes: Callable[[int], None],
+    guard: Callable[[], None],
 ) -> Fetched:
     where = redact(response.url)
     announced = response.content_length
@@ -267,7 +286,7 @@ async def _stream(
         mode = "ab" if offset else "wb"
         fh = await asyncio.to_thread(open, part, mode, buffering=0, opener=nofollow_opener)
         with fh:
-            writer = _PartWriter(fh, part, hasher, validators)
+            writer = _PartWriter(fh, part, hasher, validators, guard)
             try:
                 async for chunk in response.chunks(READ_CHUNK):
                     received += len(chunk)

@@ -205,6 +205,42 @@ def discard(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def adopt(part: Path, stem: str) -> None:
+    """Before a download to `part` (`STEM.~TOKEN.part`, this claim's temp name): take over the
+    largest temp file an earlier claim of the same task left for `stem`, with its validators,
+    so the download resumes after its bytes; the rest are removed.
+
+    An earlier claim's run writes nothing once its lease may have expired (leases.Lease.guard),
+    so whatever it left is still; renaming is atomic, and its bytes are proven by the resume
+    rules as any others.
+    """
+    if file_size(part) is not None:
+        return  # this claim's own file: resumed as it is
+    folder = part.parent
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    left = [
+        folder / n
+        for n in names
+        if n != part.name
+        and n.endswith(PART_SUFFIX)
+        and (n == f"{stem}{PART_SUFFIX}" or (n.startswith(f"{stem}.~") and n.count(".~") == 1))
+    ]
+    left.sort(key=lambda p: file_size(p) or 0)
+    for older in left[:-1]:
+        discard(older)
+        discard(older.with_name(older.name + ".etag"))
+    if left:
+        with contextlib.suppress(OSError):
+            os.replace(
+                left[-1].with_name(left[-1].name + ".etag"), part.with_name(part.name + ".etag")
+            )
+        with contextlib.suppress(OSError):
+            os.replace(left[-1], part)
+
+
 def file_size(path: Path) -> int | None:
     """Size of a plain file (not through a symlink), None when absent."""
     try:

@@ -1,0 +1,197 @@
+"""Claims and leases: a run works only on tasks the catalog granted it, and stops a task at once
+when its claim is lost, whatever the catalog's engine (SQLite grants every claim: it holds the
+archive lock; PostgreSQL shares the work between runs on every host).
+
+`work_through` claims tasks a batch at a time as slots free up and waits out other runs'
+claims at the end; `Lease.hold` renews a task's claim every third of the lease while the task
+works, and refuses a write once the claim is not surely this run's any more (by the local
+clock, which stops for no one: a run stalled past its lease finds out before it writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from . import files
+from .catalog.rows import Claim, Settled, TaskRow
+from .errors import LeaseLost
+
+T = TypeVar("T")
+MARGIN = 0.9  # of a lease this run counts on: the rest covers the renewal's round trip
+SETTLE_POLL = 5.0  # at most this long between looks at other runs' tasks at the end
+WINDOW = 4  # ids offered per claim, per slot free: room to skip what others hold
+
+
+class Claims(Protocol):
+    """What leases need of a catalog (part of the `Catalog` protocol)."""
+
+    async def claim(self, task_ids: Sequence[str], *, run_id: int, limit: int) -> list[Claim]: ...
+
+    async def renew(self, claim: Claim) -> bool: ...
+
+    async def release(self, claim: Claim) -> None: ...
+
+    async def settled(self, task_ids: Collection[str], *, run_id: int) -> Settled: ...
+
+
+def _clock() -> float:
+    """Seconds that keep counting while the process is stopped (and, on Linux, suspended)."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
+class Lease:
+    """One claimed task: renewed while `hold` runs the task's work; `guard` refuses writes once
+    the claim may be another run's; `confirm` renews right before a final write."""
+
+    def __init__(self, catalog: Claims, claim: Claim, seconds: float) -> None:
+        self.catalog = catalog
+        self.claim = claim
+        self.seconds = seconds
+        self._valid_until = _clock() + seconds * MARGIN
+        self._temps: set[Path] = set()
+
+    @property
+    def fenced(self) -> bool:
+        return self.claim.token is not None
+
+    def guard(self) -> None:
+        """Raise LeaseLost when the claim may have expired (before any write to a temp file)."""
+        if self.fenced and _clock() >= self._valid_until:
+            raise LeaseLost(f"{self.claim.task_id}: claim expired before it was renewed")
+
+    def temp(self, path: Path) -> Path:
+        """Note a temp file of this claim, removed if the claim is lost."""
+        self._temps.add(path)
+        return path
+
+    async def confirm(self) -> None:
+        """Renew now: a final name or row is written only with a claim just confirmed."""
+        if self.fenced:
+            await self._renew()
+            self.guard()
+
+    async def _renew(self) -> None:
+        sent = _clock()
+        if not await self.catalog.renew(self.claim):
+            raise LeaseLost(f"{self.claim.task_id}: claim taken over by another run")
+        self._valid_until = sent + self.seconds * MARGIN
+
+    async def hold(self, work: Awaitable[T]) -> T:
+        """Run `work` while renewing the claim every third of the lease. A lost claim cancels
+        the work at once and removes this claim's temp files (LeaseLost); a run stopped
+        mid-task gives its claim back, so any run may take the task over without waiting."""
+        if not self.fenced:
+            return await work
+        task = asyncio.ensure_future(work)
+        renewing = asyncio.create_task(self._renewing(task))
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if renewing.done() and isinstance(renewing.exception(), LeaseLost):
+                raise renewing.exception() from None  # type: ignore[misc]
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.catalog.release(self.claim)
+            raise
+        except LeaseLost:
+            self._drop_temps()
+            raise
+        finally:
+            renewing.cancel()
+            task.cancel()
+
+    async def _renewing(self, task: asyncio.Future[T]) -> None:
+        while True:
+            await asyncio.sleep(self.seconds / 3)
+            try:
+                await self._renew()
+            except LeaseLost:
+                self._drop_temps()
+                task.cancel()
+                raise
+
+    def _drop_temps(self) -> None:
+        for path in self._temps:
+            files.discard(path)
+            files.discard(path.with_name(path.name + ".etag"))
+
+
+async def work_through(
+    catalog: Claims,
+    task_ids: Sequence[str],
+    worker: Callable[[Claim], Awaitable[None]],
+    *,
+    run_id: int,
+    limit: int,
+    settled: Callable[[TaskRow], None],
+) -> None:
+    """Claim `task_ids` in order, a batch as slots free up, and run `worker` on each claim, at
+    most `limit` at once. Ids another run holds are tried again at the end, until it finishes
+    them (`settled` is told their rows) or its claim expires and this run takes them over."""
+    slots = asyncio.Semaphore(limit)
+    deferred: list[str] = []
+    cursor = 0
+
+    async def guarded(claim: Claim) -> None:
+        try:
+            await worker(claim)
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            while cursor < len(task_ids) or deferred:
+                await slots.acquire()
+                free = 1
+                while not slots.locked() and free < limit:
+                    await slots.acquire()
+                    free += 1
+                if cursor < len(task_ids):
+                    window = task_ids[cursor : cursor + WINDOW * free]
+                    granted = await catalog.claim(window, run_id=run_id, limit=free)
+                    cursor, skipped = _advance(cursor, window, granted, free)
+                    deferred += skipped
+                else:
+                    granted = await _settle(catalog, deferred, run_id, free, settled)
+                for claim in granted:
+                    group.create_task(guarded(claim))
+                for _ in range(free - len(granted)):
+                    slots.release()
+    except BaseExceptionGroup as eg:
+        raise eg.exceptions[0] from None
+
+
+def _advance(
+    cursor: int, window: Sequence[str], granted: Sequence[Claim], free: int
+) -> tuple[int, list[str]]:
+    """Where the next window starts, and the ids of this one skipped as another run's."""
+    taken = {c.task_id for c in granted}
+    if len(granted) < free:  # the claim ran out of claimable ids: the rest are held elsewhere
+        return cursor + len(window), [t for t in window if t not in taken]
+    last = max(i for i, t in enumerate(window) if t in taken)
+    return cursor + last + 1, [t for t in window[:last] if t not in taken]
+
+
+async def _settle(
+    catalog: Claims,
+    deferred: list[str],
+    run_id: int,
+    free: int,
+    settled: Callable[[TaskRow], None],
+) -> list[Claim]:
+    """At the end: drop what other runs finished, claim what they let go; else wait a while."""
+    state = await catalog.settled(deferred, run_id=run_id)
+    for task_id, row in state.finished.items():
+        deferred.remove(task_id)
+        settled(row)
+    granted = await catalog.claim(deferred, run_id=run_id, limit=free) if deferred else []
+    for claim in granted:
+        deferred.remove(claim.task_id)
+    if deferred and not granted:
+        await asyncio.sleep(min(SETTLE_POLL, state.wait + 0.05 if state.wait else SETTLE_POLL))
+    return granted
