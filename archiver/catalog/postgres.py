@@ -107,7 +107,7 @@ class PostgresCatalog(ReadMixin):
                 if token is not None:
                     await db.execute(
                         "UPDATE tasks SET claim_token = NULL, claim_expires = NULL,"
-                        " done_at = now() WHERE task_id = %s",
+                        " done_at = now(), done_xid = pg_current_xact_id() WHERE task_id = %s",
                         (outcome.task_id,),
                     )
 
@@ -186,9 +186,10 @@ class PostgresCatalog(ReadMixin):
             "WITH c AS MATERIALIZED ("
             "  SELECT t.task_id FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w(task_id, n)"
             "  JOIN tasks t ON t.task_id = w.task_id"
-            "  CROSS JOIN (SELECT started FROM runs WHERE id = %(run)s) r"
+            "  CROSS JOIN (SELECT snapshot FROM runs WHERE id = %(run)s) r"
             "  WHERE (t.claim_token IS NULL OR t.claim_expires < now())"
-            "    AND (t.done_at IS NULL OR t.done_at < r.started OR t.claim_run = %(run)s)"
+            "    AND (t.done_xid IS NULL OR pg_visible_in_snapshot(t.done_xid, r.snapshot)"
+            "         OR t.claim_run = %(run)s)"
             "  ORDER BY w.n LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED)"
             " UPDATE tasks t SET claim_host = %(host)s, claim_run = %(run)s,"
             "  claim_token = nextval('claim_tokens'),"
@@ -221,12 +222,12 @@ class PostgresCatalog(ReadMixin):
         """Of `task_ids` (ones this run could not claim): the rows of those another run
         finished since run `run_id` began, and the seconds until the soonest other claim ends."""
         rows = await self._rows(
-            "SELECT t.done_at >= r.started AND t.claim_run IS DISTINCT FROM %(run)s"
-            "   AND t.claim_token IS NULL,"
+            "SELECT t.done_xid IS NOT NULL AND NOT pg_visible_in_snapshot(t.done_xid, r.snapshot)"
+            "   AND t.claim_run IS DISTINCT FROM %(run)s AND t.claim_token IS NULL,"
             " extract(epoch FROM t.claim_expires - now())"
             "   * (t.claim_token IS NOT NULL AND t.claim_expires >= now())::int, "
             + self.TASK_COLUMNS_T
-            + " FROM tasks t CROSS JOIN (SELECT started FROM runs WHERE id = %(run)s) r"
+            + " FROM tasks t CROSS JOIN (SELECT snapshot FROM runs WHERE id = %(run)s) r"
             " WHERE t.task_id = ANY(%(ids)s)",
             {"ids": list(task_ids), "run": run_id},
         )

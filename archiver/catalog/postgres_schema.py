@@ -32,12 +32,14 @@ CREATE TABLE tasks (
     listed_status text,
     listed_at     text,
     -- the claim: who holds the task, the token that fences its writes, until when (server
-    -- clock); released (token and expiry NULL) when an outcome is recorded, at done_at
+    -- clock); released (token and expiry NULL) when an outcome is recorded, by the transaction
+    -- done_xid at done_at; a run leaves a task another run recorded after its start
     claim_host    text,
     claim_run     bigint,
     claim_token   bigint,
     claim_expires timestamptz,
-    done_at       timestamptz
+    done_at       timestamptz,
+    done_xid      xid8
 );
 CREATE INDEX tasks_by_state ON tasks (state);
 CREATE INDEX tasks_claimed ON tasks (claim_expires) WHERE claim_token IS NOT NULL;
@@ -58,6 +60,9 @@ CREATE TABLE runs (
     id          bigserial PRIMARY KEY,
     host        text NOT NULL DEFAULT '',
     started     timestamptz NOT NULL DEFAULT now(),
+    -- what had committed when the run began: a task recorded by a transaction not in it was
+    -- finished by another run meanwhile (commit order, not clocks, decides)
+    snapshot    pg_snapshot NOT NULL DEFAULT pg_current_snapshot(),
     started_at  text NOT NULL,
     finished_at text,
     exit_code   integer,
