@@ -92,7 +92,7 @@ async def execute(
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
-    finder = None if query is None else Finder(
+    finder = None if query is None and not catalog.shared else Finder(
         query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=now
     )  # fmt: skip
     waiter = None if not wait else _waiter(cfg, wait, started, level)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from . import __version__, config, scrub
+from .commands.catalog import cmd_catalog_copy
 from .commands.forget import cmd_forget
 from .commands.gallery import cmd_gallery
 from .commands.list import cmd_list
@@ -59,6 +60,11 @@ examples:
   runway-archiver forget --gone -o ~/runway-archive      # every task deleted at Runway (404)
   runway-archiver forget 'user:1234-runwayml:me@example.com-task:3f2a...' -o ~/runway-archive
   runway-archiver run -i tasks.txt --refresh -o ~/runway-archive  # fetch a forgotten one again
+"""
+CATALOG_EXAMPLES = """\
+examples:
+  runway-archiver catalog copy -o ~/runway-archive --to postgresql://archiver@db.lan/runway
+  runway-archiver run --catalog postgresql://archiver@db.lan/runway -o /mnt/runway-archive
 """
 STATUS_EXAMPLES = """\
 examples:
@@ -114,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_status(commands)
     _add_gallery(commands)
     _add_forget(commands)
+    _add_catalog(commands)
     return parser
 
 
@@ -133,7 +140,13 @@ def _output(text: str) -> str | Path:
 
 
 def _subcommand(
-    commands: Subparsers, name: str, *, summary: str, description: str, examples: str
+    commands: Subparsers,
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    examples: str,
+    shared_catalog: bool = True,
 ) -> argparse.ArgumentParser:
     sub = commands.add_parser(
         name, help=summary, description=description, epilog=examples,
@@ -147,6 +160,14 @@ def _subcommand(
         help="the archive folder, or s3://bucket/prefix",
     )
     sub.add_argument("-c", "--config", type=_path, metavar="CONFIG", help="YAML config file")
+    if shared_catalog:
+        sub.add_argument(
+            "--catalog",
+            metavar="URL",
+            help="the catalog in PostgreSQL (postgresql://user@host:port/db), shared by hosts",
+        )
+    else:
+        sub.set_defaults(catalog=None)
     loud = sub.add_mutually_exclusive_group()
     loud.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing unless something is wrong"
@@ -317,6 +338,25 @@ def _add_forget(commands: Subparsers) -> None:
         help="forget archived tasks too (their files stay in the archive)",
     )
     sub.set_defaults(handler=cmd_forget)
+
+
+def _add_catalog(commands: Subparsers) -> None:
+    group = commands.add_parser(
+        "catalog", help="the catalog itself: copy it into PostgreSQL",
+        description="Operations on the archive's catalog.",
+    )  # fmt: skip
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    copy = _subcommand(
+        actions, "copy", summary="copy an archive's SQLite catalog into an empty PostgreSQL db",
+        examples=CATALOG_EXAMPLES, shared_catalog=False,
+        description="Copy every task, file, run, listing and back-off row of the archive's SQLite "
+        "catalog into an empty PostgreSQL database, check the counts, and leave the SQLite file "
+        "as it is: the archive then goes multi-host (--catalog URL) without downloading again.",
+    )  # fmt: skip
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user[:password]@host[:port]/db"
+    )
+    copy.set_defaults(handler=cmd_catalog_copy)
 
 
 if __name__ == "__main__":  # pragma: no cover

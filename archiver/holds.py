@@ -116,6 +116,16 @@ def gone_at_source(row: TaskRow | None, outcome: TaskOutcome) -> TaskOutcome:
     return replace(outcome, state=State.GONE)
 
 
+def elsewhere(row: TaskRow, *, refresh: bool) -> TaskOutcome:
+    """A task another run (of a shared catalog) recorded while this one ran: as it left it,
+    done (skipped here: no request made) or not."""
+    if row.is_done(refresh=refresh) and row.dir is not None:
+        return TaskOutcome(
+            row.task_id, State.SKIPPED, row.status, row.dir, sidecar.relpath(row.dir)
+        )
+    return TaskOutcome(row.task_id, row.state, row.status, row.dir, error=row.error)
+
+
 def lasting(exc: TaskError) -> bool:
     """Will the next run most likely meet the same error? Then it backs off (see `Holds`)."""
     return not isinstance(exc, TransientError | UrlExpired | ProbeTimeout)

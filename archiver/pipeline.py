@@ -11,23 +11,25 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, MutableMapping, Sequence
 
-from . import files, http, inputs, probe, sidecar
+from . import files, http, inputs, leases, probe, sidecar
 from .api import ApiClient
-from .bounded import for_each
 from .catalog import GONE_STATUSES, Catalog, TaskRow
+from .catalog.rows import Claim
 from .config import Config
 from .download import Downloader, Fetched
 from .errors import (
     ApiError,
     InvalidTaskData,
+    LeaseLost,
     ProbeTimeout,
     TaskError,
     UrlExpired,
     VerifyError,
 )
 from .gallery import display
-from .holds import FORGOTTEN, Holds, gone_at_source, lasting
+from .holds import FORGOTTEN, Holds, elsewhere, gone_at_source, lasting
 from .jobs import FileJob, file_jobs, lost_input, output_jobs
+from .leases import Lease
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .probe import Prober, compare, sniff
 from .progress import Reporter
@@ -90,19 +92,42 @@ class Archiver:
                 into[task_id] = held
                 self.reporter.task_done(held)
 
-        async def one(item: tuple[str, TaskRow | None]) -> None:
-            into[item[0]] = await self.archive_task(*item)
+        async def one(claim: Claim) -> None:
+            outcome = await self.claimed(claim, known.get(claim.task_id))
+            if outcome is not None:  # None: taken over by another run, which accounts for it
+                into[claim.task_id] = outcome
+
+        def settled(row: TaskRow) -> None:
+            into[row.task_id] = outcome = elsewhere(row, refresh=self.config.refresh)
+            self.reporter.task_done(outcome)
 
         async def poll(task_id: str) -> TaskOutcome:
-            return await self.archive_task(task_id, known.get(task_id))
+            for claim in await self.catalog.claim([task_id], run_id=run_id, limit=1):
+                if (outcome := await self.claimed(claim, known.get(task_id))) is not None:
+                    return outcome
+            row = (await self.catalog.rows([task_id]))[task_id]
+            return elsewhere(row, refresh=self.config.refresh)
 
-        first_pass = for_each(todo, one, limit=2 * self.config.concurrency)
+        first_pass = leases.work_through(
+            self.catalog, [t for t, _ in todo], one,
+            run_id=run_id, limit=2 * self.config.concurrency, settled=settled,
+        )  # fmt: skip
         if self.waiter is None:
             await first_pass
         else:
             await self.waiter.alongside(first_pass, poll, into)
 
-    async def archive_task(self, task_id: str, row: TaskRow | None) -> TaskOutcome:
+    async def claimed(self, claim: Claim, row: TaskRow | None) -> TaskOutcome | None:
+        """Archive a task this run claimed, renewing the claim meanwhile; None if another run
+        took it over (the task stopped at once: its temp files removed, nothing written)."""
+        lease = Lease(self.catalog, claim, self.config.lease_seconds)
+        try:
+            return await lease.hold(self.archive_task(claim.task_id, row, lease))
+        except LeaseLost as exc:
+            self.reporter.note(f"note: {exc}; stopped here and left to that run")
+            return None
+
+    async def archive_task(self, task_id: str, row: TaskRow | None, lease: Lease) -> TaskOutcome:
         """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
         folder = row.dir if row else None
         waited = False
@@ -115,7 +140,7 @@ class Archiver:
                 waited = self.waiter is not None and self.waiter.take(task)
             else:
                 folder = folder or files.task_dir_name(task)
-                outcome = await self._archive_final(task, folder)
+                outcome = await self._archive_final(task, folder, lease)
         except TaskError as exc:
             # The API's status whenever its JSON arrived, even when that JSON is unusable.
             status = task.status if task else None
@@ -130,7 +155,9 @@ class Archiver:
         shown = None
         if task is not None and outcome.dir and outcome.state in display.SHOWN_STATES:
             shown = display.of_task(task, outcome.dir, outcome.files)
-        await self.catalog.record(outcome, now=now(), run_id=self.run_id, display=shown)
+        await self.catalog.record(
+            outcome, now=now(), run_id=self.run_id, display=shown, claim=lease.claim
+        )
         if outcome.answered in GONE_STATUSES:
             # Counted by the catalog's own rule: the row as it now stands says if it is gone.
             recorded = await self.catalog.rows([task_id])
@@ -139,7 +166,7 @@ class Archiver:
             self.reporter.task_done(outcome)
         return outcome
 
-    async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
+    async def _archive_final(self, task: Task, folder: str, lease: Lease) -> TaskOutcome:
         """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
             output_jobs(task)  # refuse a malformed task before its folder is made
@@ -147,7 +174,7 @@ class Archiver:
         done = await self._reusable(task.task_id)
         lost = {m.option: m for m in self.gone.get(task.task_id, ())}
         try:
-            archived, over = await self._fetch_all(task, folder, done, lost)
+            archived, over = await self._fetch_all(task, folder, done, lost, lease)
         except TaskError as exc:
             # What did verify stays recorded, so the next run fetches only the rest;
             # its commits are made durable before the catalog names them.
@@ -163,6 +190,7 @@ class Archiver:
                 f"({self.config.max_inputs}) not fetched"
             )
         missing = (*lost.values(), *over)
+        await lease.confirm()  # a final name only under a claim just confirmed
         written = await self._write_sidecar(task, folder, archived, missing)
         failed = task.has_failed
         return TaskOutcome(
@@ -188,7 +216,12 @@ class Archiver:
         return kept
 
     async def _fetch_all(
-        self, task: Task, folder: str, done: dict[str, ArchivedFile], lost: dict[str, MissingInput]
+        self,
+        task: Task,
+        folder: str,
+        done: dict[str, ArchivedFile],
+        lost: dict[str, MissingInput],
+        lease: Lease,
     ) -> tuple[list[ArchivedFile], list[MissingInput]]:
         """All files of the task; an expired signed URL makes us fetch the task again (bounded).
 
@@ -200,7 +233,7 @@ class Archiver:
             if any(j.kind is FileKind.INPUT for j in pending):
                 await self.target.prepare(f"{folder}/{inputs.FOLDER}")
             results = await asyncio.gather(
-                *(self._file(task.task_id, job, folder) for job in pending),
+                *(self._file(task.task_id, job, folder, lease) for job in pending),
                 return_exceptions=True,
             )
             failures: list[BaseException] = []
@@ -234,15 +267,21 @@ class Archiver:
             f" archived without it: {first.url}"
         )
 
-    async def _file(self, task_id: str, job: FileJob, folder: str) -> ArchivedFile:
-        """Download, verify, commit to the target; a file failing twice is kept as .rejected."""
-        part = self.target.staged(folder, f"{job.stem}{files.PART_SUFFIX}")
+    async def _file(self, task_id: str, job: FileJob, folder: str, lease: Lease) -> ArchivedFile:
+        """Download, verify, commit to the target; a file failing twice is kept as .rejected.
+
+        The temp file is this claim's own (in a folder several hosts share); it takes over what
+        an earlier claim of the task left, and is written only while the claim surely holds.
+        """
+        part = self.target.staged(folder, f"{job.stem}{lease.claim.tag}{files.PART_SUFFIX}")
+        if lease.fenced:
+            files.adopt(lease.temp(part), job.stem)
         artifact = job.artifact if job.kind is FileKind.ARTIFACT else None
         expected = artifact.file_size if artifact else None
         cap = self.config.max_input_bytes if job.kind is FileKind.INPUT else None
         for attempt in (1, 2):
             fetched = await self.downloader.fetch(
-                job.url, part, expected_size=expected, max_bytes=cap
+                job.url, part, expected_size=expected, max_bytes=cap, guard=lease.guard
             )
             ext = files.choose_extension(
                 sniff.sniff(fetched.head), _url_path(job.url), fetched.content_type
@@ -250,12 +289,14 @@ class Archiver:
             key = f"{folder}/{job.stem}.{ext}"
             try:
                 probe, unchecked = await self._check(job, ext, fetched)
+                await lease.confirm()  # a final name only under a claim just confirmed
                 stored = await self.target.commit(part, key, sha256=fetched.sha256)
             except ProbeTimeout as exc:
                 files.discard(part)  # says nothing of the bytes: no second download
                 raise ProbeTimeout(f"{job.label}: {exc}") from exc
             except VerifyError as exc:
                 if attempt == 2:
+                    await lease.confirm()
                     kept = await self.target.keep_rejected(part, key)
                     raise VerifyError(f"{job.label}: {exc} (kept as {kept})") from exc
                 files.discard(part)

@@ -21,13 +21,16 @@ def run_ids(
     unfinished: Iterable[str],
     *,
     forgotten: Collection[str] = (),
+    shared: bool = False,
 ) -> list[str]:
     """Given ids first, then listed ones (newest first, but not those `forgotten`), then the
-    archive's `unfinished` ones; without a listing (no `--all`), the given ids alone."""
+    archive's `unfinished` ones; without a listing (no `--all`), the given ids alone, unless
+    the catalog is `shared` (every run works through every unfinished id it holds)."""
     ids = dict.fromkeys(given)
     if discovery is not None:
         listed = (t.task_id for t in discovery.tasks)
         ids.update(dict.fromkeys(t for t in listed if t not in forgotten))
+    if discovery is not None or shared:
         ids.update(dict.fromkeys(unfinished))
     return list(ids)
 
@@ -48,11 +51,13 @@ async def forgotten(catalog: Catalog, discovery: Discovery | None) -> set[str]:
 
 
 class Finder:
-    """`run --all`: discovery inside the run's session, its ids remembered before any fetch."""
+    """`run --all`: discovery inside the run's session, its ids remembered before any fetch.
+    With a shared catalog (also without `--all`): the given ids join the catalog's list, and
+    the run works through every unfinished id there."""
 
     def __init__(
         self,
-        query: Query,
+        query: Query | None,
         catalog: Catalog,
         given: Sequence[str],
         *,
@@ -69,17 +74,24 @@ class Finder:
         self._now = now
 
     async def __call__(self, api: ApiClient) -> list[str]:
-        found = self.discovery = await discover(api, self.query)
+        shared = self._catalog.shared
+        if shared:
+            await self._catalog.remember_given(self.ids, now=self._now())
+        found = None if self.query is None else await self._discover(api, self.query)
+        left = await unfinished(self._catalog, refresh=self._refresh)
+        dropped = await forgotten(self._catalog, found)
+        self.ids = run_ids(self.ids, found, left, forgotten=dropped, shared=shared)
+        return self.ids
+
+    async def _discover(self, api: ApiClient, query: Query) -> Discovery:
+        found = self.discovery = await discover(api, query)
         for bad in found.bad:
             self._warn(f"error: {bad}")
         for error in found.errors:
             self._warn(f"error: {error}; archiving the {len(found.tasks)} tasks found so far")
         listed = [(t.task_id, t.status) for t in found.tasks]
         await self._catalog.remember_listed(listed, now=self._now())
-        undone = await unfinished(self._catalog, refresh=self._refresh)
-        dropped = await forgotten(self._catalog, found)
-        self.ids = run_ids(self.ids, found, undone, forgotten=dropped)
-        return self.ids
+        return found
 
     @property
     def bad(self) -> list[BadLine]:

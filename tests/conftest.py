@@ -94,7 +94,7 @@ class Runner:
             self.monkeypatch.setenv(key, value)
         report_path = self.root.parent / "report.json"
         report_path.unlink(missing_ok=True)
-        argv = [command, "-o", self.output, "-c", str(self.config), *args]
+        argv = [*command.split(), "-o", self.output, "-c", str(self.config), *args]
         if report and command == "run":
             argv += ["--report", str(report_path)]
         self.capsys.readouterr()

@@ -140,7 +140,9 @@ async def test_a_task_finished_by_another_run_is_not_claimed_again(pg_url: str) 
         run_a, run_b = await a.begin_run(now=NOW), await b.begin_run(now=NOW)
         [claim] = await a.claim(["t"], run_id=run_a, limit=1)
         assert await a.renew(claim)
-        await a.record(TaskOutcome("t", State.PENDING, error="status RUNNING"), now=NOW, claim=claim)
+        await a.record(
+            TaskOutcome("t", State.PENDING, error="status RUNNING"), now=NOW, claim=claim
+        )
         assert await b.claim(["t"], run_id=run_b, limit=1) == []
         settled = await b.settled(["t"], run_id=run_b)
         assert list(settled.finished) == ["t"] and settled.wait is None

@@ -5,6 +5,9 @@
     sqlite.py         the SQLite engine (a file beside the archive); its schema, rows and writes
       in sqlite_schema.py, sqlite_rows.py, sqlite_write.py; sqlite_open.py opens it for a
       command (the lock, a bucket's copy); sqlite_testing.py is for tests only
+    postgres.py       the PostgreSQL engine (one database for several hosts, claims as leases):
+      postgres_schema.py, postgres_read.py, postgres_write.py, postgres_pool.py (connections)
+    copy.py           `catalog copy`: an archive's SQLite catalog into an empty PostgreSQL one
 
 `open_catalog` chooses the engine once, from the config, inside the command's event loop.
 """
@@ -51,13 +54,20 @@ def _sqlite() -> Opener:
     return open_sqlite
 
 
+def _postgres() -> Opener:
+    from .postgres import open_postgres  # psycopg loads only for a PostgreSQL catalog
+
+    return open_postgres
+
+
 # Engine name -> its opener, loaded on first use (so an engine's driver loads only when used).
-ENGINES: dict[str, Callable[[], Opener]] = {"sqlite": _sqlite}
+ENGINES: dict[str, Callable[[], Opener]] = {"sqlite": _sqlite, "postgresql": _postgres}
 
 
 def engine_of(config: Config) -> str:
-    """The engine that keeps `config`'s catalog: SQLite, beside the archive."""
-    return "sqlite"
+    """The engine that keeps `config`'s catalog: PostgreSQL for `--catalog postgresql://...`,
+    else SQLite, beside the archive."""
+    return "sqlite" if config.catalog is None else "postgresql"
 
 
 @asynccontextmanager

@@ -19,13 +19,13 @@ from ..errors import StorageError, UsageError
 from . import postgres_write
 from .postgres_pool import connect
 from .postgres_schema import migrate
-from .schema import SCHEMA_VERSION as SQLITE_VERSION
+from .sqlite_schema import SCHEMA_VERSION as SQLITE_VERSION
 
 # Table -> the columns both engines have, in the order the rows are read and written.
 TABLES: Mapping[str, tuple[str, ...]] = {
     "tasks": (
         "task_id", "state", "status", "dir", "error", "updated_at", "sidecar_bytes", "failures",
-        "failed_run", "failed_at", "listed_status", "listed_at",
+        "failed_run", "failed_at", "listed_status", "listed_at", "answered", "forgotten_at",
     ),
     "files": (
         "task_id", "path", "kind", "artifact", "bytes", "sha256", "probe", "unchecked", "stored",

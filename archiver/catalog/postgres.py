@@ -38,6 +38,9 @@ class PostgresCatalog(ReadMixin):
         self.host = host
         self.lease = lease
 
+    async def flush(self) -> None:
+        return None  # every write is committed on the server already
+
     @property
     def statements(self) -> int:
         """Statements sent so far (the bench's measure of the catalog's own cost)."""
@@ -129,6 +132,13 @@ class PostgresCatalog(ReadMixin):
         async def op(db: Conn) -> None:
             async with db.transaction():
                 await write.remember(db, listed, now=now, note_listing=True)
+
+        await self._pool.run(op)
+
+    async def forget(self, task_ids: Sequence[str], *, now: str) -> None:
+        async def op(db: Conn) -> None:
+            async with db.transaction():
+                await write.forget(db, task_ids, now=now)
 
         await self._pool.run(op)
 
@@ -236,6 +246,17 @@ class PostgresCatalog(ReadMixin):
         waits = [float(str(r[1])) for r in rows if not r[0] and r[1] is not None and r[1]]
         return Settled(finished, min(waits) if waits else None)
 
+    @asynccontextmanager
+    async def gallery_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock on a connection of its own, held while the gallery is
+        written: whichever run finishes builds it, one at a time."""
+        async with self._pool.held() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (GALLERY_LOCK,))
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (GALLERY_LOCK,))
+
     # -- helpers -------------------------------------------------------------------------------
 
     async def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
@@ -262,7 +283,7 @@ async def open_postgres(
     finally:
         await conn.close()
     async with Pool(url).opened() as pool:
-        yield PostgresCatalog(pool, host=config.host_name, lease=config.lease_seconds)
+        yield PostgresCatalog(pool, host=config.host, lease=config.lease_seconds)
 
 
 async def _has_archive(conn: Conn) -> bool:

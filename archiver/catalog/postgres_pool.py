@@ -98,6 +98,10 @@ class Pool:
                 raise StorageError(f"catalog {self.url.where}: {reason(exc)}") from exc
 
     @asynccontextmanager
-    async def transaction(self, conn: Conn) -> AsyncIterator[Conn]:
-        async with conn.transaction():
-            yield conn
+    async def held(self) -> AsyncIterator[Conn]:
+        """A pooled connection for as long as the block lasts (a session lock), not retried."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except RETRIED as exc:
+            raise CatalogUnreachable(f"catalog {self.url.where}: {reason(exc)}") from exc

@@ -31,6 +31,8 @@ CREATE TABLE tasks (
     failed_at     text,
     listed_status text,
     listed_at     text,
+    answered      integer,
+    forgotten_at  text,
     -- the claim: who holds the task, the token that fences its writes, until when (server
     -- clock); released (token and expiry NULL) when an outcome is recorded, by the transaction
     -- done_xid at done_at; a run leaves a task another run recorded after its start

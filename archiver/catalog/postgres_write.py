@@ -15,18 +15,20 @@ from psycopg import AsyncConnection
 from .. import scrub
 from ..errors import StorageError, UsageError
 from ..model import Missing, State, TaskOutcome
-from .rows import NOT_FETCHED, DisplayRow
+from .rows import NEVER_FETCHED, NOT_FETCHED, DisplayRow
 
 Conn = AsyncConnection[tuple[Any, ...]]
 GIVEN = "given to a run, not retrieved yet"  # the error of a task only named by `-i` so far
 _UPSERT_TASK = (
     "INSERT INTO tasks (task_id, state, status, dir, error, updated_at, sidecar_bytes, failures,"
-    " failed_run, failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " failed_run, failed_at, answered) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (task_id) DO UPDATE SET"
     " state = excluded.state, status = excluded.status, dir = excluded.dir,"
     " error = excluded.error, updated_at = excluded.updated_at,"
     " sidecar_bytes = excluded.sidecar_bytes, failures = excluded.failures,"
-    " failed_run = excluded.failed_run, failed_at = excluded.failed_at"
+    " failed_run = excluded.failed_run, failed_at = excluded.failed_at,"
+    # An outcome recorded clears `forgotten_at`, as SQLite's does (catalog/protocol.py).
+    " answered = excluded.answered, forgotten_at = NULL"
 )
 _INSERT_FILE = (
     "INSERT INTO files (task_id, kind, artifact, path, bytes, sha256, probe, unchecked, stored)"
@@ -54,7 +56,9 @@ async def store(
         failures = before[1] + 1 if before is not None and before[0] == error else 1
     failed = (run_id, now) if failures else (None, None)
     row = (outcome.task_id, str(outcome.state), status, outcome.dir, error, now)
-    await db.execute(_UPSERT_TASK, (*row, outcome.sidecar_bytes, failures, *failed))
+    await db.execute(
+        _UPSERT_TASK, (*row, outcome.sidecar_bytes, failures, *failed, outcome.answered)
+    )
     await db.execute("DELETE FROM files WHERE task_id = %s", (outcome.task_id,))
     async with db.cursor() as cur:
         await cur.executemany(
@@ -104,6 +108,17 @@ async def store_display(db: Conn, task_id: str, row: DisplayRow) -> None:
         " ON CONFLICT (task_id) DO UPDATE SET entry = excluded.entry",
         (task_id, row.entry),
     )
+
+
+async def forget(db: Conn, task_ids: Sequence[str], *, now: str) -> None:
+    """Mark tasks forgotten (a task the catalog has never seen gets a row to say so)."""
+    async with db.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO tasks (task_id, state, error, updated_at, forgotten_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (task_id) DO UPDATE SET"
+            " forgotten_at = coalesce(tasks.forgotten_at, excluded.forgotten_at)",
+            [(task_id, str(State.PENDING), NEVER_FETCHED, now, now) for task_id in task_ids],
+        )
 
 
 async def remember(

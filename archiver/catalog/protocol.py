@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..config import Config
 from ..model import ArchivedFile, MissingInput, State, TaskOutcome
-from .rows import DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+from .rows import Claim, DisplayRow, HostRecord, RunRecord, Settled, StaleDisplay, TaskRow, Totals
 
 
 class Access(enum.Enum):
@@ -35,6 +35,9 @@ class Catalog(Protocol):
 
     # How messages name this catalog (a path, or a URL without its password).
     name: str
+    # Several runs (on several hosts) share it: the ids given to any run are every run's work,
+    # and claims keep two runs off one task. False: one run at a time (the archive lock).
+    shared: bool
 
     async def flush(self) -> None:
         """Make what was written so far last beyond this machine where the engine keeps the
@@ -78,10 +81,12 @@ class Catalog(Protocol):
         now: str,
         run_id: int | None = None,
         display: DisplayRow | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """Store a task's outcome, exactly the files it holds now, its inputs found gone for
         good (kept even when a later outcome no longer names them) and, when given, its display
-        row; one transaction. Text is scrubbed of secrets before it is stored.
+        row; one transaction. Text is scrubbed of secrets before it is stored. With a `claim`,
+        only while it is still this run's (else `LeaseLost`, nothing written); it ends there.
 
         A lasting error (`outcome.backoff`) that repeats the stored one counts one more
         failure in a row (`failed_run` = `run_id`, `failed_at` = `now`); anything else starts
@@ -115,6 +120,32 @@ class Catalog(Protocol):
     async def unavailable(self, task_ids: Collection[str]) -> dict[str, tuple[MissingInput, ...]]:
         """Inputs found gone for good (`Missing.UNAVAILABLE`), by task id, for those of
         `task_ids` that have any; each task's in the order they were recorded."""
+
+    async def remember_given(self, task_ids: Sequence[str], *, now: str) -> None:
+        """A shared catalog adds ids given to a run to everyone's work (new ones `pending`);
+        one run's catalog remembers nothing before a task is fetched."""
+
+    # -- claims (archiver/leases.py) --------------------------------------------------------
+
+    async def claim(self, task_ids: Sequence[str], *, run_id: int, limit: int) -> list[Claim]:
+        """Claim up to `limit` of `task_ids`, in their order, for run `run_id`: those no other
+        run holds a live claim on, and that no other run recorded since `run_id` began."""
+
+    async def renew(self, claim: Claim) -> bool:
+        """Extend the claim by a lease from now; False if another run has taken it over."""
+
+    async def release(self, claim: Claim) -> None:
+        """Give a claim back without an outcome (the run was stopped): free for any run now."""
+
+    async def settled(self, task_ids: Collection[str], *, run_id: int) -> Settled:
+        """Of `task_ids` this run could not claim: the rows of those other runs recorded since
+        `run_id` began, and the seconds until the soonest claim held elsewhere ends."""
+
+    async def hosts(self) -> list[HostRecord]:
+        """Per host that ran: its last run and the claims it holds now (`status`)."""
+
+    def gallery_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held while the gallery is written: two runs never write it at once."""
 
     # -- files -----------------------------------------------------------------------------
 

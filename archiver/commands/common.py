@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import config, report, scrub, storage
 from ..discover import Query
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, StorageError, UsageError
 from ..progress import Level
 from ..tasklist import TaskList, gather
 from ..timespec import parse_since
@@ -23,10 +23,16 @@ def level(args: argparse.Namespace) -> Level:
 
 def load_config(args: argparse.Namespace, **overrides: Any) -> config.Config:
     cfg, warnings = config.load(
-        path=args.config, env=os.environ, overrides={"output_dir": args.output, **overrides}
+        path=args.config,
+        env=os.environ,
+        overrides={"output_dir": args.output, "catalog": args.catalog, **overrides},
     )
     if cfg.token:
         scrub.add_secret(cfg.token)
+    # The database's password, from the URL or the environment libpq reads: never shown.
+    for secret in (cfg.catalog.password if cfg.catalog else None, os.environ.get("PGPASSWORD")):
+        if secret:
+            scrub.add_secret(secret)
     for warning in warnings:
         print(scrub.text(warning), file=sys.stderr)
     return cfg
@@ -37,12 +43,17 @@ def require_token(cfg: config.Config) -> None:
         raise ConfigError(config.NO_TOKEN)
 
 
-def state_dir(cfg: config.Config) -> Path:
+def state_dir(cfg: config.Config, *, make: bool = False) -> Path:
     """The archive's folder on this machine (for a bucket, its local state), refused if it is
-    a file."""
+    a file; with `make`, created when it is not there yet (a run's)."""
     root = storage.place(cfg, os.environ).state_dir
     if root.exists() and not root.is_dir():
         raise UsageError(f"-o {root}: not a folder")
+    if make:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{root}: {exc.strerror or exc}") from exc
     return root
 
 
@@ -59,13 +70,14 @@ def check_report_path(path: Path | None, cfg: config.Config, *, flag: str = "--r
         raise UsageError(f"{flag} {path}: no folder {path.parent}")
 
 
-def selection(args: argparse.Namespace) -> tuple[TaskList, Query | None]:
-    """The tasks `run` and `list` work on: ids, files of ids, and with --all the listing's."""
+def selection(args: argparse.Namespace, *, shared: bool = False) -> tuple[TaskList, Query | None]:
+    """The tasks `run` and `list` work on: ids, files of ids, and with --all the listing's;
+    with a `shared` (PostgreSQL) catalog, none at all: what the catalog holds."""
     if not args.all and (args.email is not None or args.since is not None):
         raise UsageError("--email and --since work with --all only")
     if any(not email.strip() for email in args.email or ()):
         raise UsageError("--email: an empty address")
-    if not args.all and not args.task_ids and not args.input:
+    if not args.all and not args.task_ids and not args.input and not shared:
         raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
     tasks = task_list(args)
     if not args.all:

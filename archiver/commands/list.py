@@ -30,7 +30,7 @@ FORGOTTEN = "forgotten"  # ... and for a task `forget` dropped from what runs tr
 def cmd_list(args: argparse.Namespace) -> int:
     cfg = common.load_config(args, refresh=True if args.refresh else None)
     common.state_dir(cfg)
-    tasks, query = common.selection(args)
+    tasks, query = common.selection(args, shared=cfg.catalog is not None)
     return show_plan(cfg, tasks, query, as_json=args.json)
 
 
@@ -61,9 +61,10 @@ async def _plan(
     discovery = None if query is None else await listing(cfg, query)
     try:
         async with open_catalog(cfg, Access.READ, fetch_copy=False) as catalog:
-            undone = [] if discovery is None else await unfinished(catalog, refresh=cfg.refresh)
+            wanted = discovery is not None or catalog.shared
+            undone = await unfinished(catalog, refresh=cfg.refresh) if wanted else []
             dropped = await forgotten(catalog, discovery)
-            ids = run_ids(tasks.ids, discovery, undone, forgotten=dropped)
+            ids = run_ids(tasks.ids, discovery, undone, forgotten=dropped, shared=catalog.shared)
             known = await catalog.rows(ids)
             holds = await _holds(cfg, catalog, ids, known)
     except NoArchive:  # no archive yet: every task is new, and fetched

@@ -69,14 +69,14 @@ def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
     )
     attempt.archive, attempt.metrics = str(cfg.output_dir), cfg.metrics_file
     wait = parse_duration(args.wait) if args.wait is not None else None
-    tasks, query = common.selection(args)
+    tasks, query = common.selection(args, shared=cfg.catalog is not None)
     if args.dry_run:
         return show_plan(cfg, tasks, query, as_json=False)
     common.require_token(cfg)
     common.check_report_path(args.report, cfg)
     common.check_report_path(cfg.metrics_file, cfg, flag="metrics_file")
     cfg = probe.ready(cfg)
-    common.state_dir(cfg)
+    common.state_dir(cfg, make=True)
     level = common.level(args)
     return asyncio.run(
         _archive(
