@@ -135,7 +135,7 @@ def test_kill_9_mid_stream_then_another_host_takes_over(runner: Runner, pg_url: 
         kill(victim)
     runner.emu.cdn_rate = None
     survivor = spawn(runner, second)  # no ids: it works through what the catalog holds
-    code, out, err = finish(survivor)
+    code, _, err = finish(survivor)
     assert code == 0, err
     assert sql(pg_url, "SELECT state, claim_host FROM tasks") == [("archived", "second")]
     ranged = [r for r in runner.emu.requests if "Range" in r.headers and ".mp4" in r.raw_path]
@@ -196,7 +196,7 @@ def test_server_restart_mid_run_then_a_rerun_completes(
     if code == 74:
         assert err.strip().count("\n") == 0 and "catalog 127.0.0.1:" in err
     runner.emu.cdn_rate = None
-    code, out, err = finish(spawn(runner, config, *tasks))
+    code, _, err = finish(spawn(runner, config, *tasks))
     assert code == 0, err
     assert sql(pg_url, "SELECT count(*) FROM tasks WHERE state = 'archived'") == [(8,)]
     assert_archive_whole(runner, pg_url)
