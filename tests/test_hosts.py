@@ -191,7 +191,7 @@ def test_server_restart_mid_run_then_a_rerun_completes(
     except BaseException:
         kill(process)
         raise
-    code, out, err = finish(process)
+    code, _, err = finish(process)
     assert code in (0, 74), err
     if code == 74:
         assert err.strip().count("\n") == 0 and "catalog 127.0.0.1:" in err
