@@ -22,7 +22,7 @@ from archiver.catalog import (
     TaskRow,
     open_catalog,
 )
-from archiver.config import Config
+from archiver.config import CatalogUrl, Config
 from archiver.errors import NoArchive
 from archiver.model import (
     ArchivedFile,
@@ -43,9 +43,18 @@ async def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         yield catalog
 
 
+@asynccontextmanager
+async def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Catalog]:
+    """An empty database of the session's throwaway PostgreSQL cluster (tests/pg.py)."""
+    url = request.getfixturevalue("pg_url")
+    config = Config(output_dir=tmp_path / "archive", catalog=CatalogUrl.parse(url))
+    async with open_catalog(config, Access.CREATE) as catalog:
+        yield catalog
+
+
 Opener = Callable[[Path, pytest.FixtureRequest], AbstractAsyncContextManager[Catalog]]
-OPENERS: dict[str, Opener] = {"sqlite": _sqlite}
-ENGINES = ["sqlite"]
+OPENERS: dict[str, Opener] = {"sqlite": _sqlite, "postgres": _postgres}
+ENGINES = ["sqlite", "postgres"]
 
 SHOWN = (State.ARCHIVED, State.FAILED)
 VIDEO = ProbeResult("mov,mp4", "h264", 1280, 768, 5.21, 24.0, "aac")
