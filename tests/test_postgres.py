@@ -4,6 +4,7 @@ and the faults at start (what the conformance suite cannot see, since SQLite has
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -183,3 +184,59 @@ def test_copy_moves_every_row_and_refuses_a_second_time(runner: Runner, pg_url: 
             ), table
     with pytest.raises(UsageError, match="already holds an archive"):
         asyncio.run(copy.copy_catalog(source, url, host="h1"))
+
+
+def test_malformed_url_is_one_line_exit_2_before_any_request(runner: Runner) -> None:
+    """A URL that is not postgresql://...: one line naming the key, exit 2, no request,
+    and its password is not shown."""
+    task = runner.emu.add_task()
+    result = runner.run(task, "--catalog", "postgresql://me:hunter22@db:99999/x", report=False)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "config key 'catalog'" in result.err
+    assert "hunter22" not in result.err and "<hidden>" in result.err
+    assert runner.emu.requests == []
+
+
+@pytest.mark.parametrize("fault", ["refused", "password", "no database"])
+def test_unreachable_catalog_is_exit_74_before_any_request(
+    runner: Runner, pg_cluster: Cluster, fault: str
+) -> None:
+    """Refused, wrong password, no such database: one line with host, port and database,
+    never the password, exit 74, no request to the API or the CDN."""
+    url = {
+        "refused": pg_cluster.url("x", port=1),
+        "password": pg_cluster.url("postgres", password="wrong-secret-99"),
+        "no database": pg_cluster.url("nowhere"),
+    }[fault]
+    result = runner.run(runner.emu.add_task(), "--catalog", url)
+    assert result.code == 74
+    [line] = result.err.splitlines()
+    port = 1 if fault == "refused" else pg_cluster.port
+    assert line.startswith(f"runway-archiver: catalog 127.0.0.1:{port}/{url.rsplit('/', 1)[1]}:")
+    assert pg_cluster.password not in result.err + result.out
+    assert "wrong-secret-99" not in result.err + result.out
+    assert runner.emu.requests == []
+    assert result.report is not None and result.report["exit_code"] == 74
+
+
+def test_password_is_never_written_anywhere(
+    runner: Runner, pg_cluster: Cluster, pg_url: str
+) -> None:
+    """A run, status, verify and gallery with the password in the URL: it appears in no output,
+    report, sidecar, gallery file or catalog row."""
+    tasks = [runner.emu.add_task(previews=1) for _ in range(2)]
+    outputs = [runner.run(*tasks, "--catalog", pg_url, "-v")]
+    for command in ("status", "verify", "gallery"):
+        outputs.append(runner.run("--catalog", pg_url, command=command, report=False))
+    assert [r.code for r in outputs] == [0, 0, 0, 0], [r.err for r in outputs]
+    secret = pg_cluster.password.encode()
+    for result in outputs:
+        assert pg_cluster.password not in result.out + result.err
+    assert pg_cluster.password not in json.dumps(outputs[0].report)
+    written = [p for p in runner.root.rglob("*") if p.is_file()]
+    assert any(p.name == "task.yaml" for p in written) and any(p.suffix == ".js" for p in written)
+    for path in written:
+        assert secret not in path.read_bytes(), path
+    for table in ("tasks", "files", "runs", "display", "display_entry"):
+        dump = scalar(pg_url, f"SELECT coalesce(string_agg(t::text, ''), '') FROM {table} t")
+        assert pg_cluster.password not in str(dump), table
