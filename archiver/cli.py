@@ -70,6 +70,7 @@ STATUS_EXAMPLES = """\
 examples:
   runway-archiver status -o ~/runway-archive
   runway-archiver status -o ~/runway-archive | grep '^error'
+  runway-archiver status --json --catalog postgresql://archiver@db.lan/runway | jq .hosts
 """
 
 
@@ -304,8 +305,10 @@ def _add_status(commands: Subparsers) -> None:
     sub = _subcommand(
         commands, "status", summary="what the archive holds (no network)",
         examples=STATUS_EXAMPLES,
-        description="Counts per state, bytes archived, the last run, and a line per task.",
+        description="Counts per state, bytes archived, the last run, and a line per task; "
+        "with a shared (PostgreSQL) catalog, each host's last run and the claims it holds now.",
     )  # fmt: skip
+    sub.add_argument("--json", action="store_true", help="one JSON document on stdout")
     sub.set_defaults(handler=cmd_status)
 
 

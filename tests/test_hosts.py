@@ -218,3 +218,37 @@ def test_catalog_copy_then_a_rerun_through_postgres_makes_no_request(
     assert code == 0, err
     assert "3 skipped" in out
     assert runner.emu.requests == []
+
+
+def test_status_list_verify_repair_and_gallery_on_a_shared_catalog(
+    runner: Runner, pg_url: str
+) -> None:
+    """Two hosts' runs, then status per host (text and JSON), list, verify, verify --repair
+    after a file is lost, and the gallery: all through PostgreSQL."""
+    tasks = [runner.emu.add_task(previews=1) for _ in range(3)]
+    first, second = configure(runner, pg_url, "alpha"), configure(runner, pg_url, "beta")
+    assert runner.run(*tasks[:2], "-c", str(first)).code == 0
+    assert runner.run(tasks[2], "-c", str(second)).code == 0
+    status = runner.run("-c", str(first), command="status", report=False)
+    assert status.code == 0, status.err
+    hosts = [line for line in status.out.splitlines() if line.startswith("host ")]
+    assert len(hosts) == 2 and hosts[0].startswith("host alpha: last run ")
+    assert all(line.endswith("holds 0 claim(s) now") for line in hosts)
+    doc = json.loads(runner.run("-c", str(first), "--json", command="status", report=False).out)
+    assert [h["host"] for h in doc["hosts"]] == ["alpha", "beta"]
+    assert doc["hosts"][1]["last_run"]["summary"]["archived"] == 1
+    assert doc["tasks"]["archived"] == 3 and doc["catalog"].startswith("postgresql://127.0.0.1:")
+    nothing = runner.run("-c", str(first), command="list", report=False)
+    assert nothing.code == 0 and nothing.err == "0 tasks: 0 to fetch, 0 to skip\n"  # all done
+    listed = runner.run(*tasks, "-c", str(first), command="list", report=False)
+    assert listed.code == 0 and listed.out.count("skip ") == 3
+    lost = next(p for p in runner.final_files() if p.suffix == ".mp4")
+    lost.unlink()
+    checked = runner.run("-c", str(first), command="verify", report=False)
+    assert checked.code == 1 and str(lost.relative_to(runner.root)) in checked.out
+    repaired = runner.run("-c", str(second), "--repair", command="verify", report=False)
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert lost.is_file()
+    assert_archive_whole(runner, pg_url)
+    built = runner.run("-c", str(first), command="gallery", report=False)
+    assert built.code == 0 and "gallery: 3 tasks" in built.out

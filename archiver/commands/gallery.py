@@ -26,7 +26,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 
 async def _build(cfg: config.Config) -> tuple[Built, str]:
-    async with open_catalog(cfg, Access.WRITE) as catalog:
+    async with open_catalog(cfg, Access.WRITE) as catalog, catalog.gallery_lock():
         return await storage.gallery(cfg, lambda root: build(root, catalog, now=now()), index=INDEX)
 
 
@@ -35,13 +35,15 @@ async def refresh_gallery(cfg: config.Config, catalog: Catalog, *, changed: bool
     if not cfg.gallery:
         return
     try:
-        warning, _ = await until_signal(
-            storage.gallery(
-                cfg,
-                lambda root: refresh(root, catalog, changed=changed, now=now()),
-                index=INDEX,
+        # A shared catalog's runs end on several hosts: one writes the gallery at a time.
+        async with catalog.gallery_lock():
+            warning, _ = await until_signal(
+                storage.gallery(
+                    cfg,
+                    lambda root: refresh(root, catalog, changed=changed, now=now()),
+                    index=INDEX,
+                )
             )
-        )
     except Interrupted:
         raise  # a signal ends the run, wherever it comes
     except ArchiverError as exc:  # a view of the archive: storing it is no task's failure

@@ -1,12 +1,16 @@
-"""`status`: what the archive holds, from the catalog alone, without a single request."""
+"""`status`: what the archive holds, from the catalog alone, without a single request; with a
+shared (PostgreSQL) catalog, also each host's last run and the claims it holds now.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+from typing import Any
 
 from .. import scrub
-from ..catalog import Access, Catalog, open_catalog
+from ..catalog import Access, Catalog, RunRecord, open_catalog
 from ..config import Config
 from ..model import State
 from . import common
@@ -18,13 +22,15 @@ _STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
     common.state_dir(cfg)
-    for line in asyncio.run(_lines(cfg)):
+    for line in asyncio.run(_lines(cfg, as_json=args.json)):
         print(scrub.text(line))
     return 0
 
 
-async def _lines(cfg: Config) -> list[str]:
+async def _lines(cfg: Config, *, as_json: bool) -> list[str]:
     async with open_catalog(cfg, Access.READ, fetch_copy=False) as catalog:
+        if as_json:
+            return [json.dumps(await document(str(cfg.output_dir), catalog), ensure_ascii=False)]
         return await render(str(cfg.output_dir), catalog)
 
 
@@ -34,8 +40,15 @@ async def render(root: str, catalog: Catalog) -> list[str]:
         f"archive: {root}",
         "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED),
         f"files: {totals.files} verified, {_size(totals.bytes)}",
-        await _last_run(catalog),
+        f"last run: {_run_text(await catalog.last_run())}",
     ]
+    if catalog.shared:
+        lines.append(f"catalog: {catalog.name}")
+        for host in await catalog.hosts():
+            lines.append(
+                f"host {host.host}: last run {_run_text(host.last_run)}; "
+                f"holds {host.claims} claim(s) now"
+            )
     async for row in catalog.tasks():
         detail = row.error if row.state in (State.PENDING, State.ERROR, State.FAILED) else row.dir
         shown = "forgotten" if row.forgotten else State.GONE if row.gone else row.state
@@ -43,14 +56,45 @@ async def render(root: str, catalog: Catalog) -> list[str]:
     return lines
 
 
-async def _last_run(catalog: Catalog) -> str:
-    last = await catalog.last_run()
+async def document(root: str, catalog: Catalog) -> dict[str, Any]:
+    """The same as `render`, as one JSON document."""
+    totals = await catalog.totals()
+    return {
+        "archive": root,
+        "catalog": catalog.name,
+        "tasks": {str(s): totals.per_state.get(s, 0) for s in State if s is not State.SKIPPED},
+        "files": totals.files,
+        "bytes": totals.bytes,
+        "last_run": _run_json(await catalog.last_run()),
+        "hosts": [
+            {"host": h.host, "last_run": _run_json(h.last_run), "claims": h.claims}
+            for h in (await catalog.hosts() if catalog.shared else [])
+        ],
+        "task_list": [
+            {"task_id": r.task_id, "state": str(r.state), "dir": r.dir, "error": r.error}
+            async for r in catalog.tasks()
+        ],
+    }
+
+
+def _run_text(last: RunRecord | None) -> str:
     if last is None:
-        return "last run: never"
+        return "never"
     if last.finished_at is None:
-        return f"last run: started {last.started_at}, did not finish (killed, or running now)"
+        return f"started {last.started_at}, did not finish (killed, or running now)"
     counts = ", ".join(f"{n} {state}" for state, n in (last.summary or {}).items() if n)
-    return f"last run: {last.finished_at}, exit {last.exit_code} ({counts or 'no tasks'})"
+    return f"{last.finished_at}, exit {last.exit_code} ({counts or 'no tasks'})"
+
+
+def _run_json(last: RunRecord | None) -> dict[str, Any] | None:
+    if last is None:
+        return None
+    return {
+        "started_at": last.started_at,
+        "finished_at": last.finished_at,
+        "exit_code": last.exit_code,
+        "summary": dict(last.summary) if last.summary is not None else None,
+    }
 
 
 def _size(count: int) -> str:
