@@ -18,6 +18,7 @@ import pytest
 from archiver.testing import VideoSpec
 from archiver.testing.postgres import Cluster
 
+from .bucketing import BucketRunner
 from .conftest import FAST, Runner
 from .test_crash import DEADLINE, kill, temp_files, wait_for
 
@@ -252,3 +253,24 @@ def test_status_list_verify_repair_and_gallery_on_a_shared_catalog(
     assert_archive_whole(runner, pg_url)
     built = runner.run("-c", str(first), command="gallery", report=False)
     assert built.code == 0 and "gallery: 3 tasks" in built.out
+
+
+def test_bucket_archive_with_a_shared_catalog(bucket_runner: BucketRunner, pg_url: str) -> None:
+    """Two runs into one bucket through PostgreSQL: each task stored once, no catalog copy in
+    the bucket, no upload left open, both staging folders empty at the end."""
+    emu = bucket_runner.emu
+    tasks = [emu.add_task(previews=1, options={}) for _ in range(6)]
+    endpoint = bucket_runner.endpoint_url
+    configs = [configure(bucket_runner, pg_url, h, s3_endpoint_url=endpoint) for h in ("a", "b")]
+    processes = [spawn(bucket_runner, c, *tasks) for c in configs]
+    ended = [finish(p) for p in processes]
+    assert [code for code, _, _ in ended] == [0, 0], [err for _, _, err in ended]
+    assert retrievals(bucket_runner) == Counter({t.rsplit("/", 1)[-1]: 1 for t in tasks})
+    area, state = bucket_runner.area, bucket_runner.state_home
+    assert area is not None and state is not None
+    keys = set(area.objects())
+    assert "catalog.sqlite3" not in keys
+    assert sum(k.endswith(".mp4") for k in keys) == 6
+    assert area.uploads() == []
+    assert [p for p in state.rglob("staging/**/*") if p.is_file()] == []
+    assert not list(state.rglob("catalog.sqlite3"))

@@ -138,10 +138,13 @@ class BucketSettings:
     attempts: int
     connect_timeout: float
     read_timeout: float
+    # False with a shared catalog: other runs, here and on other hosts, write the bucket too.
+    exclusive: bool = True
 
     @classmethod
     def from_config(cls, config: Config, env: Mapping[str, str]) -> BucketSettings:
         return cls(
+            exclusive=config.catalog is None,
             endpoint_url=config.s3_endpoint_url,
             # botocore itself reads AWS_DEFAULT_REGION and the profile, not AWS_REGION.
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

@@ -32,6 +32,27 @@ WHOLE_LISTING = 200
 LISTINGS_AT_ONCE = 8
 
 
+RUN_FOLDER = "run-"
+
+
+def _drop_dead_runs(staging: Path) -> None:
+    """The staging folders of this machine's runs that are gone (killed): stale."""
+    for folder in staging.glob(f"{RUN_FOLDER}*"):
+        pid = folder.name.removeprefix(RUN_FOLDER)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _empty_folder(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
@@ -69,6 +90,8 @@ class BucketTarget:
         # that changed three files sends three.
         self._mirror = staging.parent / "gallery-mirror"
         self._mirrored = staging.parent / "gallery-mirror.json"
+        if not settings.exclusive:  # runs of one machine share the bucket: a folder each
+            self._staging = staging / f"{RUN_FOLDER}{os.getpid()}"
         # A part is read into memory only with a slot, into a buffer kept for the next part:
         # uploads hold part_size x parts_in_flight, and fresh 8 MiB blocks do not pile up in
         # the allocator's arenas.
@@ -87,7 +110,16 @@ class BucketTarget:
     # -- the files of a task ---------------------------------------------------------------
 
     async def cleanup(self) -> int:
-        """Under the archive lock nothing is in flight: every staged file and upload is stale."""
+        """Under the archive lock nothing is in flight: every staged file and upload is stale.
+
+        Shared by several runs (a PostgreSQL catalog), only this run's staging folder and those
+        of runs no longer alive on this machine are emptied, and no upload is aborted: another
+        host's may be in flight (a lifecycle rule on the bucket aborts the stale ones).
+        """
+        if not self._settings.exclusive:
+            await asyncio.to_thread(_empty_folder, self._staging)
+            await asyncio.to_thread(_drop_dead_runs, self._staging.parent)
+            return 0
         await asyncio.to_thread(_empty_folder, self._staging)
         uploads = await self._bucket.uploads()
         for full, upload_id in uploads:
