@@ -5,13 +5,14 @@ Pure: the pipeline's list of file jobs for a task, and the rule for an input tha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from . import files, inputs
 from .config import Config
 from .errors import AssetGone, InvalidTaskData, TooLarge
-from .model import Artifact, FileKind, Missing, MissingInput, Task
+from .model import ArchivedFile, Artifact, FileKind, Missing, MissingInput, Task
 from .scrub import redact
 
 
@@ -93,3 +94,14 @@ def lost_input(
         return []
     url = redact(job.url)
     return [MissingInput(option, url, why, reason) for option in job.options]
+
+
+def for_job(archived: ArchivedFile, job: FileJob) -> ArchivedFile:
+    """A reused input's record from the catalog, with the option paths of this task's JSON."""
+    if job.kind is FileKind.INPUT and archived.options != job.options:
+        return dataclasses.replace(archived, options=job.options)
+    return archived
+
+
+def url_path(url: str) -> str:
+    return url.split("?", 1)[0].split("#", 1)[0]

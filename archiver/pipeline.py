@@ -28,7 +28,7 @@ from .errors import (
 )
 from .gallery import display
 from .holds import FORGOTTEN, Holds, elsewhere, gone_at_source, lasting
-from .jobs import FileJob, file_jobs, lost_input, output_jobs
+from .jobs import FileJob, file_jobs, for_job, lost_input, output_jobs, url_path
 from .leases import Lease
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .probe import Prober, compare, sniff
@@ -246,7 +246,7 @@ class Archiver:
                     failures.append(result)
             if not failures:
                 kept = [j for j in jobs if f"{folder}/{j.stem}" in done]
-                return [_for_job(done[f"{folder}/{j.stem}"], j) for j in kept], over
+                return [for_job(done[f"{folder}/{j.stem}"], j) for j in kept], over
             fatal = [e for e in failures if not isinstance(e, UrlExpired)]
             if fatal or refresh == self.config.url_refreshes:
                 raise (fatal or failures)[0]
@@ -284,7 +284,7 @@ class Archiver:
                 job.url, part, expected_size=expected, max_bytes=cap, guard=lease.guard
             )
             ext = files.choose_extension(
-                sniff.sniff(fetched.head), _url_path(job.url), fetched.content_type
+                sniff.sniff(fetched.head), url_path(job.url), fetched.content_type
             )
             key = f"{folder}/{job.stem}.{ext}"
             try:
@@ -359,17 +359,6 @@ def _pending(task: Task) -> TaskOutcome:
     if task.progress_text:
         reason += f": {task.progress_text}"
     return TaskOutcome(task.task_id, State.PENDING, task.status, error=reason)
-
-
-def _for_job(archived: ArchivedFile, job: FileJob) -> ArchivedFile:
-    """A reused input's record from the catalog, with the option paths of this task's JSON."""
-    if job.kind is FileKind.INPUT and archived.options != job.options:
-        return dataclasses.replace(archived, options=job.options)
-    return archived
-
-
-def _url_path(url: str) -> str:
-    return url.split("?", 1)[0].split("#", 1)[0]
 
 
 async def archive(
