@@ -22,6 +22,7 @@ from benchlib.bucket import bucket_profile
 from benchlib.disk import parse_size
 from benchlib.engines import ENGINES, available
 from benchlib.gallery import gallery_profile
+from benchlib.hosts import hosts_profile
 from benchlib.newids import new_ids_profile
 from benchlib.proc import BenchError
 from benchlib.profiles import Options, big_profile, log, tasks_profile
@@ -42,6 +43,7 @@ examples:
   scripts/bench --new-ids 100000         a first run over 100,000 unknown ids beside 10,000
   scripts/bench --probe ffprobe,libav    a row of the archiver with each probe engine
   scripts/bench --all                    every profile of issue 18 in one invocation (hours)
+  scripts/bench --hosts --tasks 200      1, 2 and 3 processes on one PostgreSQL catalog (WAN)
 """
 
 
@@ -92,6 +94,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bucket",
         action="store_true",
         help="the archiver into an S3 bucket (moto's server, its own process) and onto disk",
+    )
+    p.add_argument(
+        "--hosts",
+        action="store_true",
+        help="1, 2 and 3 archiver processes against one PostgreSQL catalog, WAN-like, and the "
+        "catalog's own cost per task",
+    )
+    p.add_argument(
+        "--host-concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="with --hosts: --concurrency of each process, its own link (default 4)",
     )
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the figures as JSON")
     p.add_argument(
@@ -198,6 +213,8 @@ def _jobs(args: argparse.Namespace, opt: Options) -> list[Callable[[], Report | 
             return [lambda: big_profile(opt, args.big)]
         if args.bucket:
             return [lambda: bucket_profile(opt)]
+        if args.hosts:
+            return [lambda: hosts_profile(opt, args.host_concurrency)]
         return [lambda: tasks_profile(opt)]
     once = dataclasses.replace(opt, repeat=1)
     return [

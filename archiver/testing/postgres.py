@@ -54,17 +54,20 @@ class Cluster:
     home: Path  # the temp folder: data/ and the server log
     port: int
     password: str = field(repr=False)
+    settings: tuple[str, ...] = ()  # more `name=value` server settings (the bench's statistics)
     _names: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, bindir: Path | None = None) -> Iterator[Cluster]:
+    def running(
+        cls, bindir: Path | None = None, *, settings: Sequence[str] = ()
+    ) -> Iterator[Cluster]:
         """A fresh cluster, stopped and removed on the way out however the block ends."""
         bindir = bindir or find_bindir()
         if bindir is None:
             raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql)")
         home = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
-        cluster = cls(bindir, home, free_port(), secrets.token_hex(12))
+        cluster = cls(bindir, home, free_port(), secrets.token_hex(12), tuple(settings))
         try:
             _give_to_server_user(home)
             cluster._initdb()
@@ -117,6 +120,7 @@ class Cluster:
                 "-c full_page_writes=off",
                 "-c shared_buffers=32MB",
                 "-c max_connections=200",
+                *(f"-c {setting}" for setting in self.settings),
             ]
         )
         self._ctl("start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log), "-o", options)
