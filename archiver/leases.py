@@ -23,7 +23,7 @@ from .errors import LeaseLost
 
 T = TypeVar("T")
 MARGIN = 0.9  # of a lease this run counts on: the rest covers the renewal's round trip
-SETTLE_POLL = 5.0  # at most this long between looks at other runs' tasks at the end
+SETTLE_POLL = 1.0  # at most this long between looks at other runs' tasks at the end
 WINDOW = 4  # ids offered per claim, per slot free: room to skip what others hold
 
 
@@ -70,14 +70,19 @@ class Lease:
         return path
 
     async def confirm(self) -> None:
-        """Renew now: a final name or row is written only with a claim just confirmed."""
-        if self.fenced:
+        """Before a final name: the claim must surely be this run's for a while yet. Within the
+        first two thirds of its lease (by the local clock, which runs behind the server's
+        expiry) it is, with no round trip; later, it is renewed now."""
+        if not self.fenced:
+            return
+        if _clock() >= self._valid_until - self.seconds / 3:
             await self._renew()
-            self.guard()
+        self.guard()
 
     async def _renew(self) -> None:
         sent = _clock()
         if not await self.catalog.renew(self.claim):
+            self._valid_until = float("-inf")  # lost for good: every later guard refuses
             raise LeaseLost(f"{self.claim.task_id}: claim taken over by another run")
         self._valid_until = sent + self.seconds * MARGIN
 
@@ -88,7 +93,8 @@ class Lease:
         if not self.fenced:
             return await work
         task = asyncio.ensure_future(work)
-        renewing = asyncio.create_task(self._renewing(task))
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renewing(task, done))
         try:
             return await task
         except asyncio.CancelledError:
@@ -102,12 +108,20 @@ class Lease:
             self._drop_temps()
             raise
         finally:
-            renewing.cancel()
+            # A renewal in flight ends by itself (a statement cut off mid-way would make the
+            # driver cancel it on the server); one sleeping is woken now.
+            done.set()
+            with contextlib.suppress(Exception):
+                await renewing
             task.cancel()
 
-    async def _renewing(self, task: asyncio.Future[T]) -> None:
+    async def _renewing(self, task: asyncio.Future[T], done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.seconds / 3):
+                    await done.wait()
+            if done.is_set():
+                return
             try:
                 await self._renew()
             except LeaseLost:

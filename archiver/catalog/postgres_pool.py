@@ -8,6 +8,7 @@ or is lost past the retries is a `CatalogUnreachable` (exit 74).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,10 @@ from ..config import CatalogUrl
 from ..errors import CatalogUnreachable, StorageError
 
 T = TypeVar("T")
+# psycopg and its pool log warnings of their own (a query cancelled as a run stops, a failed
+# reconnection): unformatted and unscrubbed, they must not reach stderr. What matters is
+# raised and translated here, once.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 Conn = AsyncConnection[tuple[Any, ...]]
 CONNECT_TIMEOUT = 10  # seconds for one connection attempt
 POOL_SIZE = 4  # every statement is short: a few connections serve a run's tasks

@@ -111,7 +111,7 @@ async def migrate(conn: AsyncConnection[tuple[Any, ...]], where: str) -> None:
             for r in await (
                 await conn.execute(
                     "SELECT table_name FROM information_schema.tables"
-                    " WHERE table_schema = current_schema()"
+                    " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
                 )
             ).fetchall()
         }

@@ -84,7 +84,8 @@ def _one(bench: Bench, cluster: Cluster, n: int, rep: int) -> tuple[RunResult, d
 
 
 def _reset(cluster: Cluster, url: str) -> None:
-    with psycopg.connect(cluster.admin_url(url.rsplit("/", 1)[1]), autocommit=True) as conn:
+    # The statistics are the cluster's; their view lives in the admin database, not the catalog's.
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("SELECT pg_stat_statements_reset()")
 
@@ -92,7 +93,7 @@ def _reset(cluster: Cluster, url: str) -> None:
 def _cost(cluster: Cluster, url: str) -> dict[str, float]:
     """What the catalog cost the server during the run: statements, time, rows, by kind."""
     db = url.rsplit("/", 1)[1]
-    with psycopg.connect(cluster.admin_url(db), autocommit=True) as conn:
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as conn:
         rows: list[Any] = conn.execute(
             "SELECT s.query, s.calls, s.total_exec_time, s.rows FROM pg_stat_statements s"
             " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s"
