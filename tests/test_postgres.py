@@ -249,3 +249,22 @@ def test_password_is_never_written_anywhere(
     for table in ("tasks", "files", "runs", "display", "display_entry"):
         dump = scalar(pg_url, f"SELECT coalesce(string_agg(t::text, ''), '') FROM {table} t")
         assert pg_cluster.password not in str(dump), table
+
+
+async def test_a_migration_is_applied_once_by_hosts_starting_together(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog of version 1 opened by four runs at once, with a version 2 to migrate to:
+    one applies it under the advisory lock (a second ALTER would fail), the others find it done."""
+    async with opened(pg_url):
+        pass
+    monkeypatch.setattr(postgres_schema, "MIGRATIONS", ("ALTER TABLE tasks ADD COLUMN note text;",))
+    monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", 2)
+    await asyncio.gather(*(_open_and_close(pg_url) for _ in range(4)))
+    assert scalar(pg_url, "SELECT version FROM archiver_schema") == 2
+    assert scalar(pg_url, "SELECT count(*) FROM archiver_schema") == 1
+    assert scalar(pg_url, "SELECT to_regclass('tasks') IS NOT NULL") is True
+    columns = sql_rows(
+        pg_url, "SELECT column_name FROM information_schema.columns WHERE column_name = 'note'"
+    )
+    assert columns == [("note",)]
