@@ -176,11 +176,6 @@ class Config:
         return self.host_name or socket.gethostname() or "localhost"
 
     @property
-    def host(self) -> str:
-        """This host's name: `host_name`, else the machine's hostname."""
-        return self.host_name or socket.gethostname() or "localhost"
-
-    @property
     def probes(self) -> int:
         return self.probe_concurrency or (os.cpu_count() or 1)
 

@@ -19,10 +19,11 @@ from ..errors import LeaseLost, NoArchive, StorageError
 from ..model import Missing, MissingInput, State, TaskOutcome
 from . import postgres_write as write
 from .postgres_pool import Conn, Pool, connect
-from .postgres_read import ReadMixin, run_record, task_row
+from .postgres_read import ReadMixin
 from .postgres_schema import migrate
 from .protocol import Access
 from .rows import Claim, DisplayRow, HostRecord, RunRecord, Settled, TaskRow
+from .sqlite_rows import run_record, task_row
 
 GALLERY_LOCK = 0x52554E57_41590002  # one gallery build at a time, whichever host finishes
 

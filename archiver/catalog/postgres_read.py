@@ -2,50 +2,22 @@
 so no transaction stays open while a caller works through a scan), the gallery's joins.
 
 Text is ordered bytewise (COLLATE "C"), as SQLite orders it, whatever the database's locale.
+The columns are SQLite's (`catalog copy` moves rows as they are): so are their parsers.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from ..errors import StorageError
-from ..model import ArchivedFile, FileKind, ProbeResult, State
+from ..model import ArchivedFile, State
 from .postgres_pool import Conn, Pool
 from .rows import RunRecord, StaleDisplay, TaskRow, Totals
+from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
 
 T = TypeVar("T")
 PAGE = 2000
-_STATES = {str(s): s for s in State}
-_FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
-_TASK_COLUMNS = (
-    "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run, failed_at"
-)
-
-
-def task_row(r: Sequence[Any]) -> TaskRow:
-    return TaskRow(r[0], _STATES[r[1]], *r[2:])
-
-
-def run_record(r: Sequence[Any]) -> RunRecord:
-    summary = json.loads(r[3]) if r[3] else None
-    if summary is not None and not isinstance(summary, dict):
-        raise ValueError("summary")
-    return RunRecord(started_at=r[0], finished_at=r[1], exit_code=r[2], summary=summary)
-
-
-def _archived_file(r: Sequence[Any]) -> ArchivedFile:
-    return ArchivedFile(
-        kind=FileKind(r[0]),
-        artifact_index=r[1],
-        path=r[2],
-        size=r[3],
-        sha256=r[4],
-        probe=ProbeResult(**json.loads(r[5])),
-        unchecked=tuple(json.loads(r[6])),
-        stored=r[7],
-    )
 
 
 def _states(states: Collection[State]) -> list[str]:
@@ -55,7 +27,7 @@ def _states(states: Collection[State]) -> list[str]:
 class ReadMixin:
     _pool: Pool
     name: str
-    TASK_COLUMNS_T = ", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", "))
+    TASK_COLUMNS_T = ", ".join(f"t.{c}" for c in TASK_COLUMNS.split(", "))
 
     async def _rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         async def op(db: Conn) -> list[tuple[Any, ...]]:
@@ -89,7 +61,7 @@ class ReadMixin:
 
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
         rows = await self._rows(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ANY(%s)", (list(task_ids),)
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ANY(%s)", (list(task_ids),)
         )
         return {r.task_id: r for r in self._parse(task_row, rows)}
 
@@ -101,7 +73,7 @@ class ReadMixin:
         after: tuple[bool, str, str] = (False, "", "")
         while True:
             rows = await self._rows(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {key} > (%(d)s, %(dir)s, %(id)s)"
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE {key} > (%(d)s, %(dir)s, %(id)s)"
                 f"{where} ORDER BY {key} LIMIT %(page)s",
                 {"d": after[0], "dir": after[1], "id": after[2], "states": _states(states or ()),
                  "page": PAGE},
@@ -115,7 +87,7 @@ class ReadMixin:
 
     async def totals(self) -> Totals:
         rows = await self._rows("SELECT state, count(*) FROM tasks GROUP BY state")
-        per_state = dict(self._parse(lambda r: (_STATES[r[0]], int(r[1])), rows))
+        per_state = dict(self._parse(lambda r: (STATES[r[0]], int(r[1])), rows))
         count, size = (await self._rows("SELECT count(*), coalesce(sum(bytes), 0) FROM files"))[0]
         return Totals(per_state, int(count), int(size))
 
@@ -123,11 +95,11 @@ class ReadMixin:
 
     async def files(self, task_id: str) -> list[ArchivedFile]:
         rows = await self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE task_id = %s"
+            f"SELECT {FILE_COLUMNS} FROM files WHERE task_id = %s"
             ' ORDER BY artifact, kind COLLATE "C", path COLLATE "C"',
             (task_id,),
         )
-        return self._parse(_archived_file, rows)
+        return self._parse(archived_file, rows)
 
     async def file_sizes(
         self, task_ids: Collection[str]
@@ -165,11 +137,11 @@ class ReadMixin:
             if not ids:
                 return
             rows = await self._rows(
-                f"SELECT task_id, {_FILE_COLUMNS} FROM files WHERE task_id = ANY(%s)"
+                f"SELECT task_id, {FILE_COLUMNS} FROM files WHERE task_id = ANY(%s)"
                 ' ORDER BY task_id COLLATE "C", artifact, kind COLLATE "C", path COLLATE "C"',
                 (ids,),
             )
-            for item in self._parse(lambda r: (r[0], _archived_file(r[1:])), rows):
+            for item in self._parse(lambda r: (r[0], archived_file(r[1:])), rows):
                 yield item
             after = ids[-1]
 
