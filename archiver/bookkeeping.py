@@ -78,10 +78,12 @@ async def execute(
     query: Query | None = None,
     wait: float | None = None,
     metrics_path: Path | None = None,
+    only: bool = False,
 ) -> Finished:
     """Archive `task_ids` under an open catalog; account for the run however it ends.
 
-    With a `query` the listing adds to them (`run --all`); with `wait` seconds, unfinished
+    With a `query` the listing adds to them (`run --all`), as does a shared catalog's list
+    unless `only` these ids are wanted (`verify --repair`); with `wait` seconds, unfinished
     tasks are polled until then (`--wait`).
     """
     started = time.monotonic()
@@ -92,7 +94,7 @@ async def execute(
     shown = reporter(enabled=cfg.progress, level=level)
     for bad_line in bad:
         shown.warn(f"error: {bad_line}")
-    finder = None if query is None and not catalog.shared else Finder(
+    finder = None if query is None and (only or not catalog.shared) else Finder(
         query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=now
     )  # fmt: skip
     waiter = None if not wait else _waiter(cfg, wait, started, level)
