@@ -98,8 +98,9 @@ class Lease:
         try:
             return await task
         except asyncio.CancelledError:
-            if renewing.done() and isinstance(renewing.exception(), LeaseLost):
-                raise renewing.exception() from None  # type: ignore[misc]
+            lost = renewing.exception() if renewing.done() and not renewing.cancelled() else None
+            if isinstance(lost, LeaseLost):  # the renewal found the claim gone and stopped it
+                raise lost from None
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     await self.catalog.release(self.claim)
