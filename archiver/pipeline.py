@@ -306,17 +306,9 @@ class Archiver:
                 files.discard(part)  # cancelled before its commit: a whole file is no resume
                 raise
             archived = ArchivedFile(
-                job.kind,
-                job.index,
-                key,
-                fetched.size,
-                fetched.sha256,
-                probe,
-                unchecked,
-                FULLY_CHECKED,
-                job.options,
-                stored=stored,
-            )
+                job.kind, job.index, key, fetched.size, fetched.sha256, probe, unchecked,
+                FULLY_CHECKED, job.options, stored=stored,
+            )  # fmt: skip
             self.reporter.file_done(task_id, archived)
             return archived
         raise AssertionError("unreachable")
