@@ -8,10 +8,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
 import socket
 import stat
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,9 @@ import yaml
 
 from . import extras, yamltext
 from .errors import ConfigError
+from .urls import BucketUrl as BucketUrl  # where it always was, for its importers
+from .urls import CatalogUrl as CatalogUrl
+from .urls import check_catalog
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1"
 ENV_TOKEN = "USEAPI_TOKEN"
@@ -31,74 +32,6 @@ MAX_PART_SIZE = 5 * 1024**3
 BUCKET_ARCHIVE = "{}: a bucket archive"  # what needs the [s3] extra, in its message
 # The probe engines (archiver/probe/): ffprobe, the default and reference; libav, in-process.
 PROBE_ENGINES = ("ffprobe", "libav")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-@dataclass(frozen=True, slots=True)
-class BucketUrl:
-    """`-o s3://bucket/prefix`: the archive is the objects under `prefix/` in `bucket`."""
-
-    bucket: str
-    prefix: str  # "" or "a/b": no leading or trailing slash, no empty, "." or ".." part
-
-    @classmethod
-    def parse(cls, text: str) -> BucketUrl:
-        """Raise ValueError with the reason when `text` is no usable s3:// URL."""
-        bucket, _, prefix = text.removeprefix("s3://").partition("/")
-        if not _BUCKET.fullmatch(bucket):
-            raise ValueError(f"{bucket!r} is not a bucket name (3-63 of a-z 0-9 . -)")
-        prefix = prefix.strip("/")
-        parts = prefix.split("/") if prefix else []
-        if any(p in ("", ".", "..") or not p.isprintable() for p in parts):
-            raise ValueError(f"prefix {prefix!r} has an empty, '.', '..' or unprintable part")
-        return cls(bucket, prefix)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogUrl:
-    """`--catalog postgresql://user[:password]@host[:port]/dbname`: the catalog in PostgreSQL.
-
-    `url` goes to libpq as given (it reads PGPASSWORD and ~/.pgpass when the URL has no
-    password); messages name the database by `where` alone, never with the password.
-    """
-
-    url: str = field(repr=False)
-    host: str
-    port: int
-    dbname: str
-    password: str | None = field(repr=False)
-
-    @classmethod
-    def parse(cls, text: str) -> CatalogUrl:
-        """Raise ValueError with the reason when `text` is no usable PostgreSQL URL."""
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("not a postgresql:// URL")
-        try:
-            port = parts.port or 5432
-        except ValueError as exc:
-            raise ValueError("the port is not a number from 1 to 65535") from exc
-        dbname = urllib.parse.unquote(parts.path.removeprefix("/"))
-        if not dbname or "/" in dbname:
-            raise ValueError("no database name after the host")
-        if parts.fragment:
-            raise ValueError("a '#' fragment")
-        password = urllib.parse.unquote(parts.password) if parts.password else None
-        # No host: libpq's local socket (or the `host` of the query string).
-        host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["local"])[0]
-        return cls(text, host, port, dbname, password)
-
-    @property
-    def where(self) -> str:
-        """host:port/dbname, for messages."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}/{self.dbname}"
-
-    def __str__(self) -> str:
-        return f"postgresql://{self.where}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,7 +250,7 @@ def _check(key: str, value: Any, where: str) -> Any:
     if key not in KEYS:
         raise ConfigError(f"unknown config key {key!r} ({where}){_nearest(key)}")
     if key == "catalog":
-        return _catalog(value, where)  # its password never shown, whatever is wrong
+        return check_catalog(value, where)  # its password never shown, whatever is wrong
     if key == "token":
         return _token(value, where)  # never shown, whatever is wrong with it
     try:
@@ -428,23 +361,6 @@ _CHECKS: dict[str, Check] = {
     "host_name": _text,
 }
 assert _CHECKS.keys() | {"token", "catalog"} == KEYS, "every config key has its check"
-_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
-
-
-def _catalog(value: Any, where: str) -> CatalogUrl:
-    """A PostgreSQL URL; the message about a bad one never shows its password."""
-    if isinstance(value, CatalogUrl):
-        return value
-    shown = _PASSWORD.sub(r"\1<hidden>@", value) if isinstance(value, str) else _spell(value)
-    try:
-        if not isinstance(value, str) or _has_control(value):
-            raise ValueError("not a URL")
-        return CatalogUrl.parse(value.strip())
-    except ValueError as exc:
-        raise ConfigError(
-            f"config key 'catalog' ({where}): expected postgresql://user[:password]@host[:port]"
-            f"/dbname ({exc}), got {shown[:80]}"
-        ) from exc
 
 
 def _token(value: Any, where: str) -> str:

@@ -116,3 +116,7 @@ def retrieved(emu: Emulator) -> list[str]:
         for r in emu.requests
         if r.origin == "api" and r.raw_path.startswith(TASK_PATH)
     ]
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.suffix in (".part", ".etag", ".tmp")]

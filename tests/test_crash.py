@@ -15,14 +15,10 @@ from archiver.errors import ArchiverError
 from archiver.testing import VideoSpec
 
 from .conftest import Runner
-from .helpers import DEADLINE, kill, part_files, wait_for
+from .helpers import DEADLINE, kill, part_files, temp_files, wait_for
 
 # Larger than the downloader's 512 KiB write buffer, so a part file holds bytes mid-download.
 BIG = VideoSpec(bitrate="4M", seconds=2.0)
-
-
-def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.suffix in (".part", ".etag", ".tmp")]
 
 
 def assert_catalog_honest(runner: Runner) -> None:

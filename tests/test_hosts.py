@@ -20,7 +20,7 @@ from archiver.testing.postgres import Cluster
 
 from .bucketing import BucketRunner
 from .conftest import FAST, Runner
-from .test_crash import DEADLINE, kill, temp_files, wait_for
+from .helpers import DEADLINE, kill, temp_files, wait_for
 
 BIG = VideoSpec(bitrate="4M", seconds=2.0)  # larger than one write: a part file holds bytes
 LEASE = 3.0

@@ -15,7 +15,7 @@ from archiver.catalog.rows import Claim, TaskRow
 from archiver.errors import LeaseLost
 from archiver.model import State, TaskOutcome
 
-from .test_postgres import NOW, opened
+from .pg import NOW, opened
 
 
 async def test_runs_sharing_a_list_work_each_task_exactly_once(pg_url: str) -> None:

@@ -5,66 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
 
 from archiver import config
 from archiver.catalog import copy, postgres_schema
-from archiver.catalog.postgres import PostgresCatalog, open_postgres
 from archiver.catalog.protocol import Access
 from archiver.errors import CatalogUnreachable, LeaseLost, NoArchive, StorageError, UsageError
 from archiver.model import State, TaskOutcome
 from archiver.testing.postgres import Cluster
 
 from .conftest import Runner
-
-NOW = "2026-01-01T00:00:00+00:00"
-
-
-@asynccontextmanager
-async def opened(
-    url: str, access: Access = Access.CREATE, *, lease: float = 60, host: str = "h1"
-) -> AsyncIterator[PostgresCatalog]:
-    cfg, _ = config.load(
-        path=None, env={}, overrides={"catalog": url, "lease_seconds": lease, "host_name": host}
-    )
-    async with open_postgres(cfg, access, fetch_copy=False, env={}) as catalog:
-        yield catalog
-
-
-def sql_rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(url) as conn:
-        return [tuple(r) for r in conn.execute(sql.encode()).fetchall()]
-
-
-def _sortable(row: tuple[object, ...]) -> tuple[tuple[bool, str], ...]:
-    """Rows in the order PostgreSQL's ORDER BY over every column gives (NULLs last)."""
-    return tuple((v is None, "" if v is None else f"{v:020d}" if isinstance(v, int) else str(v))
-                 for v in row)  # fmt: skip
-
-
-def scalar(url: str, sql: str) -> object:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql.encode()).fetchone()
-        return row[0] if row else None
+from .pg import NOW, sortable, open_and_close, opened, scalar, sql_rows
 
 
 async def test_two_hosts_starting_at_once_migrate_once(pg_url: str) -> None:
     """Hosts opening an empty database together: the schema is made once, at its version."""
     async with opened(pg_url) as a, opened(pg_url, host="h2") as b:
         assert await a.next_run_id() == await b.next_run_id() == 1
-    results = await asyncio.gather(*(_open_and_close(pg_url) for _ in range(4)))
+    results = await asyncio.gather(*(open_and_close(pg_url) for _ in range(4)))
     assert results == [None] * 4
     assert scalar(pg_url, "SELECT count(*) FROM archiver_schema") == 1
     assert scalar(pg_url, "SELECT version FROM archiver_schema") == postgres_schema.SCHEMA_VERSION
-
-
-async def _open_and_close(url: str) -> None:
-    async with opened(url):
-        return None
 
 
 async def test_newer_schema_and_foreign_tables_are_refused(pg_cluster: Cluster) -> None:
@@ -190,7 +153,7 @@ def test_copy_moves_every_row_and_refuses_a_second_time(runner: Runner, pg_url: 
     for table, columns in copy.TABLES.items():
         order = ", ".join(columns)
         copied_rows = sql_rows(pg_url, f"SELECT {order} FROM {table} ORDER BY {order}")
-        assert copied_rows == sorted(rows[table], key=_sortable), table
+        assert copied_rows == sorted(rows[table], key=sortable), table
     with pytest.raises(UsageError, match="already holds an archive"):
         asyncio.run(copy.copy_catalog(source, url, host="h1"))
 
@@ -260,7 +223,7 @@ async def test_a_migration_is_applied_once_by_hosts_starting_together(
         pass
     monkeypatch.setattr(postgres_schema, "MIGRATIONS", ("ALTER TABLE tasks ADD COLUMN note text;",))
     monkeypatch.setattr(postgres_schema, "SCHEMA_VERSION", 2)
-    await asyncio.gather(*(_open_and_close(pg_url) for _ in range(4)))
+    await asyncio.gather(*(open_and_close(pg_url) for _ in range(4)))
     assert scalar(pg_url, "SELECT version FROM archiver_schema") == 2
     assert scalar(pg_url, "SELECT count(*) FROM archiver_schema") == 1
     assert scalar(pg_url, "SELECT to_regclass('tasks') IS NOT NULL") is True

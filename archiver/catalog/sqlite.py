@@ -21,14 +21,15 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StorageError
 from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
 from . import sqlite_write
-from .rows import Claim, DisplayRow, HostRecord, RunRecord, Settled, StaleDisplay, TaskRow, Totals
+from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+from .sole import SoleRun
 from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
 from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
 
@@ -51,10 +52,8 @@ def _batches(task_ids: Collection[str]) -> Iterator[list[str]]:
         yield batch
 
 
-class SqliteCatalog:
+class SqliteCatalog(SoleRun):
     """The `Catalog` protocol over one SQLite connection, owned by the event loop's thread."""
-
-    shared = False
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
@@ -269,31 +268,6 @@ class SqliteCatalog:
     ) -> None:
         with self._write() as db:
             sqlite_write.store(db, outcome, now=now, run_id=run_id, display=display)
-
-    async def remember_given(self, task_ids: Sequence[str], *, now: str) -> None:
-        return None  # one run at a time: its own list is all the work there is
-
-    # -- claims: one run at a time holds the archive lock, so every claim is granted ----------
-
-    async def claim(self, task_ids: Sequence[str], *, run_id: int, limit: int) -> list[Claim]:
-        return [Claim(t) for t in task_ids[:limit]]
-
-    async def renew(self, claim: Claim) -> bool:
-        return True
-
-    async def release(self, claim: Claim) -> None:
-        return None
-
-    async def settled(self, task_ids: Collection[str], *, run_id: int) -> Settled:
-        return Settled({}, None)
-
-    async def hosts(self) -> list[HostRecord]:
-        last = await self.last_run()
-        return [HostRecord("", last, 0)] if last is not None else []
-
-    @asynccontextmanager
-    async def gallery_lock(self) -> AsyncIterator[None]:
-        yield  # the archive lock is held already
 
     async def record_many(
         self, outcomes: Iterable[tuple[TaskOutcome, DisplayRow | None]], *, now: str
