@@ -17,7 +17,7 @@ from archiver.model import State, TaskOutcome
 from archiver.testing.postgres import Cluster
 
 from .conftest import Runner
-from .pg import NOW, sortable, open_and_close, opened, scalar, sql_rows
+from .pg import NOW, open_and_close, opened, scalar, sortable, sql_rows
 
 
 async def test_two_hosts_starting_at_once_migrate_once(pg_url: str) -> None:
