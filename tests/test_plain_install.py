@@ -146,3 +146,22 @@ def test_an_engine_missing_its_own_module_names_the_extra() -> None:
         import av.no_such_module  # noqa: F401
     with pytest.raises(ModuleNotFoundError), extras.engine("libav", wanted="x"):
         import no_such_module_of_ours  # noqa: F401
+
+
+def test_plain_install_refuses_a_postgresql_catalog_naming_the_extra(
+    plain: Path, emu: Emulator, tmp_path: Path
+) -> None:
+    """`--catalog postgresql://...` without [postgres]: one line naming the extra, no password,
+    exit 2, and no request sent."""
+    task = emu.add_task()
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(FAST))
+    emu.clear_requests()
+    url = "postgresql://archiver:s3cret-pw@127.0.0.1:1/runway"
+    done = _cli(plain, emu, config, "run", "-o", str(tmp_path / "a"), "--catalog", url, task)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "runway-archiver: postgresql://127.0.0.1:1/runway: a PostgreSQL catalog needs the "
+        "[postgres] extra: pip install 'runway-archiver[postgres]'\n"
+    )
+    assert emu.requests == []

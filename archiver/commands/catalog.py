@@ -9,7 +9,6 @@ import contextlib
 import os
 
 from .. import storage
-from ..catalog.copy import copy_catalog
 from ..catalog.sqlite_open import catalog_path, hold_lock
 from ..config import CatalogUrl
 from ..progress import Level
@@ -18,7 +17,8 @@ from . import common
 
 def cmd_catalog_copy(args: argparse.Namespace) -> int:
     cfg = common.load_config(args, catalog=args.to)
-    assert isinstance(cfg.catalog, CatalogUrl)
+    assert isinstance(cfg.catalog, CatalogUrl)  # with the [postgres] extra: config.load says
+    from ..catalog.copy import copy_catalog  # psycopg loads only now
     common.state_dir(cfg)
     where = storage.place(cfg, os.environ)
     source = catalog_path(cfg, where)
