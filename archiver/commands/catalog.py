@@ -19,6 +19,7 @@ def cmd_catalog_copy(args: argparse.Namespace) -> int:
     cfg = common.load_config(args, catalog=args.to)
     assert isinstance(cfg.catalog, CatalogUrl)  # with the [postgres] extra: config.load says
     from ..catalog.copy import copy_catalog  # psycopg loads only now
+
     common.state_dir(cfg)
     where = storage.place(cfg, os.environ)
     source = catalog_path(cfg, where)
