@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from . import files
+from .bounded import Slots
 from .catalog.rows import Claim, Settled, TaskRow
 from .errors import LeaseLost
 
@@ -148,23 +150,16 @@ async def work_through(
     """Claim `task_ids` in order, a batch as slots free up, and run `worker` on each claim, at
     most `limit` at once. Ids another run holds are tried again at the end, until it finishes
     them (`settled` is told their rows) or its claim expires and this run takes them over."""
-    slots = asyncio.Semaphore(limit)
+    slots = Slots(limit)
     deferred: list[str] = []
     cursor = 0
-
-    async def guarded(claim: Claim) -> None:
-        try:
-            await worker(claim)
-        finally:
-            slots.release()
-
     try:
         async with asyncio.TaskGroup() as group:
             while cursor < len(task_ids) or deferred:
-                await slots.acquire()
+                await slots.take()
                 free = 1
-                while not slots.locked() and free < limit:
-                    await slots.acquire()
+                while slots.busy < limit:  # every other slot free now: one claim for them all
+                    await slots.take()
                     free += 1
                 if cursor < len(task_ids):
                     window = task_ids[cursor : cursor + WINDOW * free]
@@ -174,9 +169,9 @@ async def work_through(
                 else:
                     granted = await _settle(catalog, deferred, run_id, free, settled)
                 for claim in granted:
-                    group.create_task(guarded(claim))
+                    slots.start_taken(group, functools.partial(worker, claim))
                 for _ in range(free - len(granted)):
-                    slots.release()
+                    slots.give_back()
     except BaseExceptionGroup as eg:
         raise eg.exceptions[0] from None
 
