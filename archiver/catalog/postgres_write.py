@@ -5,18 +5,16 @@ The same rows as the SQLite engine's (sqlite_write.py), plus the claim a task's 
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from .. import scrub
 from ..errors import StorageError, UsageError
-from ..model import Missing, ProbeResult, State, TaskOutcome
+from ..model import Missing, State, TaskOutcome
 from .rows import NEVER_FETCHED, NOT_FETCHED, DisplayRow
+from .sqlite_rows import file_rows
 
 Conn = AsyncConnection[tuple[Any, ...]]
 GIVEN = "given to a run, not retrieved yet"  # the error of a task only named by `-i` so far
@@ -171,27 +169,3 @@ async def load(
                 f" coalesce((SELECT max(id) FROM {table}), 0) + 1, false)".encode()
             )
     return counts
-
-
-def file_rows(outcome: TaskOutcome) -> list[tuple[Any, ...]]:
-    """The files of an outcome as rows of (task_id, FILE_COLUMNS)."""
-    return [
-        (
-            outcome.task_id,
-            str(f.kind),
-            f.artifact_index,
-            f.path,
-            f.size,
-            f.sha256,
-            probe_json(f.probe),
-            json.dumps(list(f.unchecked)) if f.unchecked else "[]",
-            f.stored,
-        )
-        for f in outcome.files
-    ]
-
-
-@functools.lru_cache(maxsize=256)
-def probe_json(probe: ProbeResult) -> str:
-    # dataclasses.asdict deep-copies every field: a third of a 100,000-task fill, measured.
-    return json.dumps({f.name: getattr(probe, f.name) for f in fields(probe)})

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import fields
 
 from .. import scrub
-from ..model import Missing, ProbeResult, State, TaskOutcome
+from ..model import Missing, State, TaskOutcome
 from .rows import NEVER_FETCHED, NOT_FETCHED, DisplayRow
-from .sqlite_rows import FILE_COLUMNS
+from .sqlite_rows import FILE_COLUMNS, file_rows
 
 _RECORDED = (  # the columns an outcome sets; `forgotten_at` it clears
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run,"
@@ -47,32 +44,10 @@ def store(
     row = (outcome.task_id, str(outcome.state), status, outcome.dir, error, now)
     db.execute(_UPSERT_TASK, (*row, outcome.sidecar_bytes, failures, *failed, outcome.answered))
     db.execute("DELETE FROM files WHERE task_id = ?", (outcome.task_id,))
-    db.executemany(
-        _INSERT_FILE,
-        [
-            (
-                outcome.task_id,
-                str(f.kind),
-                f.artifact_index,
-                f.path,
-                f.size,
-                f.sha256,
-                _probe_json(f.probe),
-                json.dumps(list(f.unchecked)) if f.unchecked else "[]",
-                f.stored,
-            )
-            for f in outcome.files
-        ],
-    )
+    db.executemany(_INSERT_FILE, file_rows(outcome))
     _keep_unavailable(db, outcome, now)
     if display is not None:
         store_display(db, outcome.task_id, display)
-
-
-@functools.lru_cache(maxsize=256)
-def _probe_json(probe: ProbeResult) -> str:
-    # dataclasses.asdict deep-copies every field: a third of a 100,000-task fill, measured.
-    return json.dumps({f.name: getattr(probe, f.name) for f in fields(probe)})
 
 
 def _failures(db: sqlite3.Connection, outcome: TaskOutcome, error: str | None) -> int:
