@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import files, http, inputs, probe, sidecar
 from .api import ApiClient
@@ -26,7 +26,8 @@ from .errors import (
     VerifyError,
 )
 from .gallery import display
-from .holds import FORGOTTEN, Holds, gone_at_source, lasting
+from .holds import gone_at_source, lasting
+from .intake import SIZE_CHECKED, Intake, Tally, Work
 from .jobs import FileJob, file_jobs, lost_input, output_jobs
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
 from .probe import Prober, compare, sniff
@@ -34,10 +35,10 @@ from .progress import Reporter
 from .retry import RetryPolicy
 from .selection import Finder
 from .storage import Target, open_target, size_in
+from .tasklist import BadLine
 from .timespec import now
 from .waiting import Waiter
 
-SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
 
 
@@ -53,6 +54,7 @@ class Archiver:
         reporter: Reporter,
         target: Target,
         prober: Prober,
+        tally: Tally,
         waiter: Waiter | None = None,
     ) -> None:
         self.config = config
@@ -65,45 +67,43 @@ class Archiver:
         self.prober = prober
         self.run_id = 0
         self.tolerances = compare.Tolerances.from_config(config)
-        self.gone: dict[str, tuple[MissingInput, ...]] = {}
+        self.tally = tally
+        # Tasks the waiter polls again: their rows and inputs known gone, until then.
+        self._waiting: dict[str, tuple[TaskRow | None, tuple[MissingInput, ...]]] = {}
 
-    async def run(
-        self, task_ids: Sequence[str], into: MutableMapping[str, TaskOutcome], *, run_id: int
-    ) -> None:
-        """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
+    async def run(self, source: Iterable[str | BadLine], *, run_id: int) -> None:
+        """Archive the ids of `source` as it is read, a batch at a time; each task ends in the
+        tally (done tasks without a request), so memory holds a batch, never the list."""
         self.run_id = run_id
-        known = await self.catalog.rows(task_ids)
-        holds = await Holds.of(self.config, run_id, self.catalog, self.target, task_ids, known)
-        self.gone = await self.catalog.unavailable(task_ids)
-        todo: list[tuple[str, TaskRow | None]] = []
-        self.reporter.start(len(task_ids))
-        for task_id in task_ids:
-            row = known.get(task_id)
-            held = holds.held(row) if row is not None else None
-            if held is None:
-                todo.append((task_id, row))
-            else:
-                if task_id in self.gone and held.state is State.SKIPPED:
-                    held = dataclasses.replace(held, missing=self.gone[task_id])
-                if row is not None and held.error == FORGOTTEN:
-                    self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
-                into[task_id] = held
-                self.reporter.task_done(held)
+        self.reporter.start(0)
 
-        async def one(item: tuple[str, TaskRow | None]) -> None:
-            into[item[0]] = await self.archive_task(*item)
+        async def one(item: Work) -> None:
+            await self.archive_task(*item)
 
-        async def poll(task_id: str) -> TaskOutcome:
-            return await self.archive_task(task_id, known.get(task_id))
-
-        first_pass = for_each(todo, one, limit=2 * self.config.concurrency)
+        intake = Intake(
+            config=self.config, run_id=run_id, catalog=self.catalog, target=self.target,
+            reporter=self.reporter, tally=self.tally,
+        )  # fmt: skip
+        first_pass = for_each(intake.work(source), one, limit=2 * self.config.concurrency)
         if self.waiter is None:
             await first_pass
         else:
-            await self.waiter.alongside(first_pass, poll, into)
+            # Each poll ends its task in the tally itself: the mapping is the waiter's scratch.
+            await self.waiter.alongside(first_pass, self._poll, {})
 
-    async def archive_task(self, task_id: str, row: TaskRow | None) -> TaskOutcome:
-        """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
+    async def _poll(self, task_id: str) -> TaskOutcome:
+        row, gone = self._waiting.pop(task_id)
+        return await self.archive_task(task_id, row, gone)
+
+    def _end(self, outcome: TaskOutcome) -> None:
+        self.tally.end(outcome)
+        self.reporter.task_done(outcome)
+
+    async def archive_task(
+        self, task_id: str, row: TaskRow | None, gone: tuple[MissingInput, ...] = ()
+    ) -> TaskOutcome:
+        """Archive one task; its TaskError becomes an outcome, recorded in the catalog and
+        ended in the tally (or kept by the waiter, to poll again)."""
         folder = row.dir if row else None
         waited = False
         task: Task | None = None
@@ -115,7 +115,7 @@ class Archiver:
                 waited = self.waiter is not None and self.waiter.take(task)
             else:
                 folder = folder or files.task_dir_name(task)
-                outcome = await self._archive_final(task, folder)
+                outcome = await self._archive_final(task, folder, gone)
         except TaskError as exc:
             # The API's status whenever its JSON arrived, even when that JSON is unusable.
             status = task.status if task else None
@@ -135,17 +135,22 @@ class Archiver:
             # Counted by the catalog's own rule: the row as it now stands says if it is gone.
             recorded = await self.catalog.rows([task_id])
             outcome = gone_at_source(recorded.get(task_id), outcome)
-        if not waited:
-            self.reporter.task_done(outcome)
+        if waited:
+            self._waiting[task_id] = (row, gone)
+            self.tally.wait(outcome)
+        else:
+            self._end(outcome)
         return outcome
 
-    async def _archive_final(self, task: Task, folder: str) -> TaskOutcome:
+    async def _archive_final(
+        self, task: Task, folder: str, gone: tuple[MissingInput, ...]
+    ) -> TaskOutcome:
         """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
             output_jobs(task)  # refuse a malformed task before its folder is made
         await self.target.prepare(folder)
         done = await self._reusable(task.task_id)
-        lost = {m.option: m for m in self.gone.get(task.task_id, ())}
+        lost = {m.option: m for m in gone}
         try:
             archived, over = await self._fetch_all(task, folder, done, lost)
         except TaskError as exc:
@@ -334,18 +339,18 @@ def _url_path(url: str) -> str:
 async def archive(
     config: Config,
     catalog: Catalog,
-    task_ids: Sequence[str],
+    source: Iterable[str | BadLine],
     reporter: Reporter,
     *,
     run_id: int,
-    into: MutableMapping[str, TaskOutcome],
+    tally: Tally,
     find: Finder | None = None,
     waiter: Waiter | None = None,
     on_retry: Callable[[], None] | None = None,
 ) -> None:
-    """Open one HTTP session for the run and archive `task_ids` (or what `find` chooses)
-    through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says;
-    `on_retry` is told of each request tried again."""
+    """Open one HTTP session for the run and archive the ids of `source` (or what `find`
+    chooses) through it, each task ending in `tally`; with a waiter, unfinished tasks are
+    polled until it says; `on_retry` is told of each request tried again."""
     limits = http.Limits.from_config(config)
     policy = dataclasses.replace(RetryPolicy.from_config(config), on_retry=on_retry)
     # The target first: a store that refuses our credentials stops the run before any request.
@@ -359,7 +364,7 @@ async def archive(
             reporter.note(f"note: aborted {aborted} upload(s) an interrupted run left open")
         api = ApiClient.from_config(session, config, limits=limits, policy=policy)
         if find is not None:
-            task_ids = await find(api)
+            source = await find(api)
         downloader = Downloader(
             session=session,
             limits=limits,
@@ -368,6 +373,8 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        archiver = Archiver(config, catalog, api, downloader, reporter, target, prober, waiter)
-        await archiver.run(task_ids, into, run_id=run_id)
+        archiver = Archiver(
+            config, catalog, api, downloader, reporter, target, prober, tally, waiter
+        )
+        await archiver.run(source, run_id=run_id)
         await target.cleanup()  # nothing is in flight now: staging ends empty

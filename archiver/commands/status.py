@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from collections.abc import AsyncIterator
 
 from .. import scrub
 from ..catalog import Access, Catalog, open_catalog
@@ -18,29 +20,29 @@ _STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
     common.state_dir(cfg)
-    for line in asyncio.run(_lines(cfg)):
-        print(scrub.text(line))
+    asyncio.run(_show(cfg))
     return 0
 
 
-async def _lines(cfg: Config) -> list[str]:
+async def _show(cfg: Config) -> None:
+    """Each line printed as it is made: a catalog of a million tasks is never held."""
+    out = sys.stdout
     async with open_catalog(cfg, Access.READ, fetch_copy=False) as catalog:
-        return await render(str(cfg.output_dir), catalog)
+        async for line in render(str(cfg.output_dir), catalog):
+            out.write(scrub.text(line) + "\n")
+    out.flush()
 
 
-async def render(root: str, catalog: Catalog) -> list[str]:
+async def render(root: str, catalog: Catalog) -> AsyncIterator[str]:
     totals = await catalog.totals()
-    lines = [
-        f"archive: {root}",
-        "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED),
-        f"files: {totals.files} verified, {_size(totals.bytes)}",
-        await _last_run(catalog),
-    ]
+    yield f"archive: {root}"
+    yield "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED)
+    yield f"files: {totals.files} verified, {_size(totals.bytes)}"
+    yield await _last_run(catalog)
     async for row in catalog.tasks():
         detail = row.error if row.state in (State.PENDING, State.ERROR, State.FAILED) else row.dir
         shown = "forgotten" if row.forgotten else State.GONE if row.gone else row.state
-        lines.append(f"{shown:<8}  {row.task_id}  {detail or ''}".rstrip())
-    return lines
+        yield f"{shown:<8}  {row.task_id}  {detail or ''}".rstrip()
 
 
 async def _last_run(catalog: Catalog) -> str:
