@@ -30,26 +30,15 @@ from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
 from . import sqlite_write
 from .rows import DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
 from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
+from .sqlite_rows import batches as _batches
+from .sqlite_rows import marks as _marks
 from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
 
 T = TypeVar("T")
 SCAN_PAGE = 20_000  # rows fetched at once by a scan of a whole table
-BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
 # A lookup of at least this many ids, and of a third of the tasks or more, reads the whole
 # table once and keeps what was asked for: at 100,000 of 100,000 ids, half the time of lookups.
 DENSE = 20_000
-
-
-def _marks(values: Collection[object]) -> str:
-    return ", ".join("?" * len(values))
-
-
-def _batches(task_ids: Collection[str]) -> Iterator[list[str]]:
-    # In key order: each batch then reads neighbouring pages of the B-tree, each page once,
-    # instead of one page per id from all over a file far larger than SQLite's cache.
-    ids = iter(sorted(task_ids))
-    while batch := list(itertools.islice(ids, BATCH)):
-        yield batch
 
 
 class SqliteCatalog:
@@ -246,7 +235,8 @@ class SqliteCatalog:
         found: dict[str, TaskRow] = {}
         for batch in _batches(task_ids):
             rows = self._rows(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})", batch
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})",
+                batch,
             )
             found.update((r.task_id, r) for r in self._parse(task_row, rows))
         return found
@@ -255,7 +245,10 @@ class SqliteCatalog:
         if states is None:
             where, params = "", []
         else:
-            where, params = f" WHERE state IN ({_marks(states)})", [str(s) for s in states]
+            where, params = (
+                f" WHERE state IN ({_marks(states)})",
+                [str(s) for s in states],
+            )
         sql = f"SELECT {TASK_COLUMNS} FROM tasks{where} ORDER BY dir, task_id"
         return self._stream(sql, params, task_row)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from ..model import ArchivedFile, FileKind, ProbeResult, State
@@ -39,3 +40,18 @@ def run_record(r: Sequence[Any]) -> RunRecord:
     if summary is not None and not isinstance(summary, dict):
         raise ValueError("summary")
     return RunRecord(started_at=r[0], finished_at=r[1], exit_code=r[2], summary=summary)
+
+
+BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
+
+
+def marks(values: Collection[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def batches(task_ids: Collection[str]) -> Iterator[list[str]]:
+    # In key order: each batch then reads neighbouring pages of the B-tree, each page once,
+    # instead of one page per id from all over a file far larger than SQLite's cache.
+    ids = iter(sorted(task_ids))
+    while batch := list(itertools.islice(ids, BATCH)):
+        yield batch
