@@ -21,7 +21,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,9 +36,7 @@ from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
 
 T = TypeVar("T")
 SCAN_PAGE = 20_000  # rows fetched at once by a scan of a whole table
-# A lookup of at least this many ids, and of a third of the tasks or more, reads the whole
-# table once and keeps what was asked for: at 100,000 of 100,000 ids, half the time of lookups.
-DENSE = 20_000
+DENSE = 20_000  # ids (and >= 1/3 of the tasks) from which a lookup reads the whole table once
 
 
 class SqliteCatalog:
@@ -142,7 +140,8 @@ class SqliteCatalog:
                 for item in self._parse(parse, page):
                     yield item
         finally:
-            cursor.close()
+            with suppress(sqlite3.ProgrammingError):  # an abandoned scan, finalised after close
+                cursor.close()
 
     async def flush(self) -> None:
         if self.keep_copy is not None and self.written:
@@ -226,7 +225,8 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from exc
         finally:
-            cursor.close()
+            with suppress(sqlite3.ProgrammingError):  # an abandoned scan, finalised after close
+                cursor.close()
 
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
         if (wanted := self._dense(task_ids)) is not None:
