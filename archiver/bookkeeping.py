@@ -12,7 +12,7 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,8 +21,9 @@ from .catalog import Catalog
 from .config import Config
 from .discover import Query
 from .errors import ArchiverError, Interrupted
+from .intake import bad_line
 from .ledger import Ledger, exit_code_of
-from .model import State, TaskOutcome
+from .model import HOLDING_FILES
 from .progress import Level, Reporter, reporter, status_line
 from .selection import Finder, listing_json
 from .tasklist import BadLine
@@ -63,24 +64,29 @@ async def until_signal(work: Awaitable[T]) -> T:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Finished:
     code: int
-    outcomes: list[TaskOutcome]
     ledger: Ledger  # written with `code`; written again by whatever ends the run after it
+
+    @property
+    def changed(self) -> bool:
+        """Did the run store anything (the gallery has something new to show)?"""
+        return any(self.ledger.counts[str(s)] for s in HOLDING_FILES)
 
 
 async def execute(
     cfg: Config,
     catalog: Catalog,
-    task_ids: Sequence[str],
-    bad: Sequence[BadLine] = (),
+    source: Iterable[str | BadLine],
     *,
     report_path: Path | None,
     level: Level,
     query: Query | None = None,
     wait: float | None = None,
     metrics_path: Path | None = None,
+    keep: bool = False,
     only: bool = False,
 ) -> Finished:
-    """Archive `task_ids` under an open catalog; account for the run however it ends.
+    """Archive the ids of `source`, read as the run goes, under an open catalog; account for
+    the run however it ends (`keep`: the ledger keeps every outcome too).
 
     With a `query` the listing adds to them (`run --all`), as does a shared catalog's list
     unless `only` these ids are wanted (`verify --repair`); with `wait` seconds, unfinished
@@ -88,49 +94,58 @@ async def execute(
     """
     started = time.monotonic()
     ledger = Ledger(
-        catalog=catalog, run_id=await catalog.begin_run(now=now()),
-        archive=str(cfg.output_dir), report_path=report_path, metrics_path=metrics_path,
+        catalog=catalog, run_id=await catalog.begin_run(now=now()), archive=str(cfg.output_dir),
+        report_path=report_path, metrics_path=metrics_path, keep=keep,
     )  # fmt: skip
     shown = reporter(enabled=cfg.progress, level=level)
-    for bad_line in bad:
-        shown.warn(f"error: {bad_line}")
-    finder = None if query is None and (only or not catalog.shared) else Finder(
-        query, catalog, task_ids, refresh=cfg.refresh, warn=shown.warn, now=now
-    )  # fmt: skip
     waiter = None if not wait else _waiter(cfg, wait, started, level)
-    finished: dict[str, TaskOutcome] = {}
-    stop = await _archive(cfg, catalog, task_ids, shown, ledger, finished, finder, waiter)
+    finder, rest = None, iter(source)
+    if query is not None or (catalog.shared and not only):
+        # The given ids join the listing's, or a shared catalog's list: read at once.
+        given = list(rest)
+        _bad(ledger, shown, [b for b in given if isinstance(b, BadLine)])
+        ids = [t for t in given if isinstance(t, str)]
+        finder = Finder(query, catalog, ids, refresh=cfg.refresh, warn=shown.warn, now=now)
+        rest = iter(ids)
+    stop = await _archive(cfg, catalog, rest, shown, ledger, finder, waiter)
     if finder is not None:
-        task_ids, bad = finder.ids, [*bad, *finder.bad]
-    code = _account(ledger, task_ids, bad, finished, stop, finder)
+        _bad(ledger, None, finder.bad)
+        rest = finder.rest if finder.rest is not None else rest
+    ledger.settle(rest)
+    code = _account(ledger, stop, finder)
     reason = str(stop) if isinstance(stop, ArchiverError) else None
     await ledger.close(code, reason)
     # Under -q a run something stopped says only what stopped it (the command line prints
     # that one line): cron mails one line, the report holds the rest.
     if level > Level.QUIET or (code != 0 and stop is None):
-        found = finder.discovery if finder is not None else None
-        line = report.summary_line(
-            ledger.counts, time.monotonic() - started, unfinished=len(ledger.unfinished),
-            stopped=reason, notes=[r.describe() for r in found.reach] if found else (),
-        )  # fmt: skip
-        print(line, file=sys.stderr if report_path == report.STDOUT else sys.stdout, flush=True)
+        _summary(ledger, finder, time.monotonic() - started, reason, report_path)
     if stop is not None:
         raise stop
-    return Finished(code, ledger.outcomes, ledger)
+    return Finished(code, ledger)
 
 
-def _account(
-    ledger: Ledger,
-    task_ids: Sequence[str],
-    bad: Sequence[BadLine],
-    finished: dict[str, TaskOutcome],
-    stop: BaseException | None,
-    finder: Finder | None,
-) -> int:
-    """Put what the run ended with into `ledger`; the exit code that says it."""
-    ledger.outcomes = [finished[t] for t in task_ids if t in finished]
-    ledger.outcomes += [TaskOutcome(b.text, State.ERROR, error=str(b)) for b in bad]
-    ledger.unfinished = [t for t in task_ids if t not in finished]
+def _summary(
+    ledger: Ledger, finder: Finder | None, seconds: float, reason: str | None, to: Path | None
+) -> None:
+    """The run's one line: stderr when the report goes to stdout."""
+    found = finder.discovery if finder is not None else None
+    line = report.summary_line(
+        ledger.counts, seconds, unfinished=ledger.unfinished, stopped=reason,
+        notes=[r.describe() for r in found.reach] if found else (),
+    )  # fmt: skip
+    print(line, file=sys.stderr if to == report.STDOUT else sys.stdout, flush=True)
+
+
+def _bad(ledger: Ledger, shown: Reporter | None, bad: Iterable[BadLine]) -> None:
+    """Lines that are no task id: each an error in the account (and a line, when `shown`)."""
+    for line in bad:
+        if shown is not None:
+            shown.warn(f"error: {line}")
+        ledger.end(bad_line(line))
+
+
+def _account(ledger: Ledger, stop: BaseException | None, finder: Finder | None) -> int:
+    """The exit code that says what the run ended with; the listing's reach in `ledger`."""
     found = finder.discovery if finder is not None else None
     ledger.listing = listing_json(found) if found else None
     code = exit_code_of(stop, ledger.counts)
@@ -142,10 +157,9 @@ def _account(
 async def _archive(
     cfg: Config,
     catalog: Catalog,
-    task_ids: Sequence[str],
+    source: Iterator[str | BadLine],
     shown: Reporter,
     ledger: Ledger,
-    into: dict[str, TaskOutcome],
     finder: Finder | None,
     waiter: Waiter | None,
 ) -> BaseException | None:
@@ -155,10 +169,10 @@ async def _archive(
             pipeline.archive(
                 cfg,
                 catalog,
-                task_ids,
+                source,
                 shown,
                 run_id=ledger.run_id,
-                into=into,
+                tally=ledger,
                 find=finder,
                 waiter=waiter,
                 on_retry=ledger.count_retry,

@@ -32,16 +32,16 @@ class Slots:
         self.busy -= 1
         self._free.release()
 
-    async def spawn(self, group: asyncio.TaskGroup, work: Callable[[], Awaitable[None]]) -> None:
+    async def spawn(self, group: asyncio.TaskGroup, work: Callable[[], Awaitable[object]]) -> None:
         """Wait for a free slot, then run `work()` in `group`; the slot is free when it ends."""
         await self.take()
         self.start_taken(group, work)
 
-    def start_taken(self, group: asyncio.TaskGroup, work: Callable[[], Awaitable[None]]) -> None:
+    def start_taken(self, group: asyncio.TaskGroup, work: Callable[[], Awaitable[object]]) -> None:
         """Run `work()` in `group` on the slot the caller took; given back when it ends."""
         group.create_task(self._holding(work))
 
-    async def _holding(self, work: Callable[[], Awaitable[None]]) -> None:
+    async def _holding(self, work: Callable[[], Awaitable[object]]) -> None:
         try:
             await work()
         finally:

@@ -11,10 +11,12 @@ clock, which stops for no one: a run stalled past its lease finds out before it 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -22,6 +24,7 @@ from . import files
 from .bounded import Slots
 from .catalog.rows import Claim, Settled, TaskRow
 from .errors import LeaseLost
+from .intake import Work
 
 T = TypeVar("T")
 MARGIN = 0.9  # of a lease this run counts on: the rest covers the renewal's round trip
@@ -140,68 +143,109 @@ class Lease:
 
 async def work_through(
     catalog: Claims,
-    task_ids: Sequence[str],
-    worker: Callable[[Claim], Awaitable[None]],
+    work: AsyncIterator[Work],
+    worker: Callable[[Claim, Work], Awaitable[object]],
     *,
     run_id: int,
     limit: int,
-    settled: Callable[[TaskRow], None],
+    settled: Callable[[TaskRow], object],
 ) -> None:
-    """Claim `task_ids` in order, a batch as slots free up, and run `worker` on each claim, at
-    most `limit` at once. Ids another run holds are tried again at the end, until it finishes
-    them (`settled` is told their rows) or its claim expires and this run takes them over."""
+    """Claim the tasks of `work` in order, read as slots free up, a window at a time, and run
+    `worker` on each claim, at most `limit` at once. Tasks another run holds are tried again
+    at the end, until it finishes them (`settled` is told their rows) or its claim expires
+    and this run takes them over."""
     slots = Slots(limit)
-    deferred: list[str] = []
-    cursor = 0
+    ahead = _Ahead(work)
+    deferred: dict[str, Work] = {}
     try:
         async with asyncio.TaskGroup() as group:
-            while cursor < len(task_ids) or deferred:
-                await slots.take()
-                free = 1
-                while slots.busy < limit:  # every other slot free now: one claim for them all
-                    await slots.take()
-                    free += 1
-                if cursor < len(task_ids):
-                    window = task_ids[cursor : cursor + WINDOW * free]
-                    granted = await catalog.claim(window, run_id=run_id, limit=free)
-                    cursor, skipped = _advance(cursor, window, granted, free)
-                    deferred += skipped
-                else:
+            while True:
+                free = await _take_free(slots, limit)
+                window = await ahead.peek(WINDOW * free)
+                if window:
+                    ids = [w[0] for w in window]
+                    granted = await catalog.claim(ids, run_id=run_id, limit=free)
+                    started = ahead.advance(granted, free, deferred)
+                elif deferred:
                     granted = await _settle(catalog, deferred, run_id, free, settled)
-                for claim in granted:
-                    slots.start_taken(group, functools.partial(worker, claim))
+                    started = [deferred.pop(c.task_id) for c in granted]
+                else:
+                    granted, started = [], []
+                for claim, item in zip(granted, started, strict=True):
+                    slots.start_taken(group, functools.partial(worker, claim, item))
                 for _ in range(free - len(granted)):
                     slots.give_back()
+                if not (window or deferred):
+                    break
     except BaseExceptionGroup as eg:
         raise eg.exceptions[0] from None
+    finally:
+        await ahead.close()
 
 
-def _advance(
-    cursor: int, window: Sequence[str], granted: Sequence[Claim], free: int
-) -> tuple[int, list[str]]:
-    """Where the next window starts, and the ids of this one skipped as another run's."""
-    taken = {c.task_id for c in granted}
-    if len(granted) < free:  # the claim ran out of claimable ids: the rest are held elsewhere
-        return cursor + len(window), [t for t in window if t not in taken]
-    last = max(i for i, t in enumerate(window) if t in taken)
-    return cursor + last + 1, [t for t in window[:last] if t not in taken]
+async def _take_free(slots: Slots, limit: int) -> int:
+    """Wait for a free slot, then take every other slot free now: one claim for them all."""
+    await slots.take()
+    free = 1
+    while slots.busy < limit:
+        await slots.take()
+        free += 1
+    return free
+
+
+class _Ahead:
+    """The work not claimed yet: read from its stream only as far as a window needs."""
+
+    def __init__(self, work: AsyncIterator[Work]) -> None:
+        self._work = work
+        self._read: collections.deque[Work] = collections.deque()
+        self._ended = False
+
+    async def peek(self, count: int) -> list[Work]:
+        while len(self._read) < count and not self._ended:
+            try:
+                self._read.append(await anext(self._work))
+            except StopAsyncIteration:
+                self._ended = True
+        return list(itertools.islice(self._read, count))
+
+    def advance(self, granted: Sequence[Claim], free: int, deferred: dict[str, Work]) -> list[Work]:
+        """Take the window's claimed tasks (in claim order) off the front, and the ones before
+        them that another run holds into `deferred`. A claim that ran short of claimable ids
+        means the whole window is taken."""
+        taken = {c.task_id for c in granted}
+        window = (
+            len(self._read)
+            if len(granted) < free
+            else 1 + max(i for i, w in enumerate(self._read) if w[0] in taken)
+        )
+        claimed: dict[str, Work] = {}
+        for _ in range(window):
+            item = self._read.popleft()
+            if item[0] in taken:
+                claimed[item[0]] = item
+            else:
+                deferred[item[0]] = item
+        return [claimed[c.task_id] for c in granted]
+
+    async def close(self) -> None:
+        if isinstance(self._work, AsyncGenerator):
+            await self._work.aclose()
 
 
 async def _settle(
     catalog: Claims,
-    deferred: list[str],
+    deferred: dict[str, Work],
     run_id: int,
     free: int,
-    settled: Callable[[TaskRow], None],
+    settled: Callable[[TaskRow], object],
 ) -> list[Claim]:
     """At the end: drop what other runs finished, claim what they let go; else wait a while."""
-    state = await catalog.settled(deferred, run_id=run_id)
+    state = await catalog.settled(deferred.keys(), run_id=run_id)
     for task_id, row in state.finished.items():
-        deferred.remove(task_id)
+        del deferred[task_id]
         settled(row)
-    granted = await catalog.claim(deferred, run_id=run_id, limit=free) if deferred else []
-    for claim in granted:
-        deferred.remove(claim.task_id)
+    granted = await catalog.claim(list(deferred), run_id=run_id, limit=free) if deferred else []
     if deferred and not granted:
         await asyncio.sleep(min(SETTLE_POLL, state.wait + 0.05 if state.wait else SETTLE_POLL))
     return granted

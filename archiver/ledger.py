@@ -8,17 +8,20 @@ catalog's copy not stored, a signal), so the report and the exit code always agr
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import metrics, report
 from .catalog import Catalog
 from .errors import EX_SOFTWARE, ArchiverError
-from .model import HOLDING_FILES, ArchivedFile, State, TaskOutcome
-from .pipeline import FULLY_CHECKED, SIZE_CHECKED
+from .intake import bad_line
+from .model import HOLDING_FILES, TaskOutcome
+from .pipeline import FULLY_CHECKED
+from .tasklist import BadLine
 from .timespec import now
 
 
@@ -35,7 +38,9 @@ def exit_code_of(stop: BaseException | None, counts: Mapping[str, int]) -> int:
 
 @dataclasses.dataclass(kw_only=True)
 class Ledger:
-    """One run's account, kept until the process ends: `close` writes it, again if need be."""
+    """One run's account as its tasks end, kept until the process ends: `close` writes it,
+    again if need be. It holds counts and the tasks in hand, never the run's outcomes: those
+    go to the report's spool as they come (a run over a million ids keeps a few thousand)."""
 
     catalog: Catalog
     run_id: int
@@ -43,18 +48,77 @@ class Ledger:
     began: float = dataclasses.field(default_factory=time.time)  # unix seconds
     report_path: Path | None = None
     metrics_path: Path | None = None
-    outcomes: list[TaskOutcome] = dataclasses.field(default_factory=list)
-    unfinished: list[str] = dataclasses.field(default_factory=list)
     listing: Mapping[str, Any] | None = None
     retries: int = 0
+    keep: bool = False  # also keep every outcome (`verify --repair` reads its few back)
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    counts: dict[str, int] = dataclasses.field(default_factory=lambda: report.summary(()))
+    outcomes: list[TaskOutcome] = dataclasses.field(default_factory=list)  # with `keep` only
+    stored_files: int = 0  # files this run stored (fetched and fully checked), and their bytes
+    stored_bytes: int = 0
+    unfinished: int = 0
+    # Tasks read from the list and not accounted for yet; a pending one the waiter polls has
+    # its last outcome here (it is what the report says if the run ends while it waits).
+    _open: dict[str, TaskOutcome | None] = dataclasses.field(default_factory=dict)
+    _spool: report.Spool | None = None
+
+    def __post_init__(self) -> None:
+        if self.report_path is not None:
+            self._spool = report.Spool(self.report_path)
+
+    @property
+    def lists_files(self) -> bool:
+        """A skipped task's outcome names its files: the report lists them."""
+        return self._spool is not None
 
     def count_retry(self) -> None:
         self.retries += 1
 
-    @property
-    def counts(self) -> dict[str, int]:
-        return report.summary(self.outcomes)
+    def begin(self, task_id: str) -> None:
+        self._open[task_id] = None
+
+    def wait(self, outcome: TaskOutcome) -> None:
+        self._open[outcome.task_id] = outcome
+
+    def end(self, outcome: TaskOutcome) -> None:
+        """Account for a task's outcome: counted, and its entry in the report's spool."""
+        self._open.pop(outcome.task_id, None)
+        self.counts[str(outcome.state)] += 1
+        if outcome.state in HOLDING_FILES:
+            stored = [f.size for f in outcome.files if f.verified == FULLY_CHECKED]
+            self.stored_files += len(stored)
+            self.stored_bytes += sum(stored)
+        if self._spool is not None:
+            self._spool.add(outcome)
+        if self.keep:
+            self.outcomes.append(outcome)
+
+    def settle(self, rest: Iterable[str | BadLine]) -> None:
+        """The run's work is over: a task still waiting ends as its last poll left it; the
+        ones read but not done, then the ids never read from `rest`, are unfinished (its bad
+        lines are errors, as if read)."""
+        for outcome in [o for o in self._open.values() if o is not None]:
+            self.end(outcome)
+        left = itertools.chain(list(self._open), self._ids(rest))
+        self._open.clear()
+        self.unfinished = 0
+        if self._spool is not None:
+            self._spool.unfinished(self._counted(left))
+        else:
+            for _ in self._counted(left):
+                pass
+
+    def _ids(self, rest: Iterable[str | BadLine]) -> Iterator[str]:
+        for item in rest:
+            if isinstance(item, BadLine):
+                self.end(bad_line(item))
+            else:
+                yield item
+
+    def _counted(self, task_ids: Iterable[str]) -> Iterator[str]:
+        for task_id in task_ids:
+            self.unfinished += 1
+            yield task_id
 
     async def close(self, code: int, stopped: str | None) -> None:
         """The report, the metrics and the run record, all saying `code` (and why it stopped).
@@ -62,21 +126,14 @@ class Ledger:
         A metrics file that cannot be written costs one warning line, never another exit code:
         the report would then disagree with the process.
         """
-        counts = self.counts
         try:
-            if self.report_path is not None:
-                skipped = {
-                    o.task_id: await self._size_checked(o)
-                    for o in self.outcomes
-                    if o.state is State.SKIPPED
-                }
-                report.write(
-                    self.report_path, self.outcomes, counts, skipped,
-                    code=code, unfinished=self.unfinished, stopped=stopped,
-                    listing=self.listing, retries=self.retries,
+            if self._spool is not None:
+                self._spool.write(
+                    self.counts, code=code, stopped=stopped, listing=self.listing,
+                    retries=self.retries,
                 )  # fmt: skip
         finally:
-            await self.catalog.end_run(self.run_id, now=now(), exit_code=code, summary=counts)
+            await self.catalog.end_run(self.run_id, now=now(), exit_code=code, summary=self.counts)
         if self.metrics_path is not None:
             try:
                 metrics.write(self.metrics_path, await self.figures(code))
@@ -85,22 +142,15 @@ class Ledger:
 
     async def figures(self, code: int) -> metrics.RunMetrics:
         """The metrics of this run, from the same outcomes as its report."""
-        stored = [
-            f
-            for o in self.outcomes
-            if o.state in HOLDING_FILES
-            for f in o.files
-            if f.verified == FULLY_CHECKED
-        ]
         totals = await self.catalog.totals()
         return metrics.RunMetrics(
             archive=self.archive,
             started=self.began,
             ended=time.time(),
             exit_code=code,
-            outcomes=self.counts,
-            files=len(stored),
-            bytes=sum(f.size for f in stored),
+            outcomes=dict(self.counts),
+            files=self.stored_files,
+            bytes=self.stored_bytes,
             retries=self.retries,
             totals=metrics.Totals(
                 tasks={str(s): n for s, n in totals.per_state.items()},
@@ -108,13 +158,6 @@ class Ledger:
                 bytes=totals.bytes,
             ),
         )
-
-    async def _size_checked(self, outcome: TaskOutcome) -> Sequence[ArchivedFile]:
-        """A skipped task's files: what this run checked of them is their size on disk."""
-        return [
-            dataclasses.replace(f, verified=SIZE_CHECKED)
-            for f in await self.catalog.files(outcome.task_id)
-        ]
 
 
 def refused(path: Path | None, *, archive: str, began: float, code: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import files, http, inputs, leases, probe, sidecar
 from .api import ApiClient
@@ -27,7 +27,8 @@ from .errors import (
     VerifyError,
 )
 from .gallery import display
-from .holds import FORGOTTEN, Holds, elsewhere, gone_at_source, lasting
+from .holds import elsewhere, gone_at_source, lasting
+from .intake import SIZE_CHECKED, Intake, Tally, Work
 from .jobs import FileJob, file_jobs, for_job, lost_input, output_jobs, url_path
 from .leases import Lease
 from .model import ArchivedFile, FileKind, MissingInput, ProbeResult, State, Task, TaskOutcome
@@ -36,10 +37,10 @@ from .progress import Reporter
 from .retry import RetryPolicy
 from .selection import Finder
 from .storage import Target, open_target, size_in
+from .tasklist import BadLine
 from .timespec import now
 from .waiting import Waiter
 
-SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 FULLY_CHECKED = ("size", "sha256", "media")  # streamed, hashed and probed by this run
 
 
@@ -55,6 +56,7 @@ class Archiver:
         reporter: Reporter,
         target: Target,
         prober: Prober,
+        tally: Tally,
         waiter: Waiter | None = None,
     ) -> None:
         self.config = config
@@ -67,68 +69,63 @@ class Archiver:
         self.prober = prober
         self.run_id = 0
         self.tolerances = compare.Tolerances.from_config(config)
-        self.gone: dict[str, tuple[MissingInput, ...]] = {}
+        self.tally = tally
+        # Tasks the waiter polls again: their rows and inputs known gone, until then.
+        self._waiting: dict[str, tuple[TaskRow | None, tuple[MissingInput, ...]]] = {}
 
-    async def run(
-        self, task_ids: Sequence[str], into: MutableMapping[str, TaskOutcome], *, run_id: int
-    ) -> None:
-        """Archive `task_ids`, each outcome put `into` as it ends; done tasks make no request."""
+    async def run(self, source: Iterable[str | BadLine], *, run_id: int) -> None:
+        """Archive the ids of `source` as it is read, a batch at a time; each task ends in the
+        tally (done tasks without a request), so memory holds a batch, never the list."""
         self.run_id = run_id
-        known = await self.catalog.rows(task_ids)
-        holds = await Holds.of(self.config, run_id, self.catalog, self.target, task_ids, known)
-        self.gone = await self.catalog.unavailable(task_ids)
-        todo: list[tuple[str, TaskRow | None]] = []
-        self.reporter.start(len(task_ids))
-        for task_id in task_ids:
-            row = known.get(task_id)
-            held = holds.held(row) if row is not None else None
-            if held is None:
-                todo.append((task_id, row))
-            else:
-                if task_id in self.gone and held.state is State.SKIPPED:
-                    held = dataclasses.replace(held, missing=self.gone[task_id])
-                if row is not None and held.error == FORGOTTEN:
-                    self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
-                into[task_id] = held
-                self.reporter.task_done(held)
-
-        async def one(claim: Claim) -> None:
-            outcome = await self.claimed(claim, known.get(claim.task_id))
-            if outcome is not None:  # None: taken over by another run, which accounts for it
-                into[claim.task_id] = outcome
-
-        def settled(row: TaskRow) -> None:
-            into[row.task_id] = outcome = elsewhere(row, refresh=self.config.refresh)
-            self.reporter.task_done(outcome)
-
-        async def poll(task_id: str) -> TaskOutcome:
-            for claim in await self.catalog.claim([task_id], run_id=run_id, limit=1):
-                if (outcome := await self.claimed(claim, known.get(task_id))) is not None:
-                    return outcome
-            row = (await self.catalog.rows([task_id]))[task_id]
-            return elsewhere(row, refresh=self.config.refresh)
-
+        self.reporter.start(0)
+        intake = Intake(
+            config=self.config, run_id=run_id, catalog=self.catalog, target=self.target,
+            reporter=self.reporter, tally=self.tally,
+        )  # fmt: skip
         first_pass = leases.work_through(
-            self.catalog, [t for t, _ in todo], one,
-            run_id=run_id, limit=2 * self.config.concurrency, settled=settled,
+            self.catalog, intake.work(source), self._claimed, run_id=run_id,
+            limit=2 * self.config.concurrency, settled=self._settled,
         )  # fmt: skip
         if self.waiter is None:
             await first_pass
         else:
-            await self.waiter.alongside(first_pass, poll, into)
+            # Each poll ends its task in the tally itself: the mapping is the waiter's scratch.
+            await self.waiter.alongside(first_pass, self._poll, {})
 
-    async def claimed(self, claim: Claim, row: TaskRow | None) -> TaskOutcome | None:
+    async def _poll(self, task_id: str) -> TaskOutcome:
+        """A task the waiter polls again, claimed again first: another run may hold it now."""
+        row, gone = self._waiting.pop(task_id)
+        for claim in await self.catalog.claim([task_id], run_id=self.run_id, limit=1):
+            if (outcome := await self._claimed(claim, (task_id, row, gone))) is not None:
+                return outcome
+        return self._settled((await self.catalog.rows([task_id]))[task_id])
+
+    async def _claimed(self, claim: Claim, work: Work) -> TaskOutcome | None:
         """Archive a task this run claimed, renewing the claim meanwhile; None if another run
-        took it over (the task stopped at once: its temp files removed, nothing written)."""
+        took it over (stopped at once, its temp files removed; unfinished here)."""
         lease = Lease(self.catalog, claim, self.config.lease_seconds)
+        task_id, row, gone = work
         try:
-            return await lease.hold(self.archive_task(claim.task_id, row, lease))
+            return await lease.hold(self.archive_task(task_id, row, gone, lease))
         except LeaseLost as exc:
             self.reporter.note(f"note: {exc}; stopped here and left to that run")
             return None
 
-    async def archive_task(self, task_id: str, row: TaskRow | None, lease: Lease) -> TaskOutcome:
-        """Archive one task; its TaskError becomes an outcome, recorded in the catalog."""
+    def _settled(self, row: TaskRow) -> TaskOutcome:
+        """A task another run (of a shared catalog) finished while this one waited for it."""
+        outcome = elsewhere(row, refresh=self.config.refresh)
+        self._end(outcome)
+        return outcome
+
+    def _end(self, outcome: TaskOutcome) -> None:
+        self.tally.end(outcome)
+        self.reporter.task_done(outcome)
+
+    async def archive_task(
+        self, task_id: str, row: TaskRow | None, gone: tuple[MissingInput, ...], lease: Lease
+    ) -> TaskOutcome:
+        """Archive one task under its claim; its TaskError becomes an outcome, recorded in the
+        catalog and ended in the tally (or kept by the waiter, to poll again)."""
         folder = row.dir if row else None
         waited = False
         task: Task | None = None
@@ -140,7 +137,7 @@ class Archiver:
                 waited = self.waiter is not None and self.waiter.take(task)
             else:
                 folder = folder or files.task_dir_name(task)
-                outcome = await self._archive_final(task, folder, lease)
+                outcome = await self._archive_final(task, folder, gone, lease)
         except TaskError as exc:
             # The API's status whenever its JSON arrived, even when that JSON is unusable.
             status = task.status if task else None
@@ -162,17 +159,22 @@ class Archiver:
             # Counted by the catalog's own rule: the row as it now stands says if it is gone.
             recorded = await self.catalog.rows([task_id])
             outcome = gone_at_source(recorded.get(task_id), outcome)
-        if not waited:
-            self.reporter.task_done(outcome)
+        if waited:
+            self._waiting[task_id] = (row, gone)
+            self.tally.wait(outcome)
+        else:
+            self._end(outcome)
         return outcome
 
-    async def _archive_final(self, task: Task, folder: str, lease: Lease) -> TaskOutcome:
+    async def _archive_final(
+        self, task: Task, folder: str, gone: tuple[MissingInput, ...], lease: Lease
+    ) -> TaskOutcome:
         """Outputs (of a SUCCEEDED task) and inputs (of any final task), then the sidecar."""
         if not task.has_failed:
             output_jobs(task)  # refuse a malformed task before its folder is made
         await self.target.prepare(folder)
         done = await self._reusable(task.task_id)
-        lost = {m.option: m for m in self.gone.get(task.task_id, ())}
+        lost = {m.option: m for m in gone}
         try:
             archived, over = await self._fetch_all(task, folder, done, lost, lease)
         except TaskError as exc:
@@ -356,18 +358,18 @@ def _pending(task: Task) -> TaskOutcome:
 async def archive(
     config: Config,
     catalog: Catalog,
-    task_ids: Sequence[str],
+    source: Iterable[str | BadLine],
     reporter: Reporter,
     *,
     run_id: int,
-    into: MutableMapping[str, TaskOutcome],
+    tally: Tally,
     find: Finder | None = None,
     waiter: Waiter | None = None,
     on_retry: Callable[[], None] | None = None,
 ) -> None:
-    """Open one HTTP session for the run and archive `task_ids` (or what `find` chooses)
-    through it, `into` outcomes; with a waiter, unfinished tasks are polled until it says;
-    `on_retry` is told of each request tried again."""
+    """Open one HTTP session for the run and archive the ids of `source` (or what `find`
+    chooses) through it, each task ending in `tally`; with a waiter, unfinished tasks are
+    polled until it says; `on_retry` is told of each request tried again."""
     limits = http.Limits.from_config(config)
     policy = dataclasses.replace(RetryPolicy.from_config(config), on_retry=on_retry)
     # The target first: a store that refuses our credentials stops the run before any request.
@@ -381,7 +383,7 @@ async def archive(
             reporter.note(f"note: aborted {aborted} upload(s) an interrupted run left open")
         api = ApiClient.from_config(session, config, limits=limits, policy=policy)
         if find is not None:
-            task_ids = await find(api)
+            source = await find(api)
         downloader = Downloader(
             session=session,
             limits=limits,
@@ -390,6 +392,8 @@ async def archive(
             read_timeout=config.read_timeout,
             on_bytes=reporter.add_bytes,
         )
-        archiver = Archiver(config, catalog, api, downloader, reporter, target, prober, waiter)
-        await archiver.run(task_ids, into, run_id=run_id)
+        archiver = Archiver(
+            config, catalog, api, downloader, reporter, target, prober, tally, waiter
+        )
+        await archiver.run(source, run_id=run_id)
         await target.cleanup()  # nothing is in flight now: staging ends empty

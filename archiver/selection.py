@@ -4,7 +4,7 @@ every task the archive knows that is not done; `Finder` chooses them inside a ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from . import http
@@ -68,20 +68,22 @@ class Finder:
         self.query = query
         self.discovery: Discovery | None = None
         self.ids = list(given)  # the run's ids: the given ones until the listing has answered
+        self.rest: Iterator[str] | None = None  # the run's ids as the run reads them
         self._catalog = catalog
         self._refresh = refresh
         self._warn = warn
         self._now = now
 
-    async def __call__(self, api: ApiClient) -> list[str]:
+    async def __call__(self, api: ApiClient) -> Iterator[str]:
         shared = self._catalog.shared
         if shared:
             await self._catalog.remember_given(self.ids, now=self._now())
         found = None if self.query is None else await self._discover(api, self.query)
-        left = await unfinished(self._catalog, refresh=self._refresh)
+        undone = await unfinished(self._catalog, refresh=self._refresh)
         dropped = await forgotten(self._catalog, found)
-        self.ids = run_ids(self.ids, found, left, forgotten=dropped, shared=shared)
-        return self.ids
+        self.ids = run_ids(self.ids, found, undone, forgotten=dropped, shared=shared)
+        self.rest = iter(self.ids)
+        return self.rest
 
     async def _discover(self, api: ApiClient, query: Query) -> Discovery:
         found = self.discovery = await discover(api, query)

@@ -137,8 +137,13 @@ def stream(
 
 def gather(arguments: Iterable[str], sources: Iterable[tuple[str, Iterable[str]]]) -> TaskList:
     """`stream` held whole (for `list`, which prints every id)."""
+    return collect(stream(arguments, sources))
+
+
+def collect(taken_ids: Iterable[str | BadLine]) -> TaskList:
+    """A stream of ids and bad lines, held whole."""
     result = TaskList.empty()
-    for taken in stream(arguments, sources):
+    for taken in taken_ids:
         if isinstance(taken, BadLine):
             result.bad.append(taken)
         else:

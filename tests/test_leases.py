@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from archiver import files, leases
 from archiver.catalog.rows import Claim, TaskRow
 from archiver.errors import LeaseLost
+from archiver.intake import Work
 from archiver.model import State, TaskOutcome
 
 from .pg import NOW, opened
@@ -32,7 +34,12 @@ async def test_runs_sharing_a_list_work_each_task_exactly_once(pg_url: str) -> N
             known = await catalog.rows(ids)
             todo = [t for t in ids if not known[t].is_done(refresh=False)]
 
-            async def worker(claim: Claim) -> None:
+            async def work() -> AsyncIterator[Work]:
+                for task_id in todo:  # as intake.py hands a run's tasks over, row and all
+                    yield task_id, known[task_id], ()
+
+            async def worker(claim: Claim, item: Work) -> None:
+                assert item[0] == claim.task_id
                 await asyncio.sleep(0.01)  # the task's work; other runs claim meanwhile
                 done[claim.task_id] += 1
                 by_run.setdefault(host, []).append(claim.task_id)
@@ -41,7 +48,7 @@ async def test_runs_sharing_a_list_work_each_task_exactly_once(pg_url: str) -> N
 
             seen: list[TaskRow] = []
             await leases.work_through(
-                catalog, todo, worker, run_id=run_id, limit=4, settled=seen.append
+                catalog, work(), worker, run_id=run_id, limit=4, settled=seen.append
             )
             assert {r.task_id for r in seen} | set(by_run.get(host, [])) == set(todo)
 

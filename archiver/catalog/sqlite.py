@@ -21,7 +21,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,25 +31,13 @@ from . import sqlite_write
 from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
 from .sole import SoleRun
 from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
+from .sqlite_rows import batches as _batches
+from .sqlite_rows import marks as _marks
 from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
 
 T = TypeVar("T")
-BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
-# A lookup of at least this many ids, and of a third of the tasks or more, reads the whole
-# table once and keeps what was asked for: at 100,000 of 100,000 ids, half the time of lookups.
-DENSE = 20_000
-
-
-def _marks(values: Collection[object]) -> str:
-    return ", ".join("?" * len(values))
-
-
-def _batches(task_ids: Collection[str]) -> Iterator[list[str]]:
-    # In key order: each batch then reads neighbouring pages of the B-tree, each page once,
-    # instead of one page per id from all over a file far larger than SQLite's cache.
-    ids = iter(sorted(task_ids))
-    while batch := list(itertools.islice(ids, BATCH)):
-        yield batch
+SCAN_PAGE = 20_000  # rows fetched at once by a scan of a whole table
+DENSE = 20_000  # ids (and >= 1/3 of the tasks) from which a lookup reads the whole table once
 
 
 class SqliteCatalog(SoleRun):
@@ -153,7 +141,8 @@ class SqliteCatalog(SoleRun):
                 for item in self._parse(parse, page):
                     yield item
         finally:
-            cursor.close()
+            with suppress(sqlite3.ProgrammingError):  # an abandoned scan, finalised after close
+                cursor.close()
 
     async def flush(self) -> None:
         if self.keep_copy is not None and self.written:
@@ -212,8 +201,16 @@ class SqliteCatalog(SoleRun):
 
     def _scan(self, sql: str, wanted: set[str]) -> list[Any]:
         """The rows of a whole-table query whose first column is in `wanted`, in its order."""
-        # fetchall steps the cursor in C: faster than a Python loop over it, measured.
-        return [r for r in self._rows(sql) if r[0] in wanted]
+        # fetchmany steps the cursor in C (faster than a Python loop over it, measured), a page
+        # at a time: a batch of a run's ids never holds the whole table (it grows as they end).
+        try:
+            cursor = self._conn.execute(sql)
+            found = []
+            while page := cursor.fetchmany(SCAN_PAGE):
+                found += [r for r in page if r[0] in wanted]
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+        return found
 
     def _scan_groups(self, sql: str, wanted: set[str]) -> Iterator[tuple[str, Iterator[Any]]]:
         """A whole-table query's rows grouped by their first column (the order it is sorted
@@ -229,7 +226,8 @@ class SqliteCatalog(SoleRun):
         except sqlite3.Error as exc:
             raise self._damaged(exc) from exc
         finally:
-            cursor.close()
+            with suppress(sqlite3.ProgrammingError):  # an abandoned scan, finalised after close
+                cursor.close()
 
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
         if (wanted := self._dense(task_ids)) is not None:
@@ -238,7 +236,8 @@ class SqliteCatalog(SoleRun):
         found: dict[str, TaskRow] = {}
         for batch in _batches(task_ids):
             rows = self._rows(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})", batch
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})",
+                batch,
             )
             found.update((r.task_id, r) for r in self._parse(task_row, rows))
         return found
@@ -247,7 +246,10 @@ class SqliteCatalog(SoleRun):
         if states is None:
             where, params = "", []
         else:
-            where, params = f" WHERE state IN ({_marks(states)})", [str(s) for s in states]
+            where, params = (
+                f" WHERE state IN ({_marks(states)})",
+                [str(s) for s in states],
+            )
         sql = f"SELECT {TASK_COLUMNS} FROM tasks{where} ORDER BY dir, task_id"
         return self._stream(sql, params, task_row)
 

@@ -5,8 +5,9 @@ they are), so it parses and writes them with these too."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -67,3 +68,18 @@ def file_rows(outcome: TaskOutcome) -> list[tuple[Any, ...]]:
 def probe_json(probe: ProbeResult) -> str:
     # dataclasses.asdict deep-copies every field: a third of a 100,000-task fill, measured.
     return json.dumps({f.name: getattr(probe, f.name) for f in fields(probe)})
+
+
+BATCH = 5000  # task ids per lookup: fewer statements, well under SQLite's 32,766 parameters
+
+
+def marks(values: Collection[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def batches(task_ids: Collection[str]) -> Iterator[list[str]]:
+    # In key order: each batch then reads neighbouring pages of the B-tree, each page once,
+    # instead of one page per id from all over a file far larger than SQLite's cache.
+    ids = iter(sorted(task_ids))
+    while batch := list(itertools.islice(ids, BATCH)):
+        yield batch

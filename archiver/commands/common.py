@@ -4,8 +4,11 @@ tasks, and the checks made before any work starts."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from .. import config, report, scrub, storage
 from ..discover import Query
 from ..errors import ConfigError, StorageError, UsageError
 from ..progress import Level
-from ..tasklist import TaskList, gather
+from ..tasklist import BadLine, TaskList, collect, stream
 from ..timespec import parse_since
 
 
@@ -71,32 +74,58 @@ def check_report_path(path: Path | None, cfg: config.Config, *, flag: str = "--r
 
 
 def selection(args: argparse.Namespace, *, shared: bool = False) -> tuple[TaskList, Query | None]:
-    """The tasks `run` and `list` work on: ids, files of ids, and with --all the listing's;
-    with a `shared` (PostgreSQL) catalog, none at all: what the catalog holds."""
+    """The tasks `list` shows (and `run --dry-run`): ids, files of ids, with --all the
+    listing's; the lists read whole."""
+    query = selected(args, shared=shared)
+    return task_list(args), query
+
+
+def selected(args: argparse.Namespace, *, shared: bool = False) -> Query | None:
+    """What `run` and `list` were asked to work on, checked before anything is read: the
+    listing's query with --all, else None (the ids given alone; with a `shared` catalog none
+    need be given: the run works through what the catalog holds)."""
     if not args.all and (args.email is not None or args.since is not None):
         raise UsageError("--email and --since work with --all only")
     if any(not email.strip() for email in args.email or ()):
         raise UsageError("--email: an empty address")
     if not args.all and not args.task_ids and not args.input and not shared:
         raise UsageError("no task ids given (arguments, -i FILE, -i - or --all)")
-    tasks = task_list(args)
     if not args.all:
-        return tasks, None
+        return None
     since = parse_since(args.since) if args.since is not None else None
     emails = tuple(dict.fromkeys(email.strip() for email in args.email or ()))
-    return tasks, Query(emails=emails, since=since)
+    return Query(emails=emails, since=since)
 
 
 def task_list(args: argparse.Namespace) -> TaskList:
-    """The ids given as arguments and in each -i FILE (or stdin), checked line by line."""
-    sources = []
-    for name in args.input:
-        if name == report.STDOUT:
-            sources.append(("<stdin>", sys.stdin.read().removeprefix("\ufeff").splitlines()))
-            continue
-        try:
-            text = name.read_text(encoding="utf-8-sig", errors="replace")
-        except OSError as exc:
-            raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
-        sources.append((str(name), text.splitlines()))
-    return gather(args.task_ids, sources)
+    """The ids given as arguments and in each -i FILE (or stdin), checked line by line, held
+    whole (`list` and `forget`; `run` reads them as it goes, through `task_source`)."""
+    with task_source(args) as source:
+        return collect(source)
+
+
+@contextmanager
+def task_source(args: argparse.Namespace) -> Iterator[Iterator[str | BadLine]]:
+    """The ids given, read as they are asked for: each file opened now (one that cannot be
+    opened is refused before any work), its lines read as the run goes."""
+    with contextlib.ExitStack() as files:
+        sources: list[tuple[str, Iterable[str]]] = []
+        for name in args.input:
+            if name == report.STDOUT:
+                sources.append(("<stdin>", _lines("<stdin>", sys.stdin)))
+                continue
+            try:
+                fh = files.enter_context(open(name, encoding="utf-8-sig", errors="replace"))
+            except OSError as exc:
+                raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc
+            sources.append((str(name), _lines(str(name), fh)))
+        yield stream(args.task_ids, sources)
+
+
+def _lines(name: str, lines: Iterable[str]) -> Iterator[str]:
+    """A list's lines (a byte-order mark dropped); a read error is the list's, not a bug."""
+    try:
+        for number, line in enumerate(lines):
+            yield line.removeprefix("\ufeff") if number == 0 else line
+    except OSError as exc:
+        raise UsageError(f"task list {name}: {exc.strerror or exc}") from exc

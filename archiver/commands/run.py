@@ -7,15 +7,15 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import bookkeeping, config, ledger, probe, report
 from ..catalog import Access, Catalog, open_catalog
 from ..discover import Query
 from ..errors import ArchiverError, UsageError
-from ..model import HOLDING_FILES
 from ..progress import Level
-from ..tasklist import TaskList
+from ..tasklist import BadLine
 from ..timespec import parse_duration
 from . import common
 from .gallery import refresh_gallery
@@ -69,25 +69,27 @@ def _run_checked(args: argparse.Namespace, attempt: _Attempt) -> int:
     )
     attempt.archive, attempt.metrics = str(cfg.output_dir), cfg.metrics_file
     wait = parse_duration(args.wait) if args.wait is not None else None
-    tasks, query = common.selection(args, shared=cfg.catalog is not None)
+    shared = cfg.catalog is not None  # a PostgreSQL catalog: the list is every host's
     if args.dry_run:
+        tasks, query = common.selection(args, shared=shared)
         return show_plan(cfg, tasks, query, as_json=False)
-    common.require_token(cfg)
-    common.check_report_path(args.report, cfg)
-    common.check_report_path(cfg.metrics_file, cfg, flag="metrics_file")
-    cfg = probe.ready(cfg)
-    common.state_dir(cfg, make=True)
-    level = common.level(args)
-    return asyncio.run(
-        _archive(
-            cfg, tasks, query, wait=wait, report_path=args.report, level=level, attempt=attempt
+    query = common.selected(args, shared=shared)
+    with common.task_source(args) as source:
+        common.require_token(cfg)
+        common.check_report_path(args.report, cfg)
+        common.check_report_path(cfg.metrics_file, cfg, flag="metrics_file")
+        cfg = probe.ready(cfg)
+        common.state_dir(cfg, make=True)
+        level = common.level(args)
+        work = _archive(
+            cfg, source, query, wait=wait, report_path=args.report, level=level, attempt=attempt
         )
-    )
+        return asyncio.run(work)
 
 
 async def _archive(
     cfg: config.Config,
-    tasks: TaskList,
+    source: Iterator[str | BadLine],
     query: Query | None,
     *,
     wait: float | None,
@@ -98,7 +100,7 @@ async def _archive(
     async with open_catalog(cfg, Access.CREATE) as catalog:
         attempt.started = True
         finished = await bookkeeping.execute(
-            cfg, catalog, tasks.ids, tasks.bad, report_path=report_path, level=level,
+            cfg, catalog, source, report_path=report_path, level=level,
             query=query, wait=wait, metrics_path=cfg.metrics_file,
         )  # fmt: skip
         await _after_run(cfg, catalog, finished)
@@ -110,8 +112,7 @@ async def _after_run(cfg: config.Config, catalog: Catalog, finished: bookkeeping
     here is written into its report, metrics and run record first, so they say the exit code
     the process ends with."""
     try:
-        changed = any(o.state in HOLDING_FILES for o in finished.outcomes)
-        await refresh_gallery(cfg, catalog, changed=changed)
+        await refresh_gallery(cfg, catalog, changed=finished.changed)
         await bookkeeping.until_signal(catalog.flush())
     except BaseException as exc:
         stopped = str(exc) if isinstance(exc, ArchiverError) else None

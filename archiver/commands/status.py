@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import scrub
@@ -22,44 +24,45 @@ _STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
     common.state_dir(cfg)
-    for line in asyncio.run(_lines(cfg, as_json=args.json)):
-        print(scrub.text(line))
+    asyncio.run(_show(cfg, as_json=args.json))
     return 0
 
 
-async def _lines(cfg: Config, *, as_json: bool) -> list[str]:
+async def _show(cfg: Config, *, as_json: bool) -> None:
+    """Each line printed as it is made: a catalog of a million tasks is never held."""
+    out = sys.stdout
     async with open_catalog(cfg, Access.READ, fetch_copy=False) as catalog:
-        if as_json:
-            return [json.dumps(await document(str(cfg.output_dir), catalog), ensure_ascii=False)]
-        return await render(str(cfg.output_dir), catalog)
+        made = (
+            document(str(cfg.output_dir), catalog)
+            if as_json
+            else render(str(cfg.output_dir), catalog)
+        )
+        async for line in made:
+            out.write(scrub.text(line) + "\n")
+    out.flush()
 
 
-async def render(root: str, catalog: Catalog) -> list[str]:
+async def render(root: str, catalog: Catalog) -> AsyncIterator[str]:
     totals = await catalog.totals()
-    lines = [
-        f"archive: {root}",
-        "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED),
-        f"files: {totals.files} verified, {_size(totals.bytes)}",
-        f"last run: {_run_text(await catalog.last_run())}",
-    ]
+    yield f"archive: {root}"
+    yield "tasks: " + ", ".join(f"{totals.per_state.get(s, 0)} {s}" for s in State if s in _STORED)
+    yield f"files: {totals.files} verified, {_size(totals.bytes)}"
+    yield f"last run: {_run_text(await catalog.last_run())}"
     if catalog.shared:
-        lines.append(f"catalog: {catalog.name}")
+        yield f"catalog: {catalog.name}"
         for host in await catalog.hosts():
-            lines.append(
-                f"host {host.host}: last run {_run_text(host.last_run)}; "
-                f"holds {host.claims} claim(s) now"
-            )
+            last = _run_text(host.last_run)
+            yield f"host {host.host}: last run {last}; holds {host.claims} claim(s) now"
     async for row in catalog.tasks():
         detail = row.error if row.state in (State.PENDING, State.ERROR, State.FAILED) else row.dir
         shown = "forgotten" if row.forgotten else State.GONE if row.gone else row.state
-        lines.append(f"{shown:<8}  {row.task_id}  {detail or ''}".rstrip())
-    return lines
+        yield f"{shown:<8}  {row.task_id}  {detail or ''}".rstrip()
 
 
-async def document(root: str, catalog: Catalog) -> dict[str, Any]:
-    """The same as `render`, as one JSON document."""
+async def document(root: str, catalog: Catalog) -> AsyncIterator[str]:
+    """The same as `render`, as one JSON document, written a task at a time."""
     totals = await catalog.totals()
-    return {
+    head = {
         "archive": root,
         "catalog": catalog.name,
         "tasks": {str(s): totals.per_state.get(s, 0) for s in State if s is not State.SKIPPED},
@@ -70,11 +73,14 @@ async def document(root: str, catalog: Catalog) -> dict[str, Any]:
             {"host": h.host, "last_run": _run_json(h.last_run), "claims": h.claims}
             for h in (await catalog.hosts() if catalog.shared else [])
         ],
-        "task_list": [
-            {"task_id": r.task_id, "state": str(r.state), "dir": r.dir, "error": r.error}
-            async for r in catalog.tasks()
-        ],
     }
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ', "task_list": ['
+    comma = ""
+    async for r in catalog.tasks():
+        entry = {"task_id": r.task_id, "state": str(r.state), "dir": r.dir, "error": r.error}
+        yield comma + json.dumps(entry, ensure_ascii=False)
+        comma = ","
+    yield "]}"
 
 
 def _run_text(last: RunRecord | None) -> str:

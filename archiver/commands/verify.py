@@ -92,12 +92,12 @@ async def _repair(cfg: Config, catalog: Catalog, damaged: list[Damage], level: L
         reason = f"verify: {len(paths)} file(s) missing or altered, repairing"
         await catalog.mark_damaged(task_id, paths, reason=reason, now=now())
     finished = await bookkeeping.execute(
-        cfg, catalog, list(by_task), report_path=None, level=level, only=True
+        cfg, catalog, list(by_task), report_path=None, level=level, keep=True, only=True
     )
     done = (State.ARCHIVED, State.FAILED)  # a FAILED task holds files too: its inputs
     whole = {
         path
-        for o in finished.outcomes
+        for o in finished.ledger.outcomes
         if o.state in done
         for path in [*(f.path for f in o.files), o.sidecar]
     }

@@ -1,0 +1,100 @@
+"""A run's task list taken in, a batch at a time: each batch's catalog rows, the archive checked
+against them, and what needs no request (done and whole, backing off, a bad line) accounted for
+at once; the rest goes on to the pipeline. Memory holds a batch, never the list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from typing import Protocol, TypeVar
+
+from .catalog import Catalog, TaskRow
+from .config import Config
+from .holds import FORGOTTEN, Holds
+from .model import ArchivedFile, MissingInput, State, TaskOutcome
+from .progress import Reporter
+from .storage import Target
+from .tasklist import BadLine
+
+T = TypeVar("T")
+BATCH = 20_000  # task ids read, looked up in the catalog and checked on disk at once
+SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
+# A task that needs work: its id, its catalog row (None: new) and its inputs known gone.
+Work = tuple[str, TaskRow | None, tuple[MissingInput, ...]]
+
+
+class Tally(Protocol):
+    """Where the run's tasks end up (the run's ledger): each task begins when read from the
+    list and ends with its outcome, or waits while the waiter polls it."""
+
+    @property
+    def lists_files(self) -> bool:
+        """Must a skipped task's outcome name its files (for a report)?"""
+
+    def begin(self, task_id: str) -> None: ...
+    def end(self, outcome: TaskOutcome) -> None: ...
+    def wait(self, outcome: TaskOutcome) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Intake:
+    """What a run asks of the archive before any request, for each batch of its list."""
+
+    config: Config
+    run_id: int
+    catalog: Catalog
+    target: Target
+    reporter: Reporter
+    tally: Tally
+
+    async def work(self, source: Iterable[str | BadLine]) -> AsyncGenerator[Work, None]:
+        """The tasks of `source` that need work; the others end in the tally on the way. A
+        batch's ids all begin in the tally as it is read (a run stopped mid-batch names them
+        unfinished), its bad lines end there at once."""
+        for batch in _batches(source, BATCH):
+            self.reporter.more(len(batch))
+            ids = []
+            for item in batch:
+                if isinstance(item, BadLine):
+                    self.reporter.warn(f"error: {item}")
+                    self.tally.end(bad_line(item))
+                else:
+                    self.tally.begin(item)
+                    ids.append(item)
+            known = await self.catalog.rows(ids)
+            holds = await Holds.of(self.config, self.run_id, self.catalog, self.target, ids, known)
+            gone = await self.catalog.unavailable(ids)
+            for task_id in ids:
+                row = known.get(task_id)
+                held = holds.held(row) if row is not None else None
+                if held is None:
+                    yield task_id, row, gone.get(task_id, ())
+                    continue
+                if held.state is State.SKIPPED:
+                    held = await self._skipped(held, gone.get(task_id, ()))
+                if held.error == FORGOTTEN:
+                    self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
+                self.tally.end(held)
+                self.reporter.task_done(held)
+
+    async def _skipped(self, held: TaskOutcome, gone: tuple[MissingInput, ...]) -> TaskOutcome:
+        """A skipped task as the report shows it: its inputs known gone and, when the report
+        lists files, the catalog's, checked by size."""
+        files: tuple[ArchivedFile, ...] = ()
+        if self.tally.lists_files:
+            found = await self.catalog.files(held.task_id)
+            files = tuple(dataclasses.replace(f, verified=SIZE_CHECKED) for f in found)
+        return dataclasses.replace(held, missing=gone, files=files) if gone or files else held
+
+
+def bad_line(line: BadLine) -> TaskOutcome:
+    """A line of the list that is no task id, as the run accounts for it: an error."""
+    return TaskOutcome(line.text, State.ERROR, error=str(line))
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    taken = iter(items)
+    while batch := list(itertools.islice(taken, size)):
+        yield batch
