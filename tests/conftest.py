@@ -146,6 +146,7 @@ class Runner:
             "catalog.sqlite3",
             "catalog.sqlite3-wal",
             "catalog.sqlite3-shm",
+            "catalog.sqlite3-checked",
             ".runway-archiver.lock",
         }
         gallery = {self.root / "index.html", self.root / "gallery"}

@@ -1,14 +1,17 @@
 """The SQLite engine's own choices, beyond the conformance suite: a lookup of most of the
-catalog reads each table once instead of looking each id up, and answers the same."""
+catalog reads each table once instead of looking each id up, and answers the same; an open of
+a catalog unchanged since its last clean close skips the full check, and any write shows."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from archiver.catalog import Access, open_catalog
+from archiver.catalog import Access, open_catalog, sqlite_stamp, sqlite_testing
 from archiver.catalog import sqlite as engine
+from archiver.errors import StorageError
 from archiver.config import Config
 from archiver.model import (
     ArchivedFile,
@@ -54,3 +57,47 @@ async def test_a_dense_lookup_answers_as_lookups_by_id(
     assert sorted(rows) == sorted(set(t for t in asked if int(t[1:]) < 300))
     assert sizes.keys() == rows.keys() and len(sizes["t002"]) == 3
     assert sorted(unavailable) == sorted(t for t in rows if int(t[1:]) % 3)
+
+
+async def test_a_clean_close_records_the_check_and_any_later_write_undoes_it(
+    tmp_path: Path,
+) -> None:
+    """After a writer's clean close the record matches the file, and the file's mtime is older
+    than the record's (a write in the same clock tick still changes it); a writer drops the
+    record while it has the file open; a reader leaves it as it is; a write by another
+    program makes the next open check in full, which finds the bad row."""
+    config = Config(output_dir=tmp_path)
+    db, stamp = tmp_path / "catalog.sqlite3", tmp_path / "catalog.sqlite3-checked"
+    async with open_catalog(config, Access.CREATE) as catalog:
+        await catalog.record(TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1"), now="n")
+    assert sqlite_stamp.unchanged(db)
+    assert os.stat(db).st_mtime_ns < os.stat(stamp).st_mtime_ns
+    async with open_catalog(config, Access.WRITE) as catalog:
+        assert not stamp.exists()  # a writer killed now leaves no record
+    recorded = stamp.read_bytes()
+    async with open_catalog(config, Access.READ) as catalog:
+        assert [r.task_id async for r in catalog.tasks()] == ["t1"]
+    assert stamp.read_bytes() == recorded and sqlite_stamp.unchanged(db)
+    sqlite_testing.damage(db, "bad-row")  # same size, at once: within the same tick, often
+    assert not sqlite_stamp.unchanged(db)
+    for access in (Access.READ, Access.WRITE):
+        with pytest.raises(StorageError, match="a row does not parse"):
+            async with open_catalog(config, access):
+                pass
+    assert not sqlite_stamp.unchanged(db)
+
+
+async def test_damage_that_keeps_size_and_times_is_still_found_when_read(tmp_path: Path) -> None:
+    """A bad row written with the file's size and times put back (what the record cannot see)
+    passes the open, and the statement that reads it says the catalog is damaged."""
+    config = Config(output_dir=tmp_path)
+    db = tmp_path / "catalog.sqlite3"
+    async with open_catalog(config, Access.CREATE) as catalog:
+        await catalog.record(TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1"), now="n")
+    before = os.stat(db)
+    sqlite_testing.damage(db, "bad-row")
+    os.utime(db, ns=(before.st_atime_ns, before.st_mtime_ns))
+    sqlite_stamp.path_of(db).write_text(sqlite_stamp._identity(os.stat(db)))
+    async with open_catalog(config, Access.READ) as catalog:
+        with pytest.raises(StorageError, match="the catalog is damaged"):
+            [r async for r in catalog.tasks()]

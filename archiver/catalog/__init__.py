@@ -3,9 +3,10 @@
     protocol.py       the `Catalog` interface (async), `Access`, and an engine's `Opener`
     rows.py           the typed rows it hands out
     sqlite.py         the SQLite engine (a file beside the archive); its schema, rows and writes
-      in sqlite_schema.py, sqlite_rows.py, sqlite_write.py; sqlite_open.py opens it for a
-      command (the lock, a bucket's copy); sqlite_testing.py is for tests only; sole.py its
-      answers to claims (one run at a time: every claim granted)
+      in sqlite_schema.py, sqlite_rows.py, sqlite_write.py; sqlite_stamp.py records a clean
+      check; sqlite_open.py opens it for a command (the lock, a bucket's copy);
+      sqlite_testing.py is for tests only; sole.py its answers to claims (one run at a time:
+      every claim granted)
     postgres.py       the PostgreSQL engine (one database for several hosts, claims as leases):
       postgres_schema.py, postgres_read.py, postgres_write.py, postgres_pool.py (connections)
     copy.py           `catalog copy`: an archive's SQLite catalog into an empty PostgreSQL one

@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 
 from ..errors import StorageError
 from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
-from . import sqlite_write
+from . import sqlite_stamp, sqlite_write
 from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
 from .sole import SoleRun
 from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
 from .sqlite_rows import batches as _batches
 from .sqlite_rows import marks as _marks
-from .sqlite_schema import SCHEMA_VERSION, check_intact, migrate
+from .sqlite_schema import connect, connect_readonly
 
 T = TypeVar("T")
 SCAN_PAGE = 20_000  # rows fetched at once by a scan of a whole table
@@ -51,45 +51,25 @@ class SqliteCatalog(SoleRun):
         self.keep_copy: Callable[[SqliteCatalog], Awaitable[None]] | None = None
         self.written = False  # since the last flush
         self._tasks: int | None = None  # how many tasks, when counted since the last write
+        # Opened for writing and found whole so far: its close records a clean check.
+        self._stamps = False
 
     @classmethod
     def open(cls, path: Path) -> SqliteCatalog:
         """The catalog at `path` for reading and writing: made, or migrated, as needed."""
-        try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-            check_intact(conn, path)  # before anything could write to a damaged file
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL may lose the last commit on power loss, never claim a file that is not there:
-            # files are fsynced before their rows are written.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StorageError(f"{path}: made by a newer runway-archiver (schema {version})")
-            migrate(conn, version)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path}: {exc}") from exc
-        return cls(conn, path)
+        catalog = cls(connect(path), path)
+        catalog._stamps = True
+        return catalog
 
     @classmethod
     def open_readonly(cls, path: Path) -> SqliteCatalog:
-        """Read without writing anything beside it: a backup, a copy or a read-only mount works.
-
-        With no write-ahead log beside the file (no run is writing) nothing can change under us,
-        so SQLite may skip its locks and shared-memory file altogether (`immutable`).
-        """
-        live = path.with_name(path.name + "-wal").exists()
-        mode = "mode=ro" if live else "mode=ro&immutable=1"
-        try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=30)
-            check_intact(conn, path)
-            conn.execute("SELECT 1 FROM tasks LIMIT 1")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path}: {exc}") from exc
-        return cls(conn, path)
+        """Read without writing anything beside it: a backup, a copy or a read-only mount works."""
+        return cls(connect_readonly(path), path)
 
     def close(self) -> None:
         self._conn.close()
+        if self._stamps:
+            sqlite_stamp.record(self.path)
 
     def snapshot(self, dest: Path) -> None:
         """A consistent copy of the whole catalog at `dest` (replaced), taken between writes."""
@@ -113,12 +93,14 @@ class SqliteCatalog(SoleRun):
             raise self._damaged(exc) from exc
 
     def _damaged(self, exc: sqlite3.Error) -> StorageError:
+        self._stamps = False
         return StorageError(f"{self.path}: the catalog is damaged ({exc})")
 
     def _parse(self, parse: Callable[[Sequence[Any]], T], rows: Iterable[Any]) -> list[T]:
         try:
             return [parse(r) for r in rows]
         except (ValueError, TypeError, KeyError, IndexError) as exc:
+            self._stamps = False
             damaged = f"{self.path}: the catalog is damaged (a row does not parse)"
             raise StorageError(damaged) from exc
 
@@ -162,6 +144,7 @@ class SqliteCatalog(SoleRun):
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._stamps = False  # perhaps a damaged page met by the write
             raise StorageError(f"{self.path}: {exc}") from exc
 
     # -- runs ----------------------------------------------------------------------------------

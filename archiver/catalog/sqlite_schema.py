@@ -1,5 +1,5 @@
-"""The SQLite catalog's schema: version 1 and the migrations after it, and the checks made before
-any write (a damaged catalog is refused and left exactly as it is).
+"""The SQLite catalog's schema: version 1 and the migrations after it, the connections, and the
+checks made before any write (a damaged catalog is refused and left exactly as it is).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import StorageError
 from ..model import FileKind, State
+from . import sqlite_stamp
 
 # Version 1; later changes are MIGRATIONS, so an older archive is brought up to date in place.
 SCHEMA = """
@@ -102,10 +103,50 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
-def check_intact(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a damaged catalog, or a database that is not ours, without writing to it."""
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection for reading and writing to the catalog at `path`: made, or migrated."""
     try:
-        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # Before anything could write to a damaged file; in full unless unchanged since the
+        # last clean close (its record dropped now: a run killed midway leaves none).
+        check_intact(conn, path, full=not sqlite_stamp.unchanged(path))
+        sqlite_stamp.forget(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL may lose the last commit on power loss, never claim a file that is not there:
+        # files are fsynced before their rows are written.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{path}: made by a newer runway-archiver (schema {version})")
+        migrate(conn, version)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: {exc}") from exc
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that writes nothing to the catalog at `path`, nor beside it.
+
+    With no write-ahead log beside the file (no run is writing) nothing can change under us,
+    so SQLite may skip its locks and shared-memory file altogether (`immutable`).
+    """
+    live = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if live else "mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=30)
+        check_intact(conn, path, full=not sqlite_stamp.unchanged(path))
+        conn.execute("SELECT 1 FROM tasks LIMIT 1")
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: {exc}") from exc
+    return conn
+
+
+def check_intact(conn: sqlite3.Connection, path: Path, *, full: bool = True) -> None:
+    """Refuse a damaged catalog, or a database that is not ours, without writing to it; not
+    `full`: the file is as a clean close left it (sqlite_stamp), so its header and schema only."""
+    try:
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0] if full else "ok"
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.Error as exc:
@@ -114,7 +155,7 @@ def check_intact(conn: sqlite3.Connection, path: Path) -> None:
         raise StorageError(f"{path}: the catalog is damaged ({verdict}); left as it is")
     if tables and (version == 0 or "tasks" not in tables):
         raise StorageError(f"{path}: not a runway-archiver catalog; left as it is")
-    if tables and _bad_rows(conn):
+    if full and tables and _bad_rows(conn):
         raise StorageError(f"{path}: the catalog is damaged (a row does not parse); left as it is")
 
 
