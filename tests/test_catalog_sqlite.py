@@ -11,8 +11,8 @@ import pytest
 
 from archiver.catalog import Access, open_catalog, sqlite_stamp, sqlite_testing
 from archiver.catalog import sqlite as engine
-from archiver.errors import StorageError
 from archiver.config import Config
+from archiver.errors import StorageError
 from archiver.model import (
     ArchivedFile,
     FileKind,

@@ -16,7 +16,7 @@ PIECES = st.sampled_from(
 @given(st.lists(st.one_of(st.text(max_size=20), PIECES), max_size=12).map("".join))
 def test_a_message_without_a_suspect_is_what_every_pattern_leaves(message: str) -> None:
     """Where the quick search finds nothing, no pattern would have changed the message."""
-    if scrub._SUSPECT.search(message):
+    if not scrub._plain(message):
         return
     for pattern in (scrub._URL_QUERY, scrub._JWT, scrub._BEARER, scrub._SURROGATE):
         assert pattern.sub("X", message) == message
