@@ -116,16 +116,19 @@ def test_search_narrows_and_the_fragment_restores_it(archive: Archive, browser: 
     fragment, survives a reload, and the back button undoes it."""
     open_fresh(browser, archive.url)
     browser.find("#q").send_keys("RED Fox")
-    wait_count(browser, 1)
-    assert browser.find(".card .name").text == "Gen-3 Alpha 101, a red fox"
-    assert "q=RED+Fox" in browser.driver.current_url
+    # The search runs a moment after the last key: wait for the whole of it to be in the URL.
+    browser.until(lambda: "q=RED+Fox" in browser.driver.current_url)
+    assert count(browser) == 1
+    assert browser.text(".card .name") == "Gen-3 Alpha 101, a red fox"
     browser.driver.refresh()
     browser.until(lambda: browser.js("return document.documentElement.dataset.loaded"))
     assert browser.find("#q").get_attribute("value") == "RED Fox"
     assert count(browser) == 1
     browser.find("#q").clear()
     browser.find("#q").send_keys("owl at dusk")  # the prompt is in gen2Options
-    browser.until(lambda: browser.find(".card .name").text == "Gen-2 303, an owl")
+    browser.until(lambda: "q=owl+at+dusk" in browser.driver.current_url)
+    assert count(browser) == 1
+    assert browser.text(".card .name") == "Gen-2 303, an owl"
     browser.driver.back()
     wait_count(browser, 1)
     assert browser.find("#q").get_attribute("value") == "RED Fox"

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -79,14 +83,28 @@ class Browser:
         return self.driver.execute_script(script, *args)
 
     def until(self, condition: Callable[[], T], timeout: float = 30.0) -> T:
-        """Poll `condition` until it is truthy (bounded); its value, or TimeoutException."""
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(lambda _: condition())
+        """Poll `condition` until it is truthy (bounded); its value, or TimeoutException.
+
+        An element the page replaced between the condition's find and its read (a search or
+        a scroll re-renders the cards) counts as not yet: the next poll finds it afresh.
+        """
+        wait = WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.05,
+            ignored_exceptions=(StaleElementReferenceException,),
+        )
+        return wait.until(lambda _: condition())
 
     def find(self, css: str) -> WebElement:
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
     def find_all(self, css: str) -> list[WebElement]:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        """The text of the first element at `css`, found and read in one go (never stale)."""
+        return self.until(lambda: (self.find(css).text,))[0]
 
     def hover(self, element: WebElement) -> None:
         ActionChains(self.driver).move_to_element(element).perform()
