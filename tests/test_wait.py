@@ -255,9 +255,15 @@ def test_a_signal_while_waiting_ends_the_run_cleanly(
     process = runner.spawn(done, endless, "--wait", "60m", "--report", str(report))
 
     def archived_and_waiting() -> bool:
-        return len(hits(runner.emu, endless)) >= 3 and any(
+        # Archived means recorded in the catalog: the file served (the emulator's CDN request)
+        # still has to be written, verified and recorded, and a signal before that leaves it
+        # pending. The catalog is read only once the file was served, while the run writes it.
+        if len(hits(runner.emu, endless)) < 3 or not any(
             r.origin == "cdn" and r.status == 200 for r in runner.emu.requests
-        )
+        ):
+            return False
+        row = runner.catalog().tasks.get(done)
+        return row is not None and row.state == "archived"
 
     wait_for(archived_and_waiting, "one task archived while the other is polled")
     os.kill(process.pid, signum)
