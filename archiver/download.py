@@ -257,7 +257,17 @@ class _PartWriter:
         data = b"".join(self._pending)  # one copy per piece: growing a bytearray copies per chunk
         self._pending.clear()
         self._size = 0
-        await asyncio.to_thread(self._put, data)
+        write = asyncio.ensure_future(asyncio.to_thread(self._put, data))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # A signal does not stop the thread: let its bytes land before the file is closed
+            # and judged, or a part whose validators are on disk is found empty and dropped
+            # (and the write goes on into a closed or removed file).
+            await asyncio.wait([write])
+            if not write.cancelled():
+                write.exception()  # a failed write under a signal: the signal is what ends it
+            raise
 
     def _put(self, data: bytes) -> None:
         self.hasher.update(data)
