@@ -2,20 +2,24 @@
 
 A resume is trusted only when the 206 answer carries the same validators (strong ETag, else
 Last-Modified) as the bytes already on disk: otherwise it starts from zero, so no file is ever
-two bodies joined. The caller verifies the part file and gives it its final name (files.finalize).
+two bodies joined. The caller makes the part file durable (files.sync_file, while it is probed),
+verifies it and gives it its final name (files.finalize).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from . import http
 from .errors import (
@@ -36,21 +40,27 @@ from .files import (
     nofollow_opener,
     read_head_tail,
     storage_error,
+    sync_file,
 )
 from .retry import RetryPolicy, retrying
 from .scrub import redact
 
-READ_CHUNK = 256 * 1024
-WRITE_CHUNK = 512 * 1024  # a thread hop per piece written: large pieces
+WRITE_CHUNK = 512 * 1024  # a thread hop per write: the pieces of half a MiB at once
+MAX_PIECES = 256  # and never more pieces than that in one write (one writev each)
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
 MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we give up
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 GONE_STATUSES = frozenset({404, 410})  # expired, or no longer there: a fresh URL tells
+T = TypeVar("T")
+# fsyncs wait on the disk for as long as it takes: in their own few threads, never in the shared
+# pool where they would hold up every download's pieces (hashing and writing) behind them.
+_SYNCS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A complete body on disk under its part name, with what streaming learned about it."""
+    """A complete body written under its part name (not yet fsynced: its caller syncs it while
+    the probe reads it, and names it only once both are done), with what streaming learned."""
 
     part: Path
     size: int
@@ -220,9 +230,9 @@ def _start_over(part: Path) -> None:
 
 
 class _PartWriter:
-    """Gathers chunks and appends them to the part file in large pieces, each hashed and
-    written in a worker thread (one hop a piece; both release the GIL, so the event loop keeps
-    receiving meanwhile), in order.
+    """Gathers the pieces of the body as they arrive and appends them to the part file about
+    half a MiB at a time, hashed and written (one writev, never joined) in a worker thread:
+    one hop a write; both release the GIL, so the event loop keeps receiving meanwhile.
 
     The validators go to disk just before the first bytes that a later resume could start from.
     """
@@ -244,7 +254,7 @@ class _PartWriter:
     async def add(self, chunk: bytes) -> None:
         self._pending.append(chunk)
         self._size += len(chunk)
-        if self._size >= WRITE_CHUNK:
+        if self._size >= WRITE_CHUNK or len(self._pending) >= MAX_PIECES:
             await self.flush(resumable=True)
 
     async def flush(self, *, resumable: bool) -> None:
@@ -254,10 +264,8 @@ class _PartWriter:
         if resumable and self._validators is not None:
             _remember(self._part, self._validators)
             self._validators = None
-        data = b"".join(self._pending)  # one copy per piece: growing a bytearray copies per chunk
-        self._pending.clear()
-        self._size = 0
-        write = asyncio.ensure_future(asyncio.to_thread(self._put, data))
+        pieces, self._pending, self._size = self._pending, [], 0
+        write = asyncio.ensure_future(asyncio.to_thread(self._put, pieces))
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -269,9 +277,23 @@ class _PartWriter:
                 write.exception()  # a failed write under a signal: the signal is what ends it
             raise
 
-    def _put(self, data: bytes) -> None:
-        self.hasher.update(data)
-        self._fh.write(data)  # a raw file: all of it, or an OSError
+    def _put(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.hasher.update(piece)
+        _write_all(self._fh.fileno(), pieces)
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    """All of `pieces`, in order, with as few system calls as the kernel allows (no copy)."""
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        written = os.writev(fd, views)
+        if not written:
+            raise OSError(errno.EIO, "the disk took none of the bytes written")
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]
 
 
 async def _stream(
@@ -298,7 +320,7 @@ async def _stream(
         with fh:
             writer = _PartWriter(fh, part, hasher, validators, guard)
             try:
-                async for chunk in response.chunks(READ_CHUNK):
+                async for chunk in response.pieces():
                     received += len(chunk)
                     if received > limit:
                         raise TooLarge(f"{where}: body exceeds {limit} bytes, cut off")
@@ -308,20 +330,40 @@ async def _stream(
                         head += chunk[: HEAD_BYTES - len(head)]
                     await writer.add(chunk)
             except BaseException:
-                # Whatever arrived is kept in order, so a later attempt can resume after it.
+                # Whatever arrived is kept in order and durable, so a later attempt (or run)
+                # can resume after it.
                 await writer.flush(resumable=True)
-                raise
-            finally:
-                await writer.flush(resumable=False)
                 await asyncio.to_thread(os.fsync, fh.fileno())
+                raise
+            await writer.flush(resumable=False)
+            short = announced is not None and received != offset + announced
+            if short:
+                await asyncio.to_thread(os.fsync, fh.fileno())  # kept for a resume: durable
+            # A whole body is not synced here: that would hold the download's slot while the
+            # disk catches up; the caller syncs it while the probe reads it.
     except OSError as exc:
         # Named by its folder: the part file itself is removed when the disk fails.
         raise StorageError(f"{part.parent}: {exc.strerror or exc} (writing {part.name})") from exc
-    if announced is not None and received != offset + announced:
-        raise TransientError(f"{where}: body cut short at {received} of {offset + announced} bytes")
+    if short:
+        expected = offset + (announced or 0)
+        raise TransientError(f"{where}: body cut short at {received} of {expected} bytes")
     if offset or received < TAIL_BYTES:
         head, tail = await asyncio.to_thread(read_head_tail, part)
     return Fetched(part, received, hasher.hexdigest(), response.content_type, head, tail)
+
+
+async def synced_while(part: Path, check: Awaitable[T]) -> T:
+    """`check` (the probe, reading the page cache) while `part` is fsynced in a worker thread;
+    returns (or raises) once both are done, so nothing is named before it is durable.
+
+    The fsync waits on the disk, not the CPU: overlapped, it costs no wall time of its own.
+    """
+    loop = asyncio.get_running_loop()
+    synced = loop.run_in_executor(_SYNCS, functools.partial(sync_file, part))
+    try:
+        return await check
+    finally:
+        await synced  # a failed disk (StorageError) ends the run, whatever the check said
 
 
 def _resumable(part: Path) -> tuple[int, Validators | None]:

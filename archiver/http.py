@@ -162,6 +162,17 @@ class Response:
             why = describe(exc)
             raise NetworkError(f"{redact(self.url)}: {why}", reason=why) from exc
 
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body in the pieces it arrived in (at most a socket read each), never copied;
+        a connection lost mid-body becomes a TransientError."""
+        try:
+            async for piece, _ in self._raw.content.iter_chunks():
+                if piece:  # an empty one marks the end of an HTTP chunk
+                    yield piece
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            why = describe(exc)
+            raise NetworkError(f"{redact(self.url)}: {why}", reason=why) from exc
+
     async def read(self, limit: int) -> bytes:
         """The whole body, refused once it grows past `limit` bytes."""
         body = bytearray()

@@ -16,7 +16,7 @@ from .api import ApiClient
 from .catalog import GONE_STATUSES, Catalog, TaskRow
 from .catalog.rows import Claim
 from .config import Config
-from .download import Downloader, Fetched
+from .download import Downloader, Fetched, synced_while
 from .errors import (
     ApiError,
     InvalidTaskData,
@@ -290,7 +290,7 @@ class Archiver:
             )
             key = f"{folder}/{job.stem}.{ext}"
             try:
-                probe, unchecked = await self._check(job, ext, fetched)
+                probe, unchecked = await synced_while(part, self._check(job, ext, fetched))
                 await lease.confirm()  # a final name only under a claim just confirmed
                 stored = await self.target.commit(part, key, sha256=fetched.sha256)
             except ProbeTimeout as exc:
