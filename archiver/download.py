@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
@@ -41,6 +39,7 @@ from .files import (
     read_head_tail,
     storage_error,
     sync_file,
+    syncing,
 )
 from .retry import RetryPolicy, retrying
 from .scrub import redact
@@ -52,9 +51,6 @@ MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we giv
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 GONE_STATUSES = frozenset({404, 410})  # expired, or no longer there: a fresh URL tells
 T = TypeVar("T")
-# fsyncs wait on the disk for as long as it takes: in their own few threads, never in the shared
-# pool where they would hold up every download's pieces (hashing and writing) behind them.
-_SYNCS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +354,7 @@ async def synced_while(part: Path, check: Awaitable[T]) -> T:
 
     The fsync waits on the disk, not the CPU: overlapped, it costs no wall time of its own.
     """
-    loop = asyncio.get_running_loop()
-    synced = loop.run_in_executor(_SYNCS, functools.partial(sync_file, part))
+    synced = asyncio.ensure_future(syncing(sync_file, part))
     try:
         return await check
     finally:

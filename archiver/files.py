@@ -5,14 +5,18 @@ Every OSError met here becomes a StorageError naming the path.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from .errors import StorageError, UnsafePath
 from .model import Task
@@ -40,6 +44,12 @@ CONTENT_TYPES = {
     "audio/flac": "flac",
 }
 HASH_BLOCK = 1024 * 1024
+# An fsync waits on the disk for as long as it takes (seconds, once gigabytes are queued): those
+# calls get their own few threads, never the loop's shared pool, where they would hold up every
+# download's writes behind them.
+_SYNCS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
+P = ParamSpec("P")
+T = TypeVar("T")
 HEAD_BYTES = 256 * 1024  # enough for magic bytes and image headers
 TAIL_BYTES = 64  # enough for any image's end marker
 PART_SUFFIX = ".part"
@@ -190,6 +200,12 @@ def read_head_tail(
 
 def _read_nofollow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
+
+
+async def syncing(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`call` (blocking, and waiting on fsync) off the event loop, in the threads kept for it."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_SYNCS, functools.partial(call, *args, **kwargs))
 
 
 def sync_file(path: Path) -> None:

@@ -54,7 +54,7 @@ class FolderTarget:
         return kept.name
 
     async def write(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, key, data)
+        await files.syncing(self._write, key, data)
 
     def _write(self, key: str, data: bytes) -> None:
         self._folder(key.split("/")[:-1])
@@ -94,7 +94,7 @@ class FolderTarget:
         yield path if files.file_size(path) is not None else None
 
     async def durable(self, folder: str) -> None:
-        await asyncio.to_thread(files.fsync_dir, self._path(folder))
+        await files.syncing(files.fsync_dir, self._path(folder))
 
     def gallery_root(self) -> Path:
         return self.root
