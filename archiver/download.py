@@ -257,11 +257,11 @@ class _PartWriter:
         if not self._pending:
             return
         self._guard()
+        first = None
         if resumable and self._validators is not None:
-            _remember(self._part, self._validators)
-            self._validators = None
+            first, self._validators = self._validators, None
         pieces, self._pending, self._size = self._pending, [], 0
-        write = asyncio.ensure_future(asyncio.to_thread(self._put, pieces))
+        write = asyncio.ensure_future(asyncio.to_thread(self._put, pieces, first))
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -273,7 +273,9 @@ class _PartWriter:
                 write.exception()  # a failed write under a signal: the signal is what ends it
             raise
 
-    def _put(self, pieces: list[bytes]) -> None:
+    def _put(self, pieces: list[bytes], validators: Validators | None) -> None:
+        if validators is not None:  # in this hop too: a file made and written is no cheap call
+            _remember(self._part, validators)
         for piece in pieces:
             self.hasher.update(piece)
         _write_all(self._fh.fileno(), pieces)
