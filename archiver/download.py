@@ -2,7 +2,7 @@
 
 A resume is trusted only when the 206 answer carries the same validators (strong ETag, else
 Last-Modified) as the bytes already on disk: otherwise it starts from zero, so no file is ever
-two bodies joined. The caller makes the part file durable (files.sync_file, while it is probed),
+two bodies joined. The caller makes the part file durable (partfile.synced_while, during the probe),
 verifies it and gives it its final name (files.finalize).
 """
 
@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
-import json
-import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
 
 from . import http
 from .errors import (
@@ -38,19 +34,15 @@ from .files import (
     nofollow_opener,
     read_head_tail,
     storage_error,
-    sync_file,
-    syncing,
 )
+from .partfile import PartWriter, Validators, etag_path
 from .retry import RetryPolicy, retrying
 from .scrub import redact
 
-WRITE_CHUNK = 512 * 1024  # a thread hop per write: the pieces of half a MiB at once
-MAX_PIECES = 256  # and never more pieces than that in one write (one writev each)
 OVERRUN_MARGIN = 1024 * 1024  # a body this far past fileSize is cut off at once
 MIN_RATE = 64 * 1024  # bytes/s a download must keep up on average before we give up
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 GONE_STATUSES = frozenset({404, 410})  # expired, or no longer there: a fresh URL tells
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,44 +56,6 @@ class Fetched:
     content_type: str | None
     head: bytes
     tail: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Validators:
-    """What identifies one version of a body: its ETag, else its Last-Modified date."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-    @classmethod
-    def of(cls, headers: Mapping[str, str]) -> Validators:
-        return cls(headers.get("ETag") or None, headers.get("Last-Modified") or None)
-
-    @property
-    def if_range(self) -> str | None:
-        """The If-Range value, or None when a resume cannot be proven (RFC 9110 13.1.5)."""
-        if self.etag is not None:
-            return None if self.etag.startswith("W/") else self.etag  # weak: not for ranges
-        return self.last_modified
-
-    def same_body(self, answer: Validators) -> bool:
-        """Does a 206 answer continue the body these validators came with?"""
-        if self.etag is not None:
-            return answer.etag == self.etag and not self.etag.startswith("W/")
-        return answer.etag is None and answer.last_modified == self.last_modified
-
-    def dump(self) -> str:
-        return json.dumps({"etag": self.etag, "last_modified": self.last_modified})
-
-    @classmethod
-    def load(cls, text: str) -> Validators | None:
-        try:
-            data = json.loads(text)
-            found = cls(data.get("etag"), data.get("last_modified"))
-        except (ValueError, AttributeError):
-            return None
-        ok = all(v is None or isinstance(v, str) for v in (found.etag, found.last_modified))
-        return found if ok and found.if_range else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +97,7 @@ class Downloader:
             if not _resumes_later(exc) or _resumable(part)[0] == 0:
                 _start_over(part)
             raise
-        discard(_etag_path(part))
+        discard(etag_path(part))
         return fetched
 
     async def _attempt(
@@ -222,76 +176,7 @@ def _resumes_later(exc: BaseException) -> bool:
 
 def _start_over(part: Path) -> None:
     discard(part)
-    discard(_etag_path(part))
-
-
-class _PartWriter:
-    """Gathers the pieces of the body as they arrive and appends them to the part file about
-    half a MiB at a time, hashed and written (one writev, never joined) in a worker thread:
-    one hop a write; both release the GIL, so the event loop keeps receiving meanwhile.
-
-    The validators go to disk just before the first bytes that a later resume could start from.
-    """
-
-    def __init__(
-        self,
-        fh: IO[bytes],
-        part: Path,
-        hasher: hashlib._Hash,
-        validators: Validators | None,
-        guard: Callable[[], None],
-    ) -> None:
-        self._fh, self._part, self.hasher = fh, part, hasher
-        self._guard = guard
-        self._validators = validators  # None once on disk (or there already, for a resume)
-        self._pending: list[bytes] = []
-        self._size = 0
-
-    async def add(self, chunk: bytes) -> None:
-        self._pending.append(chunk)
-        self._size += len(chunk)
-        if self._size >= WRITE_CHUNK or len(self._pending) >= MAX_PIECES:
-            await self.flush(resumable=True)
-
-    async def flush(self, *, resumable: bool) -> None:
-        if not self._pending:
-            return
-        self._guard()
-        first = None
-        if resumable and self._validators is not None:
-            first, self._validators = self._validators, None
-        pieces, self._pending, self._size = self._pending, [], 0
-        write = asyncio.ensure_future(asyncio.to_thread(self._put, pieces, first))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # A signal does not stop the thread: let its bytes land before the file is closed
-            # and judged, or a part whose validators are on disk is found empty and dropped
-            # (and the write goes on into a closed or removed file).
-            await asyncio.wait([write])
-            if not write.cancelled():
-                write.exception()  # a failed write under a signal: the signal is what ends it
-            raise
-
-    def _put(self, pieces: list[bytes], validators: Validators | None) -> None:
-        if validators is not None:  # in this hop too: a file made and written is no cheap call
-            _remember(self._part, validators)
-        for piece in pieces:
-            self.hasher.update(piece)
-        _write_all(self._fh.fileno(), pieces)
-
-
-def _write_all(fd: int, pieces: list[bytes]) -> None:
-    """All of `pieces`, in order, with as few system calls as the kernel allows (no copy)."""
-    views = [memoryview(piece) for piece in pieces]
-    while views:
-        written = os.writev(fd, views)
-        if not written:
-            raise OSError(errno.EIO, "the disk took none of the bytes written")
-        while views and written >= len(views[0]):
-            written -= len(views.pop(0))
-        if views and written:
-            views[0] = views[0][written:]
+    discard(etag_path(part))
 
 
 async def _stream(
@@ -310,13 +195,12 @@ async def _stream(
     # A fresh body gets fresh validators on disk (none at all when it completes in one go, and
     # none that cannot prove a resume: then a stale file is removed). A resume keeps its own.
     validators = None if offset else Validators.of(response.headers)
-    head = tail = b""
-    received = offset
+    head, tail, received = b"", b"", offset
     try:
         mode = "ab" if offset else "wb"
         fh = await asyncio.to_thread(open, part, mode, buffering=0, opener=nofollow_opener)
         with fh:
-            writer = _PartWriter(fh, part, hasher, validators, guard)
+            writer = PartWriter(fh, part, hasher, validators, guard)
             try:
                 async for chunk in response.pieces():
                     received += len(chunk)
@@ -328,17 +212,14 @@ async def _stream(
                         head += chunk[: HEAD_BYTES - len(head)]
                     await writer.add(chunk)
             except BaseException:
-                # Whatever arrived is kept in order and durable, so a later attempt (or run)
-                # can resume after it.
+                # Whatever arrived is kept, in order and durable, for a later attempt to resume.
                 await writer.flush(resumable=True)
-                await asyncio.to_thread(os.fsync, fh.fileno())
+                await writer.sync()
                 raise
             await writer.flush(resumable=False)
-            short = announced is not None and received != offset + announced
-            if short:
-                await asyncio.to_thread(os.fsync, fh.fileno())  # kept for a resume: durable
-            # A whole body is not synced here: that would hold the download's slot while the
-            # disk catches up; the caller syncs it while the probe reads it.
+            # A whole body is synced by the caller, while it is probed (partfile.synced_while).
+            if short := announced is not None and received != offset + announced:
+                await writer.sync()  # kept for a resume: durable
     except OSError as exc:
         # Named by its folder: the part file itself is removed when the disk fails.
         raise StorageError(f"{part.parent}: {exc.strerror or exc} (writing {part.name})") from exc
@@ -350,19 +231,6 @@ async def _stream(
     return Fetched(part, received, hasher.hexdigest(), response.content_type, head, tail)
 
 
-async def synced_while(part: Path, check: Awaitable[T]) -> T:
-    """`check` (the probe, reading the page cache) while `part` is fsynced in a worker thread;
-    returns (or raises) once both are done, so nothing is named before it is durable.
-
-    The fsync waits on the disk, not the CPU: overlapped, it costs no wall time of its own.
-    """
-    synced = asyncio.ensure_future(syncing(sync_file, part))
-    try:
-        return await check
-    finally:
-        await synced  # a failed disk (StorageError) ends the run, whatever the check said
-
-
 def _resumable(part: Path) -> tuple[int, Validators | None]:
     """Bytes already on disk and the validators they came with; without usable ones, zero."""
     have = file_size(part)
@@ -371,7 +239,7 @@ def _resumable(part: Path) -> tuple[int, Validators | None]:
         return 0, None
     saved = None
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        saved = Validators.load(_etag_path(part).read_text("utf-8"))
+        saved = Validators.load(etag_path(part).read_text("utf-8"))
     if have and saved is None:
         _start_over(part)
         return 0, None
@@ -400,20 +268,3 @@ async def _hash_prefix(part: Path, length: int) -> hashlib._Hash:
         discard(part)
         raise TransientError(f"{part.name} shrank while resuming; starting over")
     return hasher
-
-
-def _etag_path(part: Path) -> Path:
-    return part.with_name(part.name + ".etag")
-
-
-def _remember(part: Path, validators: Validators) -> None:
-    """Kept beside the part file so a resume after a crash can send If-Range and check the 206."""
-    path = _etag_path(part)
-    discard(path)  # also whatever was planted there: never written through
-    if not validators.if_range:
-        return
-    try:
-        with open(path, "w", encoding="utf-8", opener=nofollow_opener) as fh:
-            fh.write(validators.dump())
-    except OSError as exc:
-        raise storage_error(exc, path) from exc

@@ -11,12 +11,12 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 
-from . import files, http, inputs, leases, probe, sidecar
+from . import files, http, inputs, leases, partfile, probe, sidecar
 from .api import ApiClient
 from .catalog import GONE_STATUSES, Catalog, TaskRow
 from .catalog.rows import Claim
 from .config import Config
-from .download import Downloader, Fetched, synced_while
+from .download import Downloader, Fetched
 from .errors import (
     ApiError,
     InvalidTaskData,
@@ -290,7 +290,7 @@ class Archiver:
             )
             key = f"{folder}/{job.stem}.{ext}"
             try:
-                probe, unchecked = await synced_while(part, self._check(job, ext, fetched))
+                probe, unchecked = await partfile.synced_while(part, self._check(job, ext, fetched))
                 await lease.confirm()  # a final name only under a claim just confirmed
                 stored = await self.target.commit(part, key, sha256=fetched.sha256)
             except ProbeTimeout as exc:
