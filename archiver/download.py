@@ -29,13 +29,15 @@ from .files import (
     HEAD_BYTES,
     TAIL_BYTES,
     discard,
+    discard_part,
+    etag_path,
     file_size,
     hash_file,
     nofollow_opener,
     read_head_tail,
     storage_error,
 )
-from .partfile import PartWriter, Validators, etag_path
+from .partfile import PartWriter, Validators
 from .retry import RetryPolicy, retrying
 from .scrub import redact
 
@@ -175,8 +177,7 @@ def _resumes_later(exc: BaseException) -> bool:
 
 
 def _start_over(part: Path) -> None:
-    discard(part)
-    discard(etag_path(part))
+    discard_part(part)
 
 
 async def _stream(

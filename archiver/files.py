@@ -233,6 +233,17 @@ def discard(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def etag_path(part: Path) -> Path:
+    """Where a part file's validators are kept (what a resume must prove)."""
+    return part.with_name(part.name + ".etag")
+
+
+def discard_part(part: Path) -> None:
+    """A part file and its validators, gone."""
+    discard(part)
+    discard(etag_path(part))
+
+
 def adopt(part: Path, stem: str) -> None:
     """Before a download to `part` (`STEM.~TOKEN.part`, this claim's temp name): take over the
     largest temp file an earlier claim of the same task left for `stem`, with its validators,
@@ -258,13 +269,10 @@ def adopt(part: Path, stem: str) -> None:
     ]
     left.sort(key=lambda p: file_size(p) or 0)
     for older in left[:-1]:
-        discard(older)
-        discard(older.with_name(older.name + ".etag"))
+        discard_part(older)
     if left:
         with contextlib.suppress(OSError):
-            os.replace(
-                left[-1].with_name(left[-1].name + ".etag"), part.with_name(part.name + ".etag")
-            )
+            os.replace(etag_path(left[-1]), etag_path(part))
         with contextlib.suppress(OSError):
             os.replace(left[-1], part)
 

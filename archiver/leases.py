@@ -137,8 +137,7 @@ class Lease:
 
     def _drop_temps(self) -> None:
         for path in self._temps:
-            files.discard(path)
-            files.discard(path.with_name(path.name + ".etag"))
+            files.discard_part(path)
 
 
 async def work_through(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from .files import discard, nofollow_opener, storage_error, sync_file, syncing
+from .files import discard, etag_path, nofollow_opener, storage_error, sync_file, syncing
 
 WRITE_CHUNK = 512 * 1024  # a thread hop per write: the pieces of half a MiB at once
 MAX_PIECES = 256  # and never more pieces than that in one write (one writev each)
@@ -143,10 +143,6 @@ async def synced_while(part: Path, check: Awaitable[T]) -> T:
         return await check
     finally:
         await synced  # a failed disk (StorageError) ends the run, whatever the check said
-
-
-def etag_path(part: Path) -> Path:
-    return part.with_name(part.name + ".etag")
 
 
 def remember(part: Path, validators: Validators) -> None:

@@ -42,11 +42,11 @@ async def _show(cfg: Config, *, as_json: bool) -> None:
             else render(str(cfg.output_dir), catalog)
         )
         async for line in made:
-            page.append(scrub.text(line))
+            page.append(scrub.text(line) + "\n")
             if len(page) >= PAGE:
-                out.write("\n".join(page) + "\n")
+                out.write("".join(page))
                 page.clear()
-    out.write("".join(f"{line}\n" for line in page))
+    out.write("".join(page))
     out.flush()
 
 
@@ -82,6 +82,7 @@ async def document(root: str, catalog: Catalog) -> AsyncIterator[str]:
             for h in (await catalog.hosts() if catalog.shared else [])
         ],
     }
+    # The head object left open (its closing brace cut), the task list streamed into it.
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "task_list": ['
     comma = ""
     async for r in catalog.tasks():
