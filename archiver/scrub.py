@@ -47,6 +47,17 @@ def text(message: str) -> str:
     return _CONTROL.sub(_escape, message)
 
 
+def texts(messages: list[str]) -> list[str]:
+    """Each of `messages` as `text` makes it; a page of plain lines (most pages) tested at once,
+    in C: `status` writes a million lines, and a call per line was a sixth of its time."""
+    joined = "".join(messages)
+    # Plain and secret-free together means plain and secret-free each (a suspect or a secret
+    # spanning two messages only sends the page the slow way).
+    if _plain(joined) and not any(secret in joined for secret in _secrets):
+        return messages
+    return [text(m) for m in messages]
+
+
 def redact(url: str | URL) -> str:
     """A URL fit for logs: signed query strings and user info are credentials."""
     text = str(url)

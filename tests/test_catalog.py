@@ -6,6 +6,7 @@ async context manager that yields it open and empty to OPENERS.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from archiver.catalog import (
     Catalog,
     DisplayRow,
     TaskRow,
+    TaskState,
     open_catalog,
 )
 from archiver.config import CatalogUrl, Config
@@ -208,6 +210,29 @@ async def test_every_task_streams_in_folder_order(catalog: Catalog) -> None:
     assert [row.task_id async for row in catalog.tasks(states=undone)] == ["p1", "p2", "e1"]
 
 
+async def test_the_listing_is_each_task_row_s_shown_columns_in_the_same_order(
+    catalog: Catalog,
+) -> None:
+    """listing() gives, task for task in tasks()' order, the columns `status` shows, through
+    more rows than fit one page, with forgotten and gone tasks as their rows say."""
+    await catalog.record_many(
+        [(archived(f"a{n:05d}", f"{4999 - n:05d}"), None) for n in range(4000)], now="n"
+    )
+    await catalog.remember_listed([("p1", "RUNNING")], now="n")
+    await catalog.forget(["a00007", "never-seen"], now="n")
+    for run in range(1, 4):
+        gone = dataclasses.replace(lasting("g1", "HTTP 404"), dir=None, answered=404)
+        await catalog.record(gone, now="n", run_id=run)
+    rows = [r async for r in catalog.tasks()]
+    shown = [r async for r in catalog.listing()]
+    assert shown == [
+        TaskState(r.task_id, r.state, r.dir, r.error, r.failures, r.answered, r.forgotten_at)
+        for r in rows
+    ]
+    assert len(shown) == 4003 and [s.task_id for s in shown if s.gone] == ["g1"]
+    assert [s.task_id for s in shown if s.forgotten_at] == ["never-seen", "a00007"]
+
+
 async def test_listed_tasks_are_pending_until_fetched_and_known_ones_keep_their_row(
     catalog: Catalog,
 ) -> None:
@@ -272,6 +297,24 @@ async def test_totals_count_tasks_per_state_and_the_files(catalog: Catalog) -> N
     totals = await catalog.totals()
     assert dict(totals.per_state) == {State.ARCHIVED: 2, State.ERROR: 1}
     assert (totals.files, totals.bytes) == (6, 2 * (1000 + 50 + 70))
+
+
+async def test_totals_follow_the_files_as_they_are_replaced_and_dropped(catalog: Catalog) -> None:
+    """The count and bytes of the files stay those of the files the catalog holds, through a
+    task recorded again with fewer files, files marked damaged, and record_many."""
+    await catalog.record(archived("a", "da"), now="n")
+    await catalog.record(archived("b", "db"), now="n")
+    fewer = archived("a", "da")
+    await catalog.record(dataclasses.replace(fewer, files=fewer.files[:1]), now="n")
+    await catalog.mark_damaged("b", ["db/v.mp4"], reason="gone", now="n")
+    await catalog.record_many(
+        [(archived("c", "dc"), None), (lasting("b", "HTTP 404"), None)], now="n"
+    )
+    held = [f async for _, f in catalog.all_files()]
+    totals = await catalog.totals()
+    assert (
+        (totals.files, totals.bytes) == (len(held), sum(f.size for f in held)) == (4, 1000 + 1120)
+    )
 
 
 async def test_all_files_stream_in_task_order(catalog: Catalog) -> None:

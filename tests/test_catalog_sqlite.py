@@ -101,3 +101,32 @@ async def test_damage_that_keeps_size_and_times_is_still_found_when_read(tmp_pat
     async with open_catalog(config, Access.READ) as catalog:
         with pytest.raises(StorageError, match="the catalog is damaged"):
             [r async for r in catalog.tasks()]
+
+
+async def test_totals_of_an_older_catalog_are_counted_once_migrated_and_read_as_is(
+    tmp_path: Path,
+) -> None:
+    """A version-1 catalog's files are counted when it is migrated, later records keep the
+    count, and a catalog read without migrating (read-only) is summed as it is."""
+    path = tmp_path / "catalog.sqlite3"
+    probe = '{"format_name": "png", "codec": "png", "width": 8, "height": 8}'
+    sqlite_testing.write_version_1(
+        path,
+        [("t", "archived", "SUCCEEDED", "d", None, "x")],
+        [("t", "d/a.png", "preview", 0, 5, "ab", probe, "[]"),
+         ("t", "d/b.png", "preview", 0, 7, "cd", probe, "[]")],
+    )  # fmt: skip
+    config = Config(output_dir=tmp_path)
+    async with open_catalog(config, Access.READ) as catalog:
+        totals = await catalog.totals()
+        assert (totals.files, totals.bytes) == (2, 12)
+    assert sqlite_testing.schema_version(path) == 1
+    async with open_catalog(config, Access.WRITE) as catalog:
+        totals = await catalog.totals()
+        assert (totals.files, totals.bytes) == (2, 12)
+        await catalog.record(
+            TaskOutcome("u", State.ARCHIVED, "SUCCEEDED", "e", files=files_of("e")), now="n"
+        )
+    async with open_catalog(config, Access.READ) as catalog:
+        totals = await catalog.totals()
+        assert (totals.files, totals.bytes) == (5, 12 + 10 + 11 + 12)

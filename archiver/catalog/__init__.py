@@ -31,6 +31,7 @@ from .rows import (
     RunRecord,
     StaleDisplay,
     TaskRow,
+    TaskState,
     Totals,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "RunRecord",
     "StaleDisplay",
     "TaskRow",
+    "TaskState",
     "Totals",
     "open_catalog",
 ]

@@ -8,16 +8,37 @@ The columns are SQLite's (`catalog copy` moves rows as they are): so are their p
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..errors import StorageError
 from ..model import ArchivedFile, State
 from .postgres_pool import Conn, Pool
-from .rows import RunRecord, StaleDisplay, TaskRow, Totals
-from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
+from .rows import RunRecord, StaleDisplay, TaskRow, TaskState, Totals
+from .sqlite_rows import (
+    FILE_COLUMNS,
+    STATE_COLUMNS,
+    STATES,
+    TASK_COLUMNS,
+    archived_file,
+    run_record,
+    task_row,
+    task_state,
+)
 
 T = TypeVar("T")
 PAGE = 2000
+
+
+class _Keyed(Protocol):
+    """A row that a scan by folder can start after."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def dir(self) -> str | None: ...
+
+
+K = TypeVar("K", bound=_Keyed)
 
 
 def _states(states: Collection[State]) -> list[str]:
@@ -65,25 +86,35 @@ class ReadMixin:
         )
         return {r.task_id: r for r in self._parse(task_row, rows)}
 
-    async def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
+    def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
+        return self._by_folder(TASK_COLUMNS, task_row, states)
+
+    def listing(self) -> AsyncIterator[TaskState]:
+        return self._by_folder(STATE_COLUMNS, task_state, None)
+
+    async def _by_folder(
+        self, columns: str, parse: Callable[[Sequence[Any]], K], states: Collection[State] | None
+    ) -> AsyncIterator[K]:
+        """Rows of tasks (in `states`, when given): those without a folder first (as SQLite
+        sorts NULL), then by folder and id; a page at a time, each starting after the last row
+        of the one before."""
         where = "" if states is None else " AND state = ANY(%(states)s)"
-        # Tasks without a folder first (as SQLite sorts NULL), then by folder and id; a page
-        # at a time, each starting after the last row of the one before.
         key = '(dir IS NOT NULL, coalesce(dir, \'\') COLLATE "C", task_id COLLATE "C")'
         after: tuple[bool, str, str] = (False, "", "")
         while True:
             rows = await self._rows(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE {key} > (%(d)s, %(dir)s, %(id)s)"
+                f"SELECT {columns} FROM tasks WHERE {key} > (%(d)s, %(dir)s, %(id)s)"
                 f"{where} ORDER BY {key} LIMIT %(page)s",
                 {"d": after[0], "dir": after[1], "id": after[2], "states": _states(states or ()),
                  "page": PAGE},
             )  # fmt: skip
-            for row in self._parse(task_row, rows):
+            parsed = self._parse(parse, rows)
+            for row in parsed:
                 yield row
             if len(rows) < PAGE:
                 return
-            last = rows[-1]
-            after = (last[3] is not None, str(last[3] or ""), str(last[0]))
+            last = parsed[-1]
+            after = (last.dir is not None, last.dir or "", last.task_id)
 
     async def totals(self) -> Totals:
         rows = await self._rows("SELECT state, count(*) FROM tasks GROUP BY state")

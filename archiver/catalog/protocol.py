@@ -17,7 +17,17 @@ from typing import Protocol
 
 from ..config import Config
 from ..model import ArchivedFile, MissingInput, State, TaskOutcome
-from .rows import Claim, DisplayRow, HostRecord, RunRecord, Settled, StaleDisplay, TaskRow, Totals
+from .rows import (
+    Claim,
+    DisplayRow,
+    HostRecord,
+    RunRecord,
+    Settled,
+    StaleDisplay,
+    TaskRow,
+    TaskState,
+    Totals,
+)
 
 
 class Access(enum.Enum):
@@ -70,6 +80,9 @@ class Catalog(Protocol):
     def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
         """Every task (in `states`, when given), streamed, ordered by folder (tasks without
         one first), then task id."""
+
+    def listing(self) -> AsyncIterator[TaskState]:
+        """What `status` lists of every task, streamed in the order of `tasks()`."""
 
     async def totals(self) -> Totals:
         """Tasks per state, and the count and bytes of the files."""

@@ -1,11 +1,13 @@
 """The typed rows a catalog hands out, whatever its engine: a task's state, the last run, the
-totals, and the gallery's display rows. Plain frozen dataclasses; no engine's types leak out.
+totals, and the gallery's display rows. Plain frozen dataclasses (a task's row a named tuple); no
+engine's types leak out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..model import State
 
@@ -15,9 +17,11 @@ GONE_STATUSES = frozenset({404, 410})  # a retrieve's answers that say the task 
 GONE_AFTER = 3  # runs in a row that answered so, for a task never archived to be gone
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    """What the catalog knows of one task."""
+class TaskRow(NamedTuple):
+    """What the catalog knows of one task.
+
+    A named tuple, not a dataclass: a rerun and `status` make one per task, a million of them,
+    and a frozen dataclass's `__init__` costs 2.5x as much (4.6 against 1.9 us, measured)."""
 
     task_id: str
     state: State
@@ -38,13 +42,7 @@ class TaskRow:
 
     @property
     def gone(self) -> bool:
-        """Answered 404/410 on GONE_AFTER runs in a row and never archived (no folder)."""
-        return (
-            self.state is State.ERROR
-            and self.answered in GONE_STATUSES
-            and self.failures >= GONE_AFTER
-            and self.dir is None
-        )
+        return is_gone(self.state, self.answered, self.failures, self.dir)
 
     def is_done(self, *, refresh: bool) -> bool:
         """Nothing left to fetch: archived, or FAILED/CANCELLED unless a refresh is asked for."""
@@ -56,6 +54,33 @@ class TaskRow:
         done = {State.ARCHIVED} if refresh else {State.ARCHIVED, State.FAILED}
         never = {State.SKIPPED, State.GONE}  # outcomes only: no row is ever in these states
         return frozenset(s for s in State if s not in done and s not in never)
+
+
+class TaskState(NamedTuple):
+    """A task as `status` lists it: the few columns of its row it shows, all that a listing of
+    a million tasks reads (a third less time than whole rows, measured)."""
+
+    task_id: str
+    state: State
+    dir: str | None
+    error: str | None
+    failures: int
+    answered: int | None
+    forgotten_at: str | None
+
+    @property
+    def gone(self) -> bool:
+        return is_gone(self.state, self.answered, self.failures, self.dir)
+
+
+def is_gone(state: State, answered: int | None, failures: int, folder: str | None) -> bool:
+    """Answered 404/410 on GONE_AFTER runs in a row and never archived (no folder)."""
+    return (
+        state is State.ERROR
+        and answered in GONE_STATUSES
+        and failures >= GONE_AFTER
+        and folder is None
+    )
 
 
 @dataclass(frozen=True, slots=True)

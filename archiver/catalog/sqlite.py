@@ -28,9 +28,18 @@ from typing import Any, TypeVar
 from ..errors import StorageError
 from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
 from . import sqlite_stamp, sqlite_write
-from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, Totals
+from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, TaskState, Totals
 from .sole import SoleRun
-from .sqlite_rows import FILE_COLUMNS, STATES, TASK_COLUMNS, archived_file, run_record, task_row
+from .sqlite_rows import (
+    FILE_COLUMNS,
+    STATE_COLUMNS,
+    STATES,
+    TASK_COLUMNS,
+    archived_file,
+    run_record,
+    task_row,
+    task_state,
+)
 from .sqlite_rows import batches as _batches
 from .sqlite_rows import marks as _marks
 from .sqlite_schema import connect, connect_readonly
@@ -236,10 +245,17 @@ class SqliteCatalog(SoleRun):
         sql = f"SELECT {TASK_COLUMNS} FROM tasks{where} ORDER BY dir, task_id"
         return self._stream(sql, params, task_row)
 
+    def listing(self) -> AsyncIterator[TaskState]:
+        sql = f"SELECT {STATE_COLUMNS} FROM tasks ORDER BY dir, task_id"
+        return self._stream(sql, (), task_state)
+
     async def totals(self) -> Totals:
         rows = self._rows("SELECT state, COUNT(*) FROM tasks GROUP BY state")
         per_state = dict(self._parse(lambda r: (STATES[r[0]], int(r[1])), rows))
-        count, size = self._rows("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files")[0]
+        # A catalog read as it is (never migrated by this version) has no totals kept yet.
+        kept = self._rows("SELECT 1 FROM sqlite_master WHERE name = 'file_totals'")
+        sql = "SELECT files, bytes" if kept else "SELECT COUNT(*), COALESCE(SUM(bytes), 0)"
+        count, size = self._rows(f"{sql} FROM {'file_totals' if kept else 'files'}")[0]
         return Totals(per_state, int(count), int(size))
 
     async def record(

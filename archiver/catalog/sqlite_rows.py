@@ -12,13 +12,14 @@ from dataclasses import fields
 from typing import Any
 
 from ..model import ArchivedFile, FileKind, ProbeResult, State, TaskOutcome
-from .rows import RunRecord, TaskRow
+from .rows import RunRecord, TaskRow, TaskState
 
 FILE_COLUMNS = "kind, artifact, path, bytes, sha256, probe, unchecked, stored"
 TASK_COLUMNS = (
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run,"
     " failed_at, answered, forgotten_at"
 )
+STATE_COLUMNS = "task_id, state, dir, error, failures, answered, forgotten_at"  # TaskState
 STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
 
 
@@ -37,6 +38,10 @@ def archived_file(r: Sequence[Any]) -> ArchivedFile:
 
 def task_row(r: Sequence[Any]) -> TaskRow:
     return TaskRow(r[0], STATES[r[1]], *r[2:])
+
+
+def task_state(r: Sequence[Any]) -> TaskState:
+    return TaskState(r[0], STATES[r[1]], *r[2:])
 
 
 def run_record(r: Sequence[Any]) -> RunRecord:

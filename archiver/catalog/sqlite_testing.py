@@ -98,6 +98,8 @@ def undo_display_step(path: Path) -> None:
         path,
         "DROP TABLE display; DROP TABLE display_entry; ALTER TABLE files DROP COLUMN stored;"
         " ALTER TABLE tasks DROP COLUMN answered; ALTER TABLE tasks DROP COLUMN forgotten_at;"
+        " DROP TRIGGER files_added; DROP TRIGGER files_dropped; DROP TRIGGER files_resized;"
+        " DROP TABLE file_totals;"
         f" PRAGMA user_version={step};",
     )
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TextIO
 
 from .. import scrub
 from ..catalog import Access, Catalog, RunRecord, open_catalog
@@ -22,6 +22,9 @@ _STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
 PAGE = 1000  # lines written at once
 # Each state padded once: formatting an enum member runs Python code, a million times.
 _LABEL = {s: f"{s:<8}" for s in State}
+_ERRED = frozenset(
+    {State.PENDING, State.ERROR, State.FAILED}
+)  # a line shows the error, not the folder
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -42,12 +45,17 @@ async def _show(cfg: Config, *, as_json: bool) -> None:
             else render(str(cfg.output_dir), catalog)
         )
         async for line in made:
-            page.append(scrub.text(line) + "\n")
+            page.append(line)
             if len(page) >= PAGE:
-                out.write("".join(page))
+                _write(out, page)
                 page.clear()
-    out.write("".join(page))
+    _write(out, page)
     out.flush()
+
+
+def _write(out: TextIO, page: list[str]) -> None:
+    if page:
+        out.write("\n".join(scrub.texts(page)) + "\n")
 
 
 async def render(root: str, catalog: Catalog) -> AsyncIterator[str]:
@@ -61,9 +69,12 @@ async def render(root: str, catalog: Catalog) -> AsyncIterator[str]:
         for host in await catalog.hosts():
             last = _run_text(host.last_run)
             yield f"host {host.host}: last run {last}; holds {host.claims} claim(s) now"
-    async for row in catalog.tasks():
-        detail = row.error if row.state in (State.PENDING, State.ERROR, State.FAILED) else row.dir
-        shown = "forgotten" if row.forgotten else _LABEL[State.GONE if row.gone else row.state]
+    async for row in catalog.listing():
+        detail = row.error if row.state in _ERRED else row.dir
+        if row.forgotten_at is not None:
+            shown = "forgotten"
+        else:
+            shown = _LABEL[State.GONE if row.state is State.ERROR and row.gone else row.state]
         yield f"{shown}  {row.task_id}  {detail or ''}".rstrip()
 
 
@@ -85,7 +96,7 @@ async def document(root: str, catalog: Catalog) -> AsyncIterator[str]:
     # The head object left open (its closing brace cut), the task list streamed into it.
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "task_list": ['
     comma = ""
-    async for r in catalog.tasks():
+    async for r in catalog.listing():
         entry = {"task_id": r.task_id, "state": str(r.state), "dir": r.dir, "error": r.error}
         yield comma + json.dumps(entry, ensure_ascii=False)
         comma = ","
