@@ -7,9 +7,11 @@ statements on a local file, far cheaper than a hop to a worker thread (measured 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import operator
+import os
 import sqlite3
 from collections.abc import (
     AsyncIterator,
@@ -154,7 +156,11 @@ class SqliteCatalog(SoleRun):
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._stamps = False  # perhaps a damaged page met by the write
-            raise StorageError(f"{self.path}: {exc}") from exc
+            # A full disk in the words of every other write ("database or disk is full").
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            raise StorageError(
+                f"{self.path}: {os.strerror(errno.ENOSPC) if full else exc}"
+            ) from exc
 
     # -- runs ----------------------------------------------------------------------------------
 
