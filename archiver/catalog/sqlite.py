@@ -7,11 +7,9 @@ statements on a local file, far cheaper than a hop to a worker thread (measured 
 
 from __future__ import annotations
 
-import errno
 import itertools
 import json
 import operator
-import os
 import sqlite3
 from collections.abc import (
     AsyncIterator,
@@ -44,7 +42,7 @@ from .sqlite_rows import (
 )
 from .sqlite_rows import batches as _batches
 from .sqlite_rows import marks as _marks
-from .sqlite_schema import connect, connect_readonly
+from .sqlite_schema import connect, connect_readonly, file_totals, write_error
 
 T = TypeVar("T")
 SCAN_PAGE = 2000  # rows fetched at once by a scan of a whole table (20,000: +19 MB at peak)
@@ -156,11 +154,7 @@ class SqliteCatalog(SoleRun):
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._stamps = False  # perhaps a damaged page met by the write
-            # A full disk in the words of every other write ("database or disk is full").
-            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-            raise StorageError(
-                f"{self.path}: {os.strerror(errno.ENOSPC) if full else exc}"
-            ) from exc
+            raise write_error(self.path, exc) from exc
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -258,10 +252,7 @@ class SqliteCatalog(SoleRun):
     async def totals(self) -> Totals:
         rows = self._rows("SELECT state, COUNT(*) FROM tasks GROUP BY state")
         per_state = dict(self._parse(lambda r: (STATES[r[0]], int(r[1])), rows))
-        # A catalog read as it is (never migrated by this version) has no totals kept yet.
-        kept = self._rows("SELECT 1 FROM sqlite_master WHERE name = 'file_totals'")
-        sql = "SELECT files, bytes" if kept else "SELECT COUNT(*), COALESCE(SUM(bytes), 0)"
-        count, size = self._rows(f"{sql} FROM {'file_totals' if kept else 'files'}")[0]
+        count, size = self._rows(file_totals(self._conn))[0]
         return Totals(per_state, int(count), int(size))
 
     async def record(

@@ -4,6 +4,8 @@ checks made before any write (a damaged catalog is refused and left exactly as i
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -160,6 +162,21 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: {exc}") from exc
     return conn
+
+
+def file_totals(conn: sqlite3.Connection) -> str:
+    """The query for the count and bytes of all files: kept since schema 8; summed in a catalog
+    read as it is, never migrated by this version."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'file_totals'").fetchone():
+        return "SELECT files, bytes FROM file_totals"
+    return "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files"
+
+
+def write_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """A failed write, a full disk said in the words of every other write (SQLite says
+    "database or disk is full")."""
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return StorageError(f"{path}: {os.strerror(errno.ENOSPC) if full else exc}")
 
 
 def check_intact(conn: sqlite3.Connection, path: Path, *, full: bool = True) -> None:
