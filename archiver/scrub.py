@@ -23,7 +23,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # What any of the patterns above needs (besides a control or a surrogate, which only a line
 # that is not printable ASCII can hold): without it (most lines), there is nothing to scrub.
-_SUSPECTS = ("://", "_jwt=", "bearer")
+_SUSPECTS = (b"://", b"_jwt=", b"bearer")
+_PRINTABLE = bytes(range(0x20, 0x7F))  # printable ASCII: what str.isprintable says of it
 
 
 def add_secret(secret: str) -> None:
@@ -72,11 +73,15 @@ def redact(url: str | URL) -> str:
 
 
 def _plain(message: str) -> bool:
-    """Nothing to scrub: printable ASCII (tested in C, several times faster than one regex
-    search) without a URL, a `_jwt=` or a bearer token."""
-    if not (message.isascii() and message.isprintable()):
+    """Nothing to scrub: printable ASCII without a URL, a `_jwt=` or a bearer token. Tested on
+    the bytes, in C: a page of `status` (160 KB) in a third of the time `str.isprintable` and
+    a lowered copy take, measured."""
+    if not message.isascii():
         return False
-    lowered = message.lower()
+    data = message.encode("ascii")
+    if data.translate(None, _PRINTABLE):  # what is left is not printable
+        return False
+    lowered = data.lower()
     return not any(suspect in lowered for suspect in _SUSPECTS)
 
 
