@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from archiver import __version__, cli, config
+from archiver import __version__, cli, config, http
 from archiver.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,21 @@ def test_defaults_without_any_source(tmp_path: Path) -> None:
     cfg = load(None, {"XDG_CONFIG_HOME": str(tmp_path)})
     assert cfg == config.Config()
     assert cfg.base_url == "https://api.useapi.net/v1"
-    assert cfg.concurrency == 16
+    assert cfg.concurrency == 20
 
+
+
+async def test_default_cap_holds_every_download_and_api_call_at_once() -> None:
+    """With the defaults, all download slots and all API slots are held together: the shared
+    cap never makes a download wait for an API call's place, nor the reverse."""
+    cfg = config.Config()
+    limits = http.Limits.from_config(cfg)
+    lanes = [limits.download] * cfg.download_concurrency + [limits.api] * cfg.api_concurrency
+    async with contextlib.AsyncExitStack() as held:
+        for lane in lanes:
+            assert not lane.locked() and not limits.http.locked()
+            await held.enter_async_context(limits.slot(lane))
+        assert limits.download.locked() and limits.api.locked() and limits.http.locked()
 
 def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
     """Each key takes the highest layer that sets it: flag > environment > file > default."""
