@@ -48,7 +48,6 @@ def test_defaults_without_any_source(tmp_path: Path) -> None:
     assert cfg.concurrency == 20
 
 
-
 async def test_default_cap_holds_every_download_and_api_call_at_once() -> None:
     """With the defaults, all download slots and all API slots are held together: the shared
     cap never makes a download wait for an API call's place, nor the reverse."""
@@ -60,6 +59,7 @@ async def test_default_cap_holds_every_download_and_api_call_at_once() -> None:
             assert not lane.locked() and not limits.http.locked()
             await held.enter_async_context(limits.slot(lane))
         assert limits.download.locked() and limits.api.locked() and limits.http.locked()
+
 
 def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
     """Each key takes the highest layer that sets it: flag > environment > file > default."""
