@@ -114,7 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="also run the archiver package of another checkout (e.g. a git worktree of an "
-        "older commit) as a row, for an A/B in the same invocation",
+        "older commit) as a row, with the first --probe engine, for an A/B in the same "
+        "invocation",
     )
     p.add_argument("--workdir", type=Path, help="where outputs go (default: a fresh temp dir)")
     p.add_argument("--timeout", type=float, help="seconds a row may take (default: from size)")

@@ -97,7 +97,7 @@ def tasks_profile(opt: Options, *, memory_only: bool = False) -> Report | None:
 
 
 def _expand(rows: list[str], opt: Options) -> list[str]:
-    """ "archiver" becomes one row per probe engine; "baseline" follows the first."""
+    """ "archiver" becomes one row per probe engine; "baseline" follows them, with the first."""
     out: list[str] = []
     for row in rows:
         if row == "archiver":
@@ -154,7 +154,7 @@ def _run_rows(
             "curl+sync": lambda: bench.curl(sync=True),
             "aria2c": bench.aria2c,
             "peer": bench.peer,
-            "baseline": lambda: bench.archiver(row=BASELINE_ROW, code=opt.baseline),
+            "baseline": _with_engine(bench, opt.engines[0], code=opt.baseline),
         }
         for rep in range(opt.repeat):
             for row in rows:
@@ -163,7 +163,7 @@ def _run_rows(
                 report.add(result)
         ratios(report, bench, opt)
         if opt.baseline is not None:
-            _baseline_ratios(report)
+            _baseline_ratios(report, engine_row(opt.engines[0]))
         if opt.profile:
             profile_archiver(bench)
     report.note(
@@ -174,8 +174,11 @@ def _run_rows(
     return report
 
 
-def _with_engine(bench: Bench, engine: str) -> Callable[[], RunResult]:
+def _with_engine(bench: Bench, engine: str, *, code: Path | None = None) -> Callable[[], RunResult]:
+    """The archiver with `engine`; given `code`, that checkout's, as the baseline row."""
     probe = None if engine == DEFAULT_ENGINE else engine  # no --probe: any checkout runs it
+    if code is not None:
+        return lambda: bench.archiver(row=BASELINE_ROW, code=code, probe=probe)
     return lambda: bench.archiver(probe=probe)
 
 
@@ -277,9 +280,10 @@ def _big_ratios(report: Report, bench: Bench, opt: Options) -> None:
     _check_requests(report, bench, 1, "archiver")
 
 
-def _baseline_ratios(report: Report) -> None:
+def _baseline_ratios(report: Report, row: str) -> None:
+    """`row` (the archiver with the first engine) against the baseline, which ran that engine."""
     for key, label in (("wall", "wall"), ("own_cpu", "own CPU")):
-        value = report.median("archiver", key) / report.median(BASELINE_ROW, key)
+        value = report.median(row, key) / report.median(BASELINE_ROW, key)
         report.ratio(f"archiver/baseline {key}", f"archiver / baseline ({label})", value)
 
 
