@@ -416,3 +416,25 @@ def test_an_image_artifact_is_its_own_thumbnail(runner: Runner) -> None:
     assert card["thumb"] is not None and card["thumb"].endswith(".jpg")
     assert (card["width"], card["height"]) == (320, 192)
     assert (runner.root / card["dir"] / card["thumb"]).is_file()
+
+
+def test_a_detail_file_that_cannot_be_written_is_one_error_line(runner: Runner) -> None:
+    """Detail files are written several at once: a folder planted where one goes stops the
+    build with one line naming that file (exit 74, storage); no temp file is left, and every
+    other detail file there is whole."""
+    tasks = [runner.emu.add_task(previews=0) for _ in range(8)]
+    result = runner.run(*tasks)
+    assert result.code == 0
+    detail = runner.root / "gallery/detail"
+    written = {p.name: p.read_bytes() for p in detail.glob("??.js")}
+    assert len(written) >= 2
+    shutil.rmtree(detail)
+    blocked = detail / sorted(written)[0]
+    blocked.mkdir(parents=True)
+    failed = runner.run(command="gallery")
+    assert failed.code == 74 and failed.out == ""
+    (line,) = failed.err.splitlines()
+    assert line.endswith(f"gallery/detail/{blocked.name}: Is a directory")
+    assert blocked.is_dir() and not list(detail.glob(".*"))
+    for path in detail.glob("??.js"):
+        assert path == blocked or path.read_bytes() == written[path.name]
