@@ -7,7 +7,7 @@ that answers 404 run after run is gone at source.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,7 @@ from . import sidecar
 from .catalog import GONE_AFTER, Catalog, TaskRow
 from .config import Config
 from .errors import ProbeTimeout, TaskError, TransientError, UrlExpired
-from .model import State, TaskOutcome
+from .model import FileSizes, State, TaskOutcome
 from .storage import Target
 
 MAX_BACKOFF_RUNS = 2**20
@@ -46,8 +46,7 @@ class Holds:
         """The holds of a run over `task_ids`: their recorded files and sidecars checked by the
         target (a stat each on disk, a listing per folder in a bucket; no hashing, no request
         to the API)."""
-        expected = _expected(catalog, known, set(task_ids))
-        return cls(config, run_id, await target.changed(expected))
+        return cls(config, run_id, await target.changed(await expected(catalog, known, task_ids)))
 
     def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
@@ -92,17 +91,17 @@ class Holds:
         )  # fmt: skip
 
 
-async def _expected(
-    catalog: Catalog, known: Mapping[str, TaskRow], wanted: set[str]
-) -> AsyncIterator[tuple[str, Sequence[tuple[str, int | None]]]]:
-    """Per task of `wanted`: its recorded files at their sizes, then its sidecar (at its size
-    where one was recorded); streamed from batched lookups of the catalog's files."""
-    async for task_id, sizes in catalog.file_sizes(wanted):
-        yield task_id, sizes
-    for task_id in wanted:
-        row = known.get(task_id)
-        if row is not None and row.dir is not None:
-            yield task_id, [(f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)]
+async def expected(
+    catalog: Catalog, known: Mapping[str, TaskRow], task_ids: Collection[str]
+) -> FileSizes:
+    """The recorded files of `task_ids` at their sizes, and the sidecar of each (at its size
+    where one was recorded), as the target checks them: packed, from batched lookups."""
+    sidecars = FileSizes.pack(
+        (row.task_id, f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)
+        for row in known.values()
+        if row.dir is not None
+    )
+    return await catalog.file_sizes(task_ids) + sidecars
 
 
 def gone_at_source(row: TaskRow | None, outcome: TaskOutcome) -> TaskOutcome:

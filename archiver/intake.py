@@ -5,6 +5,7 @@ at once; the rest goes on to the pipeline. Memory holds a batch, never the list.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncGenerator, Iterable, Iterator
@@ -12,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from .catalog import Catalog, TaskRow
 from .config import Config
-from .holds import FORGOTTEN, Holds
+from .holds import FORGOTTEN, Holds, expected
 from .model import ArchivedFile, MissingInput, State, TaskOutcome
 from .progress import Reporter
 from .storage import Target
@@ -38,6 +39,16 @@ class Tally(Protocol):
     def wait(self, outcome: TaskOutcome) -> None: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Looked:
+    """A batch of ids with what the catalog knows of them, and its disk check under way."""
+
+    ids: list[str]
+    known: dict[str, TaskRow]
+    check: asyncio.Task[set[str]]
+    gone: dict[str, tuple[MissingInput, ...]]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Intake:
     """What a run asks of the archive before any request, for each batch of its list."""
@@ -52,32 +63,59 @@ class Intake:
     async def work(self, source: Iterable[str | BadLine]) -> AsyncGenerator[Work, None]:
         """The tasks of `source` that need work; the others end in the tally on the way. A
         batch's ids all begin in the tally as it is read (a run stopped mid-batch names them
-        unfinished), its bad lines end there at once."""
-        for batch in _batches(source, BATCH):
-            self.reporter.more(len(batch))
-            ids = []
-            for item in batch:
-                if isinstance(item, BadLine):
-                    self.reporter.warn(f"error: {item}")
-                    self.tally.end(bad_line(item))
-                else:
-                    self.tally.begin(item)
-                    ids.append(item)
-            known = await self.catalog.rows(ids)
-            holds = await Holds.of(self.config, self.run_id, self.catalog, self.target, ids, known)
-            gone = await self.catalog.unavailable(ids)
-            for task_id in ids:
-                row = known.get(task_id)
-                held = holds.held(row) if row is not None else None
-                if held is None:
-                    yield task_id, row, gone.get(task_id, ())
-                    continue
-                if held.state is State.SKIPPED:
-                    held = await self._skipped(held, gone.get(task_id, ()))
-                if held.error == FORGOTTEN:
-                    self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
-                self.tally.end(held)
-                self.reporter.task_done(held)
+        unfinished), its bad lines end there at once. Each batch is checked on disk while the
+        next one is looked up in the catalog."""
+        ahead: _Looked | None = None
+        looked: _Looked | None = None
+        try:
+            for batch in _batches(source, BATCH):
+                looked = await self._look_up(batch)
+                if ahead is not None:
+                    async for work in self._through(ahead):
+                        yield work
+                ahead, looked = looked, None
+            if ahead is not None:
+                async for work in self._through(ahead):
+                    yield work
+        finally:  # a run stopped mid-way leaves no check running
+            for left in (ahead, looked):
+                if left is not None:
+                    left.check.cancel()
+
+    async def _look_up(self, batch: list[str | BadLine]) -> _Looked:
+        """A batch read: its ids begun, its bad lines ended, its rows looked up and its disk
+        check started (it goes on while the caller works)."""
+        self.reporter.more(len(batch))
+        ids = []
+        for item in batch:
+            if isinstance(item, BadLine):
+                self.reporter.warn(f"error: {item}")
+                self.tally.end(bad_line(item))
+            else:
+                self.tally.begin(item)
+                ids.append(item)
+        known = await self.catalog.rows(ids)
+        check = asyncio.create_task(self.target.changed(await expected(self.catalog, known, ids)))
+        await asyncio.sleep(0)  # the check under way (sent to the target's worker) from now
+        return _Looked(ids, known, check, await self.catalog.unavailable(ids))
+
+    async def _through(self, looked: _Looked) -> AsyncGenerator[Work, None]:
+        """A looked-up batch, its check awaited: what needs no request ends in the tally, the
+        rest is yielded in the list's order."""
+        holds = Holds(self.config, self.run_id, await looked.check)
+        gone = looked.gone
+        for task_id in looked.ids:
+            row = looked.known.get(task_id)
+            held = holds.held(row) if row is not None else None
+            if held is None:
+                yield task_id, row, gone.get(task_id, ())
+                continue
+            if held.state is State.SKIPPED:
+                held = await self._skipped(held, gone.get(task_id, ()))
+            if held.error == FORGOTTEN:
+                self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
+            self.tally.end(held)
+            self.reporter.task_done(held)
 
     async def _skipped(self, held: TaskOutcome, gone: tuple[MissingInput, ...]) -> TaskOutcome:
         """A skipped task as the report shows it: its inputs known gone and, when the report

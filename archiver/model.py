@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -291,6 +291,33 @@ class ProbeResult:
     duration: float | None
     frame_rate: float | None
     audio_codec: str | None = None  # the first audio stream's codec; None: no audio stream
+
+
+@dataclass(frozen=True, slots=True)
+class FileSizes:
+    """Files as a rerun checks them against the archive: (task id, path, size) triples packed
+    in one byte string, each field followed by a NUL (a size left empty: any size). A batch of
+    100,000 files is one object, not 300,000; no task id or path holds a NUL."""
+
+    packed: bytes = b""
+
+    @classmethod
+    def pack(cls, entries: Iterable[tuple[str, str, int | None]]) -> FileSizes:
+        return cls(
+            "".join(f"{t}\0{p}\0{'' if s is None else s}\0" for t, p, s in entries).encode(
+                "utf-8", "surrogateescape"
+            )
+        )
+
+    def __add__(self, other: FileSizes) -> FileSizes:
+        return FileSizes(self.packed + other.packed)
+
+    def __iter__(self) -> Iterator[tuple[str, str, int | None]]:
+        fields = iter(self.packed.decode("utf-8", "surrogateescape").split("\0"))
+        for task_id, path, size in zip(
+            fields, fields, fields, strict=False
+        ):  # the last, empty field: cut
+            yield task_id, path, int(size) if size else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from archiver.model import FileSizes
 from archiver.testing import Emulator, Seen
 
 from .conftest import TOKEN, Result, Runner
@@ -27,6 +28,14 @@ from .conftest import TOKEN, Result, Runner
 DEADLINE = 30.0  # seconds a test waits for something it knows will happen
 LISTING_PATH = "/v1/runwayml/tasks/?"
 TASK_PATH = "/v1/runwayml/tasks/user:"
+
+
+def by_task(sizes: FileSizes) -> dict[str, list[tuple[str, int | None]]]:
+    """A catalog's packed file sizes per task, each task's (path, size) sorted."""
+    found: dict[str, list[tuple[str, int | None]]] = {}
+    for task_id, path, size in sizes:
+        found.setdefault(task_id, []).append((path, size))
+    return {task_id: sorted(entries) for task_id, entries in found.items()}
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

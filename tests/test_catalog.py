@@ -37,6 +37,7 @@ from archiver.model import (
 )
 
 from .conftest import TOKEN
+from .helpers import by_task
 
 
 @asynccontextmanager
@@ -187,7 +188,7 @@ async def test_many_ids_are_looked_up_in_batches(catalog: Catalog) -> None:
     asked = [f"t{n:05d}" for n in range(0, 3000, 2)]  # every other one, some unknown
     rows = await catalog.rows(asked)
     assert sorted(rows) == [t for t in asked if int(t[1:]) < 2500]
-    sizes = {t: sorted(s) async for t, s in catalog.file_sizes(set(asked))}
+    sizes = by_task(await catalog.file_sizes(set(asked)))
     assert sizes.keys() == rows.keys()
     assert sizes["t00002"] == sorted((f.path, f.size) for f in files_of("d00002"))
     assert (await catalog.unavailable(asked)).keys() == rows.keys()

@@ -23,6 +23,8 @@ from archiver.model import (
     TaskOutcome,
 )
 
+from .helpers import by_task
+
 IMAGE = ProbeResult("png", "png", 8, 8, None, None)
 
 
@@ -50,7 +52,7 @@ async def test_a_dense_lookup_answers_as_lookups_by_id(
         await catalog.record_many([(o, None) for o in outcomes], now="n")
         for dense in (10**9, 100):  # by id, then the whole table (161 ids of 300 tasks)
             monkeypatch.setattr(engine, "DENSE", dense)
-            sizes = {t: sorted(s) async for t, s in catalog.file_sizes(asked)}
+            sizes = by_task(await catalog.file_sizes(asked))
             answers.append((await catalog.rows(asked), sizes, await catalog.unavailable(asked)))
     assert answers[0] == answers[1]
     rows, sizes, unavailable = answers[0]

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from archiver.catalog import sqlite_testing
+from archiver.storage import checker
 from archiver.testing import VideoSpec
 
 from .conftest import Runner
@@ -93,11 +94,15 @@ def test_last_modified_proves_a_resume_when_there_is_no_etag(runner: Runner) -> 
     assert seen.headers["If-Range"].endswith(" GMT") and seen.status == 206
 
 
+@pytest.mark.parametrize("offload_from", [None, 0], ids=["in-process", "worker"])
 def test_deleted_media_and_sidecar_are_healed_fetching_only_what_is_missing(
-    runner: Runner,
+    runner: Runner, offload_from: int | None
 ) -> None:
     """A file gone or of another size, or a sidecar gone, makes the next run archive the task
-    again, downloading only what is missing; the report says what each run checked."""
+    again, downloading only what is missing, whether the disk is checked in the run's process
+    or its worker; the report says what each run checked."""
+    if offload_from is not None:
+        runner.monkeypatch.setattr(checker, "OFFLOAD_FROM", offload_from)
     emu = runner.emu
     a, b, c = (emu.add_task(previews=2) for _ in range(3))
     first = runner.run(a, b, c)

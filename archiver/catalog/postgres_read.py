@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..errors import StorageError
-from ..model import ArchivedFile, State
+from ..model import ArchivedFile, FileSizes, State
 from .postgres_pool import Conn, Pool
 from .rows import RunRecord, StaleDisplay, TaskRow, TaskState, Totals
 from .sqlite_rows import (
@@ -132,26 +132,16 @@ class ReadMixin:
         )
         return self._parse(archived_file, rows)
 
-    async def file_sizes(
-        self, task_ids: Collection[str]
-    ) -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
+    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
         ids = sorted(task_ids)
+        packed = []
         for start in range(0, len(ids), PAGE):
             rows = await self._rows(
-                "SELECT task_id, path, bytes FROM files WHERE task_id = ANY(%s)"
-                ' ORDER BY task_id COLLATE "C"',
+                "SELECT task_id, path, bytes FROM files WHERE task_id = ANY(%s)",
                 (ids[start : start + PAGE],),
             )
-            current: str | None = None
-            sizes: list[tuple[str, int]] = []
-            for task_id, path, size in rows:
-                if task_id != current:
-                    if current is not None:
-                        yield current, sizes
-                    current, sizes = str(task_id), []
-                sizes.append((str(path), int(size)))
-            if current is not None:
-                yield current, sizes
+            packed.append(FileSizes.pack((str(t), str(p), int(b)) for t, p, b in rows))
+        return FileSizes(b"".join(f.packed for f in packed))
 
     async def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         # Paged by task: every file of the tasks of one page of task ids, in order.

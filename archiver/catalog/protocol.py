@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ..config import Config
-from ..model import ArchivedFile, MissingInput, State, TaskOutcome
+from ..model import ArchivedFile, FileSizes, MissingInput, State, TaskOutcome
 from .rows import (
     Claim,
     DisplayRow,
@@ -165,11 +165,10 @@ class Catalog(Protocol):
     async def files(self, task_id: str) -> list[ArchivedFile]:
         """The files of one task, ordered by artifact, kind, path (`verified`, `options`: empty)."""
 
-    def file_sizes(
-        self, task_ids: Collection[str]
-    ) -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
-        """(task id, [(path, bytes)]) of the files of those of `task_ids` that have any,
-        streamed a task at a time: all a rerun needs to check the archive against the catalog."""
+    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
+        """(task id, path, bytes) of every file of those of `task_ids`, packed (one object for
+        a batch, not three per file): all a rerun needs to check the archive against the
+        catalog."""
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         """Every file with its task id, streamed, ordered by task id, artifact, kind, path."""

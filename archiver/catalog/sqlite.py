@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StorageError
-from ..model import ArchivedFile, Missing, MissingInput, State, TaskOutcome
+from ..model import ArchivedFile, FileSizes, Missing, MissingInput, State, TaskOutcome
 from . import sqlite_stamp, sqlite_write
 from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, TaskState, Totals
 from .sole import SoleRun
@@ -326,22 +326,22 @@ class SqliteCatalog(SoleRun):
         )
         return self._parse(archived_file, rows)
 
-    async def file_sizes(
-        self, task_ids: Collection[str]
-    ) -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
+    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
         if (wanted := self._dense(task_ids)) is not None:
             sql = "SELECT task_id, path, bytes FROM files ORDER BY task_id"
-            for task_id, group in self._scan_groups(sql, wanted):
-                yield task_id, [(r[1], r[2]) for r in group]
-            return
-        for batch in _batches(task_ids):
-            rows = self._rows(
-                f"SELECT task_id, path, bytes FROM files WHERE task_id IN ({_marks(batch)})"
-                " ORDER BY task_id",
+            return FileSizes.pack(r for _, group in self._scan_groups(sql, wanted) for r in group)
+        # Packed by SQLite itself, a blob per statement: no Python object per file (the
+        # rerun's biggest lookup: 5,000,000 files for a million ids).
+        packed = b"".join(
+            self._rows(
+                "SELECT CAST(group_concat(task_id || char(0) || path || char(0) || bytes"
+                f" || char(0), '') AS BLOB) FROM files WHERE task_id IN ({_marks(batch)})",
                 batch,
-            )
-            for task_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
-                yield task_id, [(r[1], r[2]) for r in group]
+            )[0][0]
+            or b""
+            for batch in _batches(task_ids)
+        )
+        return FileSizes(packed)
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         sql = f"SELECT task_id, {FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"

@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import (
-    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Collection,
     Mapping,
-    Sequence,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -31,11 +29,11 @@ from typing import Protocol, TypeVar
 from .. import extras
 from ..config import BUCKET_ARCHIVE, BucketUrl, Config
 from ..files import slug
+from ..model import FileSizes
 
 T = TypeVar("T")
-# (task id, [(key, size)]) for the files the catalog records, streamed; a task may come more
-# than once; a size of None: any size.
-Expected = AsyncIterable[tuple[str, Sequence[tuple[str, int | None]]]]
+# (task id, key, size) of the files the catalog records, packed; a size of None: any size.
+Expected = FileSizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +194,11 @@ async def open_target(
     else:
         from .local import FolderTarget
 
-        yield FolderTarget(out)
+        folder = FolderTarget(out)
+        try:
+            yield folder
+        finally:
+            await folder.close()
 
 
 async def gallery(

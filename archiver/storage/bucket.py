@@ -167,15 +167,12 @@ class BucketTarget:
 
     async def changed(self, expected: Expected) -> set[str]:
         """One listing per task folder (or of the whole prefix), compared with the catalog."""
-        tasks = [entry async for entry in expected]
-        listed = await self.sizes({key.rpartition("/")[0] for _, keys in tasks for key, _ in keys})
+        entries = list(expected)
+        listed = await self.sizes({key.rpartition("/")[0] for _, key, _ in entries})
         return {
             task_id
-            for task_id, keys in tasks
-            if any(
-                (found := size_in(listed, key)) is None or size not in (None, found)
-                for key, size in keys
-            )
+            for task_id, key, size in entries
+            if (found := size_in(listed, key)) is None or size not in (None, found)
         }
 
     async def stat(self, key: str) -> Stored | None:
