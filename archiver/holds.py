@@ -63,6 +63,14 @@ class Holds:
             return self._backing_off(row)
         return None
 
+    def whole(self, row: TaskRow) -> bool:
+        """Is `row` a task `held` skips as done and whole (not forgotten, not backing off)?"""
+        return (
+            (row.forgotten_at is None or self.config.refresh)
+            and row.is_done(refresh=self.config.refresh)
+            and self._intact(row)
+        )
+
     def _intact(self, row: TaskRow) -> bool:
         """The catalog is trusted only as far as the disk agrees: every file and the sidecar
         still there at its size (a stat each in `of`; no hashing, no request)."""
@@ -96,12 +104,16 @@ async def expected(
 ) -> FileSizes:
     """The recorded files of `task_ids` at their sizes, and the sidecar of each (at its size
     where one was recorded), as the target checks them: packed, from batched lookups."""
-    sidecars = FileSizes.pack(
+    return await catalog.file_sizes(task_ids) + sidecars(known)
+
+
+def sidecars(known: Mapping[str, TaskRow]) -> FileSizes:
+    """The sidecar of each task with a folder, at its size where one was recorded."""
+    return FileSizes.pack(
         (row.task_id, f"{row.dir}/{sidecar.NAME}", row.sidecar_bytes)
         for row in known.values()
         if row.dir is not None
     )
-    return await catalog.file_sizes(task_ids) + sidecars
 
 
 def gone_at_source(row: TaskRow | None, outcome: TaskOutcome) -> TaskOutcome:

@@ -13,14 +13,14 @@ from typing import Protocol, TypeVar
 
 from .catalog import Catalog, TaskRow
 from .config import Config
-from .holds import FORGOTTEN, Holds, expected
+from .holds import FORGOTTEN, Holds, sidecars
 from .model import ArchivedFile, MissingInput, State, TaskOutcome
 from .progress import Reporter
 from .storage import Target
 from .tasklist import BadLine
 
 T = TypeVar("T")
-BATCH = 20_000  # task ids read, looked up in the catalog and checked on disk at once
+BATCH = 10_000  # task ids read, looked up in the catalog and checked on disk at once
 SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 # A task that needs work: its id, its catalog row (None: new) and its inputs known gone.
 Work = tuple[str, TaskRow | None, tuple[MissingInput, ...]]
@@ -36,6 +36,10 @@ class Tally(Protocol):
 
     def begin(self, task_id: str) -> None: ...
     def end(self, outcome: TaskOutcome) -> None: ...
+    def end_skipped(self, task_ids: list[str]) -> None:
+        """End tasks skipped as done and whole, where no report names them (`lists_files`
+        False): counted, without an outcome each (a rerun of a million ids skips them all)."""
+
     def wait(self, outcome: TaskOutcome) -> None: ...
 
 
@@ -94,20 +98,34 @@ class Intake:
             else:
                 self.tally.begin(item)
                 ids.append(item)
-        known = await self.catalog.rows(ids)
-        check = asyncio.create_task(self.target.changed(await expected(self.catalog, known, ids)))
+        files = asyncio.create_task(self.catalog.file_sizes(ids))
+        try:
+            await asyncio.sleep(0)  # the files looked up (on a thread, where the engine can)...
+            known = await self.catalog.rows(ids)  # ...while this one looks up the tasks
+            gone = await self.catalog.unavailable(ids)
+            sizes = await files + sidecars(known)
+        finally:
+            files.cancel()
+        check = asyncio.create_task(self.target.changed(sizes))
         await asyncio.sleep(0)  # the check under way (sent to the target's worker) from now
-        return _Looked(ids, known, check, await self.catalog.unavailable(ids))
+        return _Looked(ids, known, check, gone)
 
     async def _through(self, looked: _Looked) -> AsyncGenerator[Work, None]:
         """A looked-up batch, its check awaited: what needs no request ends in the tally, the
         rest is yielded in the list's order."""
         holds = Holds(self.config, self.run_id, await looked.check)
-        gone = looked.gone
+        known, gone = looked.known, looked.gone
+        # Skipped as done and whole, counted together where no report names them: the
+        # rerun's common case, without an outcome made for each.
+        whole: list[str] | None = None if self.tally.lists_files else []
         for task_id in looked.ids:
-            row = looked.known.get(task_id)
+            row = known.get(task_id)
+            if row is not None and whole is not None and task_id not in gone and holds.whole(row):
+                whole.append(task_id)
+                continue
             held = holds.held(row) if row is not None else None
             if held is None:
+                self._end_skipped(whole)  # before the wait for a free slot
                 yield task_id, row, gone.get(task_id, ())
                 continue
             if held.state is State.SKIPPED:
@@ -116,6 +134,13 @@ class Intake:
                 self.reporter.note(f"note: {task_id}: {FORGOTTEN}")
             self.tally.end(held)
             self.reporter.task_done(held)
+        self._end_skipped(whole)
+
+    def _end_skipped(self, whole: list[str] | None) -> None:
+        if whole:
+            self.tally.end_skipped(whole)
+            self.reporter.skipped(len(whole))
+            whole.clear()
 
     async def _skipped(self, held: TaskOutcome, gone: tuple[MissingInput, ...]) -> TaskOutcome:
         """A skipped task as the report shows it: its inputs known gone and, when the report

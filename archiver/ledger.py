@@ -19,7 +19,7 @@ from . import metrics, report
 from .catalog import Catalog
 from .errors import EX_SOFTWARE, ArchiverError
 from .intake import bad_line
-from .model import HOLDING_FILES, TaskOutcome
+from .model import HOLDING_FILES, State, TaskOutcome
 from .pipeline import FULLY_CHECKED
 from .tasklist import BadLine
 from .timespec import now
@@ -50,7 +50,7 @@ class Ledger:
     metrics_path: Path | None = None
     listing: Mapping[str, Any] | None = None
     retries: int = 0
-    keep: bool = False  # also keep every outcome (`verify --repair` reads its few back)
+    keep: bool = False  # also keep the outcomes (`verify --repair` reads its few back)
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     counts: dict[str, int] = dataclasses.field(default_factory=lambda: report.summary(()))
     outcomes: list[TaskOutcome] = dataclasses.field(default_factory=list)  # with `keep` only
@@ -92,6 +92,14 @@ class Ledger:
             self._spool.add(outcome)
         if self.keep:
             self.outcomes.append(outcome)
+
+    def end_skipped(self, task_ids: list[str]) -> None:
+        """Tasks skipped as done and whole, counted without an outcome each (never with a
+        report to write: `lists_files`); `keep` keeps none of them (`verify --repair` reads
+        back only the tasks it archived)."""
+        for task_id in task_ids:
+            self._open.pop(task_id, None)
+        self.counts[str(State.SKIPPED)] += len(task_ids)
 
     def settle(self, rest: Iterable[str | BadLine]) -> None:
         """The run's work is over: a task still waiting ends as its last poll left it; the

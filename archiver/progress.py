@@ -33,6 +33,7 @@ class Reporter(Protocol):
     def more(self, tasks: int) -> None: ...
     def add_bytes(self, count: int) -> None: ...
     def task_done(self, outcome: TaskOutcome) -> None: ...
+    def skipped(self, count: int) -> None: ...
     def file_done(self, task_id: str, archived: ArchivedFile) -> None: ...
     def note(self, message: str) -> None: ...
     def warn(self, message: str) -> None: ...
@@ -58,6 +59,9 @@ class PlainReporter:
     def task_done(self, outcome: TaskOutcome) -> None:
         if outcome.state is State.ERROR:
             self._line(f"error: {outcome.task_id}: {outcome.error}")
+
+    def skipped(self, count: int) -> None:
+        """`count` tasks ended skipped, done and whole: nothing to print."""
 
     def file_done(self, task_id: str, archived: ArchivedFile) -> None:
         if self.level >= Level.VERBOSE:
@@ -112,6 +116,9 @@ class BarReporter(PlainReporter):
     def task_done(self, outcome: TaskOutcome) -> None:
         self._tasks.update(1)
         super().task_done(outcome)
+
+    def skipped(self, count: int) -> None:
+        self._tasks.update(count)
 
     def _write(self, line: str) -> None:
         tqdm.write(line, file=self._stream)
