@@ -61,6 +61,19 @@ async def test_a_dense_lookup_answers_as_lookups_by_id(
     assert sorted(unavailable) == sorted(t for t in rows if int(t[1:]) % 3)
 
 
+async def test_a_lookup_on_the_side_connection_still_closes_clean(tmp_path: Path) -> None:
+    """file_sizes reads through a second, read-only connection on a thread; the close still
+    checkpoints the WAL away and records the clean check."""
+    config = Config(output_dir=tmp_path)
+    db = tmp_path / "catalog.sqlite3"
+    async with open_catalog(config, Access.CREATE) as catalog:
+        outcome = TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1", files=files_of("d1"))
+        await catalog.record_many([(outcome, None)], now="n")
+        assert len(list(await catalog.file_sizes(["t1", "t2"]))) == 3
+    assert not db.with_name(db.name + "-wal").exists()
+    assert sqlite_stamp.unchanged(db)
+
+
 async def test_a_clean_close_records_the_check_and_any_later_write_undoes_it(
     tmp_path: Path,
 ) -> None:

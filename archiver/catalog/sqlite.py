@@ -83,9 +83,11 @@ class SqliteCatalog(SoleRun):
         return cls(connect_readonly(path), path)
 
     def close(self) -> None:
-        self._conn.close()
+        # The side connection first: the last one to close checkpoints and removes the WAL,
+        # which a read-only one cannot (a WAL left beside the file forfeits the clean record).
         if self._side is not None:
             self._side.close()
+        self._conn.close()
         if self._stamps:
             sqlite_stamp.record(self.path)
 
