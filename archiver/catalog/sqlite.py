@@ -2,17 +2,16 @@
 
 A file row is written only after the file has its final name and was fsynced; every write is one
 short BEGIN IMMEDIATE transaction. Calls run on the event loop's thread: each is a few indexed
-statements on a local file, far cheaper than a hop to a worker thread (measured on the rerun).
+statements on a local file, far cheaper than a hop to a worker thread (measured on the rerun);
+but a batch's files, which SQLite packs without the GIL on a thread of their own (sqlite_side.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import operator
 import sqlite3
-import threading
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -44,7 +43,8 @@ from .sqlite_rows import (
 )
 from .sqlite_rows import batches as _batches
 from .sqlite_rows import marks as _marks
-from .sqlite_schema import connect, connect_readonly, connect_side, file_totals, write_error
+from .sqlite_schema import connect, connect_readonly, file_totals, write_error
+from .sqlite_side import SideReader, packed_sizes
 
 T = TypeVar("T")
 SCAN_PAGE = 2000  # rows fetched at once by a scan of a whole table (20,000: +19 MB at peak)
@@ -66,15 +66,14 @@ class SqliteCatalog(SoleRun):
         self._stamps = False
         # A read-only connection for `file_sizes` on a worker thread (opened for writing only:
         # a read-only catalog may sit where no shared-memory file can be made).
-        self._side: sqlite3.Connection | None = None
-        self._side_lock = threading.Lock()
+        self._side: SideReader | None = None
 
     @classmethod
     def open(cls, path: Path) -> SqliteCatalog:
         """The catalog at `path` for reading and writing: made, or migrated, as needed."""
         catalog = cls(connect(path), path)
         catalog._stamps = True
-        catalog._side = connect_side(path)
+        catalog._side = SideReader(path)
         return catalog
 
     @classmethod
@@ -341,28 +340,12 @@ class SqliteCatalog(SoleRun):
         if (wanted := self._dense(task_ids)) is not None:
             sql = "SELECT task_id, path, bytes FROM files ORDER BY task_id"
             return FileSizes.pack(r for _, group in self._scan_groups(sql, wanted) for r in group)
-        if self._side is None:
-            return self._packed(self._conn, task_ids)
-        # On a worker thread, with a connection of its own: SQLite builds each blob in C with
-        # the GIL released, while this thread looks up the same batch's tasks.
-        return await asyncio.to_thread(self._packed, self._side, task_ids)
-
-    def _packed(self, conn: sqlite3.Connection, task_ids: Collection[str]) -> FileSizes:
-        """Packed by SQLite itself, a blob per statement: no Python object per file (the
-        rerun's biggest lookup: 5,000,000 files for a million ids)."""
-        blobs = []
         try:
-            with self._side_lock:
-                for batch in _batches(task_ids):
-                    (blob,) = conn.execute(
-                        "SELECT CAST(group_concat(task_id || char(0) || path || char(0) || bytes"
-                        f" || char(0), '') AS BLOB) FROM files WHERE task_id IN ({_marks(batch)})",
-                        batch,
-                    ).fetchone()
-                    blobs.append(blob or b"")
+            if self._side is None:
+                return FileSizes(packed_sizes(self._conn, task_ids))
+            return FileSizes(await self._side.packed_sizes(task_ids))
         except sqlite3.Error as exc:
             raise self._damaged(exc) from exc
-        return FileSizes(b"".join(blobs))
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         sql = f"SELECT task_id, {FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"

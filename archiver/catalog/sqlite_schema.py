@@ -179,17 +179,6 @@ def write_error(path: Path, exc: sqlite3.Error) -> StorageError:
     return StorageError(f"{path}: {os.strerror(errno.ENOSPC) if full else exc}")
 
 
-def connect_side(path: Path) -> sqlite3.Connection:
-    """A second, read-only connection to the catalog a `connect` opened (its WAL and
-    shared-memory files there already), usable from another thread."""
-    try:
-        return sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path}: {exc}") from exc
-
-
 def check_intact(conn: sqlite3.Connection, path: Path, *, full: bool = True) -> None:
     """Refuse a damaged catalog, or a database that is not ours, without writing to it; not
     `full`: the file is as a clean close left it (sqlite_stamp), so its header and schema only."""
