@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from archiver.model import FileSizes
 from archiver.storage.checker import DiskChecker
+
+from .helpers import kill, wait_for
 
 
 def _archive(root: Path) -> FileSizes:
@@ -86,3 +90,48 @@ async def test_closing_stops_the_worker(tmp_path: Path) -> None:
     assert checker.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# A run's process as the test kills it: its checker's worker started, its pid printed, then
+# the process waits forever (on its stdin, which the test never writes).
+_PARENT = """
+import asyncio, sys
+from pathlib import Path
+from archiver.model import FileSizes
+from archiver.storage.checker import DiskChecker
+
+async def main():
+    checker = DiskChecker(Path(sys.argv[1]), offload_from=0)
+    await checker.changed(FileSizes.pack([("t", "missing", 1)]))
+    print(checker.pid, flush=True)
+    sys.stdin.read()
+
+asyncio.run(main())
+"""
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or one that has exited (a zombie until its new parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_run_takes_its_worker_with_it(tmp_path: Path) -> None:
+    """A run's process killed outright (SIGKILL: no cleanup of its own) leaves no worker: the
+    worker ends when its stdin does."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert not _gone(worker)
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: _gone(worker), "the worker to end with its run")
+    finally:
+        kill(parent)
