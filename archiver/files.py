@@ -203,9 +203,18 @@ def _read_nofollow(path: str, flags: int) -> int:
 
 
 async def syncing(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`call` (blocking, and waiting on fsync) off the event loop, in the threads kept for it."""
+    """`call` (blocking, and waiting on fsync) off the event loop, in the threads kept for it.
+
+    Cancelled, it still waits for `call` to end before the cancellation goes on: a thread
+    cannot be stopped, and a file it is writing must not outlive the caller that would clean
+    up after it (a failed gallery shard cancels the others in flight)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_SYNCS, functools.partial(call, *args, **kwargs))
+    future = loop.run_in_executor(_SYNCS, functools.partial(call, *args, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 def sync_file(path: Path) -> None:
