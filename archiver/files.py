@@ -203,17 +203,23 @@ def _read_nofollow(path: str, flags: int) -> int:
 
 
 async def syncing(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`call` (blocking, and waiting on fsync) off the event loop, in the threads kept for it.
-
-    Cancelled, it still waits for `call` to end before the cancellation goes on: a thread
-    cannot be stopped, and a file it is writing must not outlive the caller that would clean
-    up after it (a failed gallery shard cancels the others in flight)."""
+    """`call` (blocking, and waiting on fsync) off the event loop, in the threads kept for it;
+    cancelled, only once it has ended (`finishing`)."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_SYNCS, functools.partial(call, *args, **kwargs))
+    return await finishing(loop.run_in_executor(_SYNCS, functools.partial(call, *args, **kwargs)))
+
+
+async def finishing(future: asyncio.Future[T]) -> T:
+    """The result of `future`, a call running on a thread. Cancelled, it still waits for the
+    call to end before the cancellation goes on: a thread cannot be stopped, and a file it is
+    writing must not outlive the caller that judges or cleans up after it (a signal mid-write;
+    a failed gallery shard cancelling the others in flight)."""
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # a failure under a cancellation: the cancellation ends it
         raise
 
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from .files import discard, etag_path, nofollow_opener, storage_error, sync_file, syncing
+from .files import (
+    discard,
+    etag_path,
+    finishing,
+    nofollow_opener,
+    storage_error,
+    sync_file,
+    syncing,
+)
 
 WRITE_CHUNK = 512 * 1024  # a thread hop per write: the pieces of half a MiB at once
 MAX_PIECES = 256  # and never more pieces than that in one write (one writev each)
@@ -95,17 +103,10 @@ class PartWriter:
         if resumable and self._validators is not None:
             first, self._validators = self._validators, None
         pieces, self._pending, self._size = self._pending, [], 0
-        write = asyncio.ensure_future(asyncio.to_thread(self._put, pieces, first))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # A signal does not stop the thread: let its bytes land before the file is closed
-            # and judged, or a part whose validators are on disk is found empty and dropped
-            # (and the write goes on into a closed or removed file).
-            await asyncio.wait([write])
-            if not write.cancelled():
-                write.exception()  # a failed write under a signal: the signal is what ends it
-            raise
+        # A signal does not stop the thread: its bytes land before the file is closed and
+        # judged, or a part whose validators are on disk is found empty and dropped (and the
+        # write goes on into a closed or removed file).
+        await finishing(asyncio.ensure_future(asyncio.to_thread(self._put, pieces, first)))
 
     async def sync(self) -> None:
         """What was written so far made durable (a part kept for a resume)."""

@@ -8,9 +8,7 @@ but a batch's files, which SQLite packs without the GIL on a thread of their own
 
 from __future__ import annotations
 
-import itertools
 import json
-import operator
 import sqlite3
 from collections.abc import (
     AsyncIterator,
@@ -214,23 +212,6 @@ class SqliteCatalog(SoleRun):
             raise self._damaged(exc) from exc
         return found
 
-    def _scan_groups(self, sql: str, wanted: set[str]) -> Iterator[tuple[str, Iterator[Any]]]:
-        """A whole-table query's rows grouped by their first column (the order it is sorted
-        by), the groups in `wanted` only, streamed: never the whole table in memory."""
-        try:
-            cursor = self._conn.execute(sql)
-        except sqlite3.Error as exc:
-            raise self._damaged(exc) from exc
-        try:
-            for key, group in itertools.groupby(cursor, key=operator.itemgetter(0)):
-                if key in wanted:
-                    yield key, group
-        except sqlite3.Error as exc:
-            raise self._damaged(exc) from exc
-        finally:
-            with suppress(sqlite3.ProgrammingError):  # an abandoned scan, finalised after close
-                cursor.close()
-
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
         if (wanted := self._dense(task_ids)) is not None:
             scanned = self._scan(f"SELECT {TASK_COLUMNS} FROM tasks", wanted)
@@ -338,8 +319,7 @@ class SqliteCatalog(SoleRun):
 
     async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
         if (wanted := self._dense(task_ids)) is not None:
-            sql = "SELECT task_id, path, bytes FROM files ORDER BY task_id"
-            return FileSizes.pack(r for _, group in self._scan_groups(sql, wanted) for r in group)
+            return FileSizes.pack(self._scan("SELECT task_id, path, bytes FROM files", wanted))
         try:
             if self._side is None:
                 return FileSizes(packed_sizes(self._conn, task_ids))

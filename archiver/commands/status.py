@@ -22,9 +22,8 @@ _STORED = [s for s in State if s not in (State.SKIPPED, State.GONE)]
 PAGE = 1000  # lines written at once
 # Each state padded once: formatting an enum member runs Python code, a million times.
 _LABEL = {s: f"{s:<8}" for s in State}
-_ERRED = frozenset(
-    {State.PENDING, State.ERROR, State.FAILED}
-)  # a line shows the error, not the folder
+# A line shows the error of a task in these states, the folder of the others.
+_ERRED = frozenset({State.PENDING, State.ERROR, State.FAILED})
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -32,8 +32,6 @@ from ..files import slug
 from ..model import FileSizes
 
 T = TypeVar("T")
-# (task id, key, size) of the files the catalog records, packed; a size of None: any size.
-Expected = FileSizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,7 @@ class Target(Protocol):
         """Folder -> name -> size of every file directly in each of `folders`: a listing,
         never a read nor a HEAD per file."""
 
-    async def changed(self, expected: Expected) -> set[str]:
+    async def changed(self, expected: FileSizes) -> set[str]:
         """The rerun's cheap check: the tasks of `expected` with a file gone or of another size
         (None: any size) than the catalog says."""
 

@@ -22,7 +22,8 @@ from .. import files
 from ..bounded import Slots, for_each
 from ..config import BucketUrl
 from ..errors import TransferError
-from . import BucketSettings, Expected, Stored, size_in
+from ..model import FileSizes
+from . import BucketSettings, Stored, size_in
 from .parts import Part, Piece, composite_sha256, multipart_etag, part_size, read_part
 from .s3 import Bucket
 
@@ -165,7 +166,7 @@ class BucketTarget:
         await for_each(sorted(wanted), one, limit=LISTINGS_AT_ONCE)
         return found
 
-    async def changed(self, expected: Expected) -> set[str]:
+    async def changed(self, expected: FileSizes) -> set[str]:
         """One listing per task folder (or of the whole prefix), compared with the catalog."""
         entries = list(expected)
         listed = await self.sizes({key.rpartition("/")[0] for _, key, _ in entries})
