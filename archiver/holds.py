@@ -7,12 +7,12 @@ that answers 404 run after run is gone at source.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from . import sidecar
-from .catalog import GONE_AFTER, Catalog, TaskRow
+from .catalog import GONE_AFTER, TaskRow
 from .config import Config
 from .errors import ProbeTimeout, TaskError, TransientError, UrlExpired
 from .model import FileSizes, State, TaskOutcome
@@ -38,15 +38,14 @@ class Holds:
         cls,
         config: Config,
         run_id: int,
-        catalog: Catalog,
         target: Target,
-        task_ids: Collection[str],
         known: Mapping[str, TaskRow],
+        files: FileSizes,
     ) -> Holds:
-        """The holds of a run over `task_ids`: their recorded files and sidecars checked by the
-        target (a stat each on disk, a listing per folder in a bucket; no hashing, no request
-        to the API)."""
-        return cls(config, run_id, await target.changed(await expected(catalog, known, task_ids)))
+        """The holds of a run over the tasks `known`: their recorded `files` and sidecars
+        checked by the target (a stat each on disk, a listing per folder in a bucket; no
+        hashing, no request to the API)."""
+        return cls(config, run_id, await target.changed(files + sidecars(known)))
 
     def held(self, row: TaskRow) -> TaskOutcome | None:
         """The outcome of a task this run leaves alone, or None when it must be archived."""
@@ -97,14 +96,6 @@ class Holds:
             f"run(s) or after {when}; --retry-errors tries it now)",
             next_attempt=when,
         )  # fmt: skip
-
-
-async def expected(
-    catalog: Catalog, known: Mapping[str, TaskRow], task_ids: Collection[str]
-) -> FileSizes:
-    """The recorded files of `task_ids` at their sizes, and the sidecar of each (at its size
-    where one was recorded), as the target checks them: packed, from batched lookups."""
-    return await catalog.file_sizes(task_ids) + sidecars(known)
 
 
 def sidecars(known: Mapping[str, TaskRow]) -> FileSizes:

@@ -1,6 +1,6 @@
 """A run's task list taken in, a batch at a time: each batch's catalog rows, the archive checked
 against them, and what needs no request (done and whole, backing off, a bad line) accounted for
-at once; the rest goes on to the pipeline. Memory holds a batch, never the list.
+at once; the rest goes on to the pipeline. Memory holds two batches, never the list.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncGenerator, Iterable, Iterator
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from .catalog import Catalog, TaskRow
 from .config import Config
@@ -43,14 +43,20 @@ class Tally(Protocol):
     def wait(self, outcome: TaskOutcome) -> None: ...
 
 
+class _Found(NamedTuple):
+    """What the catalog and the archive say of a batch of ids."""
+
+    known: dict[str, TaskRow]
+    gone: dict[str, tuple[MissingInput, ...]]  # inputs known gone, by task
+    changed: set[str]  # tasks whose files or sidecar the archive no longer holds as recorded
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Looked:
-    """A batch of ids with what the catalog knows of them, and its disk check under way."""
+    """A batch of ids, begun in the tally, and its lookup and disk check under way."""
 
     ids: list[str]
-    known: dict[str, TaskRow]
-    check: asyncio.Task[set[str]]
-    gone: dict[str, tuple[MissingInput, ...]]
+    found: asyncio.Task[_Found]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,13 +73,14 @@ class Intake:
     async def work(self, source: Iterable[str | BadLine]) -> AsyncGenerator[Work, None]:
         """The tasks of `source` that need work; the others end in the tally on the way. A
         batch's ids all begin in the tally as it is read (a run stopped mid-batch names them
-        unfinished), its bad lines end there at once. Each batch is checked on disk while the
-        next one is looked up in the catalog."""
+        unfinished), its bad lines end there at once. Each batch is looked up in the catalog
+        (on a thread, where the engine can) and checked on disk while the one before goes
+        through here."""
         ahead: _Looked | None = None
         looked: _Looked | None = None
         try:
             for batch in _batches(source, BATCH):
-                looked = await self._look_up(batch)
+                looked = self._look_up(batch)
                 if ahead is not None:
                     async for work in self._through(ahead):
                         yield work
@@ -81,14 +88,13 @@ class Intake:
             if ahead is not None:
                 async for work in self._through(ahead):
                     yield work
-        finally:  # a run stopped mid-way leaves no check running
+        finally:  # a run stopped mid-way leaves no lookup running, no failure unread
             for left in (ahead, looked):
-                if left is not None:
-                    left.check.cancel()
+                if left is not None and not left.found.cancel() and not left.found.cancelled():
+                    left.found.exception()
 
-    async def _look_up(self, batch: list[str | BadLine]) -> _Looked:
-        """A batch read: its ids begun, its bad lines ended, its rows looked up and its disk
-        check started (it goes on while the caller works)."""
+    def _look_up(self, batch: list[str | BadLine]) -> _Looked:
+        """A batch read: its ids begun, its bad lines ended, its lookup and check started."""
         self.reporter.more(len(batch))
         ids = []
         for item in batch:
@@ -98,23 +104,18 @@ class Intake:
             else:
                 self.tally.begin(item)
                 ids.append(item)
-        files = asyncio.create_task(self.catalog.file_sizes(ids))
-        try:
-            await asyncio.sleep(0)  # the files looked up (on a thread, where the engine can)...
-            known = await self.catalog.rows(ids)  # ...while this one looks up the tasks
-            gone = await self.catalog.unavailable(ids)
-            sizes = await files + sidecars(known)
-        finally:
-            files.cancel()
-        check = asyncio.create_task(self.target.changed(sizes))
-        await asyncio.sleep(0)  # the check under way (sent to the target's worker) from now
-        return _Looked(ids, known, check, gone)
+        return _Looked(ids, asyncio.create_task(self._find(ids)))
+
+    async def _find(self, ids: list[str]) -> _Found:
+        known, files = await self.catalog.rows_with_files(ids)
+        gone = await self.catalog.unavailable(ids)
+        return _Found(known, gone, await self.target.changed(files + sidecars(known)))
 
     async def _through(self, looked: _Looked) -> AsyncGenerator[Work, None]:
         """A looked-up batch, its check awaited: what needs no request ends in the tally, the
         rest is yielded in the list's order."""
-        holds = Holds(self.config, self.run_id, await looked.check)
-        known, gone = looked.known, looked.gone
+        known, gone, changed = await looked.found
+        holds = Holds(self.config, self.run_id, changed)
         # Skipped as done and whole, counted together where no report names them: the
         # rerun's common case, without an outcome made for each.
         whole: list[str] | None = None if self.tally.lists_files else []

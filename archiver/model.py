@@ -296,8 +296,9 @@ class ProbeResult:
 @dataclass(frozen=True, slots=True)
 class FileSizes:
     """Files as a rerun checks them against the archive: (task id, path, size) triples packed
-    in one byte string, each field followed by a NUL (a size left empty: any size). A batch of
-    100,000 files is one object, not 300,000; no task id or path holds a NUL."""
+    in one byte string, each field followed by a NUL (a size left empty: any size; a task id
+    left empty: the previous triple's, so a task's files need it once). A batch of 100,000
+    files is one object, not 300,000; no task id or path holds a NUL."""
 
     packed: bytes = b""
 
@@ -314,9 +315,10 @@ class FileSizes:
 
     def __iter__(self) -> Iterator[tuple[str, str, int | None]]:
         fields = iter(self.packed.decode("utf-8", "surrogateescape").split("\0"))
-        for task_id, path, size in zip(
-            fields, fields, fields, strict=False
-        ):  # the last, empty field: cut
+        task_id = ""
+        # zip leaves out the last, empty field (after the last NUL)
+        for named, path, size in zip(fields, fields, fields, strict=False):
+            task_id = named or task_id
             yield task_id, path, int(size) if size else None
 
 

@@ -180,18 +180,44 @@ async def test_secrets_are_scrubbed_before_they_are_stored(catalog: Catalog) -> 
 
 
 async def test_many_ids_are_looked_up_in_batches(catalog: Catalog) -> None:
-    """rows, file_sizes and unavailable answer for thousands of ids at once, and only for those
-    asked about that the catalog knows."""
+    """rows, rows_with_files and unavailable answer for thousands of ids at once, and only for
+    those asked about that the catalog knows."""
     gone = MissingInput("options.a", "https://u/a.jpg", Missing.UNAVAILABLE, "HTTP 404")
     outcomes = [archived(f"t{n:05d}", f"d{n:05d}", missing=(gone,)) for n in range(2500)]
     await catalog.record_many([(o, None) for o in outcomes], now="n")
     asked = [f"t{n:05d}" for n in range(0, 3000, 2)]  # every other one, some unknown
     rows = await catalog.rows(asked)
     assert sorted(rows) == [t for t in asked if int(t[1:]) < 2500]
-    sizes = by_task(await catalog.file_sizes(set(asked)))
-    assert sizes.keys() == rows.keys()
+    known, files = await catalog.rows_with_files(set(asked))
+    sizes = by_task(files)
+    assert known == rows and sizes.keys() == rows.keys()
     assert sizes["t00002"] == sorted((f.path, f.size) for f in files_of("d00002"))
     assert (await catalog.unavailable(asked)).keys() == rows.keys()
+
+
+async def test_the_files_looked_up_with_the_rows_follow_every_change(catalog: Catalog) -> None:
+    """rows_with_files names each task's files at their sizes as they are now: after a record,
+    a record of fewer files (one resized), a file marked damaged, a forget, and for a task
+    with no files or none recorded at all."""
+
+    async def sizes() -> dict[str, list[tuple[str, int | None]]]:
+        known, files = await catalog.rows_with_files(["t1", "t2", "t3", "unknown"])
+        assert sorted(known) == ["t1", "t2", "t3"]
+        return by_task(files)
+
+    await catalog.record(archived("t1", "d1"), now="n")
+    await catalog.record(archived("t2", "d2"), now="n")
+    await catalog.record(TaskOutcome("t3", State.ERROR, error="HTTP 500"), now="n")
+    whole = [("d1/inputs/init.jpg", 70), ("d1/v.mp4", 1000), ("d1/v.preview-1.jpg", 50)]
+    assert await sizes() == {"t1": whole, "t2": [(p.replace("d1", "d2"), n) for p, n in whole]}
+    fewer = dataclasses.replace(archived("t2", "d2"), files=files_of("d2", video_bytes=9)[:2])
+    await catalog.record(fewer, now="n")
+    await catalog.mark_damaged("t1", ["d1/v.mp4"], reason="gone", now="n")
+    await catalog.forget(["t1"], now="n")
+    assert await sizes() == {
+        "t1": [("d1/inputs/init.jpg", 70), ("d1/v.preview-1.jpg", 50)],
+        "t2": [("d2/v.mp4", 9), ("d2/v.preview-1.jpg", 50)],
+    }
 
 
 async def test_every_task_streams_in_folder_order(catalog: Catalog) -> None:

@@ -38,8 +38,8 @@ def files_of(folder: str) -> tuple[ArchivedFile, ...]:
 async def test_a_dense_lookup_answers_as_lookups_by_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rows, file_sizes and unavailable give the same answers whether the whole table is read
-    (most ids asked) or each id is looked up (few asked)."""
+    """rows, rows_with_files and unavailable give the same answers whether the whole table is
+    read (most ids asked) or each id is looked up (few asked)."""
     gone = MissingInput("options.a", "https://u/a.jpg", Missing.UNAVAILABLE, "HTTP 404")
     outcomes = [
         TaskOutcome(f"t{n:03d}", State.ARCHIVED, "SUCCEEDED", f"d{n:03d}",
@@ -52,8 +52,9 @@ async def test_a_dense_lookup_answers_as_lookups_by_id(
         await catalog.record_many([(o, None) for o in outcomes], now="n")
         for dense in (10**9, 100):  # by id, then the whole table (161 ids of 300 tasks)
             monkeypatch.setattr(engine, "DENSE", dense)
-            sizes = by_task(await catalog.file_sizes(asked))
-            answers.append((await catalog.rows(asked), sizes, await catalog.unavailable(asked)))
+            known, files = await catalog.rows_with_files(asked)
+            assert known == await catalog.rows(asked)
+            answers.append((known, by_task(files), await catalog.unavailable(asked)))
     assert answers[0] == answers[1]
     rows, sizes, unavailable = answers[0]
     assert sorted(rows) == sorted(set(t for t in asked if int(t[1:]) < 300))
@@ -62,14 +63,15 @@ async def test_a_dense_lookup_answers_as_lookups_by_id(
 
 
 async def test_a_lookup_on_the_side_connection_still_closes_clean(tmp_path: Path) -> None:
-    """file_sizes reads through a second, read-only connection on a thread; the close still
-    checkpoints the WAL away and records the clean check."""
+    """rows_with_files reads through a second, read-only connection on a thread; the close
+    still checkpoints the WAL away and records the clean check."""
     config = Config(output_dir=tmp_path)
     db = tmp_path / "catalog.sqlite3"
     async with open_catalog(config, Access.CREATE) as catalog:
         outcome = TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1", files=files_of("d1"))
         await catalog.record_many([(outcome, None)], now="n")
-        assert len(list(await catalog.file_sizes(["t1", "t2"]))) == 3
+        known, files = await catalog.rows_with_files(["t1", "t2"])
+        assert list(known) == ["t1"] and len(list(files)) == 3
     assert not db.with_name(db.name + "-wal").exists()
     assert sqlite_stamp.unchanged(db)
 
@@ -145,3 +147,30 @@ async def test_totals_of_an_older_catalog_are_counted_once_migrated_and_read_as_
     async with open_catalog(config, Access.READ) as catalog:
         totals = await catalog.totals()
         assert (totals.files, totals.bytes) == (5, 12 + 10 + 11 + 12)
+
+
+async def test_files_of_an_older_catalog_are_packed_once_migrated_and_read_as_is(
+    tmp_path: Path,
+) -> None:
+    """A schema-8 catalog's files are looked up with its rows when it is read as it is
+    (read-only, from the files themselves), then packed into each task's row when it is
+    migrated: the same answer either way, and kept so by later records."""
+    path, config = tmp_path / "catalog.sqlite3", Config(output_dir=tmp_path)
+    async with open_catalog(config, Access.CREATE) as catalog:
+        await catalog.record(TaskOutcome("t", State.ARCHIVED, "SUCCEEDED", "d",
+                                         files=files_of("d")), now="n")  # fmt: skip
+        await catalog.record(TaskOutcome("u", State.ERROR, error="HTTP 500"), now="n")
+    sqlite_testing.undo_packed_step(path)
+    answers = []
+    for access, version in ((Access.READ, 8), (Access.WRITE, 9)):
+        async with open_catalog(config, access) as catalog:
+            known, files = await catalog.rows_with_files(["t", "u", "v"])
+            answers.append((sorted(known), by_task(files)))
+        assert sqlite_testing.schema_version(path) == version
+    whole = [("d/p0.png", 10), ("d/p1.png", 11), ("d/p2.png", 12)]
+    assert answers[0] == answers[1] == (["t", "u"], {"t": whole})
+    async with open_catalog(config, Access.WRITE) as catalog:
+        await catalog.record(TaskOutcome("u", State.ARCHIVED, "SUCCEEDED", "e",
+                                         files=files_of("e")[1:]), now="n")  # fmt: skip
+        known, files = await catalog.rows_with_files(["t", "u"])
+    assert by_task(files) == {"t": whole, "u": [("e/p1.png", 11), ("e/p2.png", 12)]}

@@ -58,6 +58,34 @@ async def test_a_file_gone_resized_or_not_a_plain_file_changes_its_task(
         await checker.close()
 
 
+@pytest.mark.parametrize("offload_from", [0, 10**9], ids=["worker", "in-process"])
+async def test_a_file_packed_without_its_task_id_counts_for_the_task_before(
+    tmp_path: Path, offload_from: int
+) -> None:
+    """A task's files after its first, packed with the task id left empty (as the catalog
+    packs them), are the task's: damage to such a file names that task and no other; an
+    archive folder gone names every task."""
+    _archive(tmp_path)
+    grouped = FileSizes(
+        b"".join(b"t%d\0d%d/v.mp4\0%d\0\0d%d/task.yaml\0\0" % (n, n, 100 + n, n) for n in range(5))
+    )
+    assert sorted(grouped) == sorted(_archive(tmp_path / "again"))
+    checker = DiskChecker(tmp_path, offload_from=offload_from)
+    try:
+        assert await checker.changed(grouped) == set()
+        (tmp_path / "d4/task.yaml").unlink()
+        (tmp_path / "d2/task.yaml").unlink()
+        (tmp_path / "d2/task.yaml").mkdir()
+        assert await checker.changed(grouped) == {"t2", "t4"}
+    finally:
+        await checker.close()
+    checker = DiskChecker(tmp_path / "gone", offload_from=offload_from)
+    try:
+        assert await checker.changed(grouped) == {f"t{n}" for n in range(5)}
+    finally:
+        await checker.close()
+
+
 async def test_a_dead_worker_leaves_the_check_to_the_run(tmp_path: Path) -> None:
     """Once its worker is killed the checker still finds every damaged task (checked in the
     run's process from then on, no worker started again), and a closed checker leaves no

@@ -86,6 +86,19 @@ class ReadMixin:
         )
         return {r.task_id: r for r in self._parse(task_row, rows)}
 
+    async def rows_with_files(
+        self, task_ids: Collection[str]
+    ) -> tuple[dict[str, TaskRow], FileSizes]:
+        ids = sorted(task_ids)
+        packed = []
+        for start in range(0, len(ids), PAGE):
+            rows = await self._rows(
+                "SELECT task_id, path, bytes FROM files WHERE task_id = ANY(%s)",
+                (ids[start : start + PAGE],),
+            )
+            packed.append(FileSizes.pack((str(t), str(p), int(b)) for t, p, b in rows))
+        return await self.rows(ids), FileSizes(b"".join(f.packed for f in packed))
+
     def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
         return self._by_folder(TASK_COLUMNS, task_row, states)
 
@@ -131,17 +144,6 @@ class ReadMixin:
             (task_id,),
         )
         return self._parse(archived_file, rows)
-
-    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
-        ids = sorted(task_ids)
-        packed = []
-        for start in range(0, len(ids), PAGE):
-            rows = await self._rows(
-                "SELECT task_id, path, bytes FROM files WHERE task_id = ANY(%s)",
-                (ids[start : start + PAGE],),
-            )
-            packed.append(FileSizes.pack((str(t), str(p), int(b)) for t, p, b in rows))
-        return FileSizes(b"".join(f.packed for f in packed))
 
     async def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         # Paged by task: every file of the tasks of one page of task ids, in order.

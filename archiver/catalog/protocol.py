@@ -77,6 +77,13 @@ class Catalog(Protocol):
         """The rows of those of `task_ids` the catalog knows (a batched lookup: callers pass
         thousands at a time, never one query per task)."""
 
+    async def rows_with_files(
+        self, task_ids: Collection[str]
+    ) -> tuple[dict[str, TaskRow], FileSizes]:
+        """`rows(task_ids)`, and (task id, path, bytes) of every file of theirs, packed (one
+        object for a batch, not three per file): all a rerun needs to check the archive
+        against the catalog, in one lookup where the engine can."""
+
     def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
         """Every task (in `states`, when given), streamed, ordered by folder (tasks without
         one first), then task id."""
@@ -164,11 +171,6 @@ class Catalog(Protocol):
 
     async def files(self, task_id: str) -> list[ArchivedFile]:
         """The files of one task, ordered by artifact, kind, path (`verified`, `options`: empty)."""
-
-    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
-        """(task id, path, bytes) of every file of those of `task_ids`, packed (one object for
-        a batch, not three per file): all a rerun needs to check the archive against the
-        catalog."""
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         """Every file with its task id, streamed, ordered by task id, artifact, kind, path."""

@@ -3,7 +3,8 @@
 A file row is written only after the file has its final name and was fsynced; every write is one
 short BEGIN IMMEDIATE transaction. Calls run on the event loop's thread: each is a few indexed
 statements on a local file, far cheaper than a hop to a worker thread (measured on the rerun);
-but a batch's files, which SQLite packs without the GIL on a thread of their own (sqlite_side.py).
+but a rerun's batch of rows with their files, which SQLite looks up without the GIL on a thread
+of their own (sqlite_side.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .rows import Claim, DisplayRow, RunRecord, StaleDisplay, TaskRow, TaskState
 from .sole import SoleRun
 from .sqlite_rows import (
     FILE_COLUMNS,
+    PACKED_FILES,
     STATE_COLUMNS,
     STATES,
     TASK_COLUMNS,
@@ -41,11 +43,10 @@ from .sqlite_rows import (
 )
 from .sqlite_rows import batches as _batches
 from .sqlite_rows import marks as _marks
-from .sqlite_schema import connect, connect_readonly, file_totals, write_error
-from .sqlite_side import SideReader, packed_sizes
+from .sqlite_schema import connect, connect_readonly, file_totals, packs_files, write_error
+from .sqlite_side import SideReader, packed_sizes, scan, select
 
 T = TypeVar("T")
-SCAN_PAGE = 2000  # rows fetched at once by a scan of a whole table (20,000: +19 MB at peak)
 DENSE = 20_000  # ids (and >= 1/3 of the tasks) from which a lookup reads the whole table once
 
 
@@ -62,9 +63,10 @@ class SqliteCatalog(SoleRun):
         self._tasks: int | None = None  # how many tasks, when counted since the last write
         # Opened for writing and found whole so far: its close records a clean check.
         self._stamps = False
-        # A read-only connection for `file_sizes` on a worker thread (opened for writing only:
-        # a read-only catalog may sit where no shared-memory file can be made).
+        # A read-only connection for `rows_with_files` on a worker thread (opened for writing
+        # only: a read-only catalog may sit where no shared-memory file can be made).
         self._side: SideReader | None = None
+        self._packs = packs_files(conn)  # keeps each task's files packed in its row (schema 9)
 
     @classmethod
     def open(cls, path: Path) -> SqliteCatalog:
@@ -200,30 +202,37 @@ class SqliteCatalog(SoleRun):
         return set(task_ids) if 3 * len(task_ids) >= self._tasks else None
 
     def _scan(self, sql: str, wanted: set[str]) -> list[Any]:
-        """The rows of a whole-table query whose first column is in `wanted`, in its order."""
-        # fetchmany steps the cursor in C (faster than a Python loop over it, measured), a page
-        # at a time: a batch of a run's ids never holds the whole table (it grows as they end).
         try:
-            cursor = self._conn.execute(sql)
-            found = []
-            while page := cursor.fetchmany(SCAN_PAGE):
-                found += [r for r in page if r[0] in wanted]
+            return scan(self._conn, sql, wanted)
         except sqlite3.Error as exc:
             raise self._damaged(exc) from exc
-        return found
 
     async def rows(self, task_ids: Collection[str]) -> dict[str, TaskRow]:
-        if (wanted := self._dense(task_ids)) is not None:
-            scanned = self._scan(f"SELECT {TASK_COLUMNS} FROM tasks", wanted)
-            return {r.task_id: r for r in self._parse(task_row, scanned)}
-        found: dict[str, TaskRow] = {}
-        for batch in _batches(task_ids):
-            rows = self._rows(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({_marks(batch)})",
-                batch,
-            )
-            found.update((r.task_id, r) for r in self._parse(task_row, rows))
-        return found
+        try:
+            found = select(self._conn, TASK_COLUMNS, task_ids, self._dense(task_ids))
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+        return {r.task_id: r for r in self._parse(task_row, found)}
+
+    async def rows_with_files(
+        self, task_ids: Collection[str]
+    ) -> tuple[dict[str, TaskRow], FileSizes]:
+        if not self._packs:  # a catalog from before schema 9, read as it is
+            rows = await self.rows(task_ids)
+            try:
+                return rows, FileSizes(packed_sizes(self._conn, task_ids))
+            except sqlite3.Error as exc:
+                raise self._damaged(exc) from exc
+        columns, wanted = f"{TASK_COLUMNS}, {PACKED_FILES}", self._dense(task_ids)
+        try:
+            if self._side is None:
+                found = select(self._conn, columns, task_ids, wanted)
+            else:
+                found = await self._side.read(lambda db: select(db, columns, task_ids, wanted))
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+        rows = {r.task_id: r for r in self._parse(task_row, found)}
+        return rows, FileSizes(b"".join([r[-1] for r in found if r[-1] is not None]))
 
     def tasks(self, *, states: Collection[State] | None = None) -> AsyncIterator[TaskRow]:
         if states is None:
@@ -316,16 +325,6 @@ class SqliteCatalog(SoleRun):
             (task_id,),
         )
         return self._parse(archived_file, rows)
-
-    async def file_sizes(self, task_ids: Collection[str]) -> FileSizes:
-        if (wanted := self._dense(task_ids)) is not None:
-            return FileSizes.pack(self._scan("SELECT task_id, path, bytes FROM files", wanted))
-        try:
-            if self._side is None:
-                return FileSizes(packed_sizes(self._conn, task_ids))
-            return FileSizes(await self._side.packed_sizes(task_ids))
-        except sqlite3.Error as exc:
-            raise self._damaged(exc) from exc
 
     def all_files(self) -> AsyncIterator[tuple[str, ArchivedFile]]:
         sql = f"SELECT task_id, {FILE_COLUMNS} FROM files ORDER BY task_id, artifact, kind, path"

@@ -19,6 +19,8 @@ TASK_COLUMNS = (
     "task_id, state, status, dir, error, updated_at, sidecar_bytes, failures, failed_run,"
     " failed_at, answered, forgotten_at"
 )
+# A task's files, packed with its id (`model.FileSizes`): the column after TASK_COLUMNS.
+PACKED_FILES = "CAST(task_id || sizes AS BLOB)"
 STATE_COLUMNS = "task_id, state, dir, error, failures, answered, forgotten_at"  # TaskState
 STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
 
@@ -37,7 +39,7 @@ def archived_file(r: Sequence[Any]) -> ArchivedFile:
 
 
 def task_row(r: Sequence[Any]) -> TaskRow:
-    return TaskRow(r[0], STATES[r[1]], *r[2:])
+    return TaskRow(r[0], STATES[r[1]], *r[2:12])  # TASK_COLUMNS, and none that follow
 
 
 def task_state(r: Sequence[Any]) -> TaskState:

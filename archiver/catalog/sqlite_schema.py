@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);
 """
+# A task's files packed as its `sizes` column holds them: part of migration 9, never edit.
+_PACKED = (
+    "SELECT CAST(group_concat(char(0) || path || char(0) || bytes || char(0), '') AS BLOB)"
+    " FROM files WHERE files.task_id = {task}"
+)
 # MIGRATIONS[n] takes the schema from version n + 1 to n + 2. Append only; never edit one.
 MIGRATIONS: tuple[str, ...] = (
     # 2: the sidecar's size, for the rerun's check that the disk still agrees; the back-off of
@@ -121,6 +126,25 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE file_totals SET bytes = bytes - OLD.bytes + NEW.bytes;
     END;
     """,
+    # 9: each task's files as a rerun checks them, packed in its row (`model.FileSizes`, each
+    # triple's task id left empty), kept by triggers: a rerun reads a task's row and its
+    # files' sizes in one lookup, not two (a third of a million-id rerun's CPU, measured).
+    f"""
+    ALTER TABLE tasks ADD COLUMN sizes BLOB;
+    UPDATE tasks SET sizes = ({_PACKED.format(task="tasks.task_id")});
+    CREATE TRIGGER files_sized AFTER INSERT ON files BEGIN
+        UPDATE tasks SET sizes = CAST(coalesce(sizes, '') || char(0) || NEW.path || char(0)
+            || NEW.bytes || char(0) AS BLOB) WHERE task_id = NEW.task_id;
+    END;
+    CREATE TRIGGER files_unsized AFTER DELETE ON files BEGIN
+        UPDATE tasks SET sizes = ({_PACKED.format(task="OLD.task_id")})
+            WHERE task_id = OLD.task_id;
+    END;
+    CREATE TRIGGER files_resized_packed AFTER UPDATE OF task_id, path, bytes ON files BEGIN
+        UPDATE tasks SET sizes = ({_PACKED.format(task="tasks.task_id")})
+            WHERE task_id IN (OLD.task_id, NEW.task_id);
+    END;
+    """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -170,6 +194,12 @@ def file_totals(conn: sqlite3.Connection) -> str:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'file_totals'").fetchone():
         return "SELECT files, bytes FROM file_totals"
     return "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM files"
+
+
+def packs_files(conn: sqlite3.Connection) -> bool:
+    """Does the catalog keep each task's files packed in its row (schema 9)? Not in a catalog
+    read as it is, never migrated by this version."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0]) >= 9
 
 
 def write_error(path: Path, exc: sqlite3.Error) -> StorageError:

@@ -94,6 +94,7 @@ def write_version_1(
 def undo_display_step(path: Path) -> None:
     """Take a catalog back to the schema before the gallery's display rows (and what came after)."""
     step = next(n for n, script in enumerate(MIGRATIONS, 1) if "CREATE TABLE display " in script)
+    undo_packed_step(path)
     _execute(
         path,
         "DROP TABLE display; DROP TABLE display_entry; ALTER TABLE files DROP COLUMN stored;"
@@ -101,6 +102,15 @@ def undo_display_step(path: Path) -> None:
         " DROP TRIGGER files_added; DROP TRIGGER files_dropped; DROP TRIGGER files_resized;"
         " DROP TABLE file_totals;"
         f" PRAGMA user_version={step};",
+    )
+
+
+def undo_packed_step(path: Path) -> None:
+    """Take a catalog back to schema 8, before each task's files were packed in its row."""
+    _execute(
+        path,
+        "DROP TRIGGER files_sized; DROP TRIGGER files_unsized; DROP TRIGGER files_resized_packed;"
+        " ALTER TABLE tasks DROP COLUMN sizes; PRAGMA user_version=8;",
     )
 
 

@@ -18,7 +18,7 @@ from ..config import Config
 from ..discover import Discovery, ListedTask, Query
 from ..errors import NoArchive
 from ..holds import Holds
-from ..model import State
+from ..model import FileSizes, State
 from ..selection import forgotten, listing, listing_json, run_ids, unfinished
 from ..tasklist import TaskList
 from . import common
@@ -65,19 +65,19 @@ async def _plan(
             undone = await unfinished(catalog, refresh=cfg.refresh) if wanted else []
             dropped = await forgotten(catalog, discovery)
             ids = run_ids(tasks.ids, discovery, undone, forgotten=dropped, shared=catalog.shared)
-            known = await catalog.rows(ids)
-            holds = await _holds(cfg, catalog, ids, known)
+            known, files = await catalog.rows_with_files(ids)
+            holds = await _holds(cfg, catalog, known, files)
     except NoArchive:  # no archive yet: every task is new, and fetched
         ids, known, holds = run_ids(tasks.ids, discovery, ()), {}, Holds(cfg, 1, set())
     return entries(ids, known, discovery, holds), discovery
 
 
 async def _holds(
-    cfg: Config, catalog: Catalog, ids: Sequence[str], known: Mapping[str, TaskRow]
+    cfg: Config, catalog: Catalog, known: Mapping[str, TaskRow], files: FileSizes
 ) -> Holds:
     """What the next run would leave alone, the archive checked as that run will check it."""
     async with storage.open_target(cfg) as target:
-        return await Holds.of(cfg, await catalog.next_run_id(), catalog, target, ids, known)
+        return await Holds.of(cfg, await catalog.next_run_id(), target, known, files)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ class DiskChecker:
     def __init__(self, root: Path, *, offload_from: int | None = None) -> None:
         self.root = root
         self.offload_from = OFFLOAD_FROM if offload_from is None else offload_from
-        self._base = os.fsencode(f"{root}/")
+        self._folder = os.fsencode(root)
         self._lock = asyncio.Lock()  # one request at a time: the shared file holds one batch
         self._proc: asyncio.subprocess.Process | None = None
         self._shared = -1
@@ -45,7 +45,7 @@ class DiskChecker:
         if len(sizes.packed) >= self.offload_from and not self._failed:
             found = await self._ask(sizes.packed)
         if found is None:
-            found = diskcheck.changed(self._base, sizes.packed)
+            found = diskcheck.changed(self._folder, sizes.packed)
         return {task_id.decode("utf-8", "surrogateescape") for task_id in found}
 
     async def _ask(self, packed: bytes) -> set[bytes] | None:
