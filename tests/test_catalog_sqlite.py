@@ -174,3 +174,15 @@ async def test_files_of_an_older_catalog_are_packed_once_migrated_and_read_as_is
                                          files=files_of("e")[1:]), now="n")  # fmt: skip
         known, files = await catalog.rows_with_files(["t", "u"])
     assert by_task(files) == {"t": whole, "u": [("e/p1.png", 11), ("e/p2.png", 12)]}
+
+
+async def test_inputs_recorded_gone_are_seen_after_a_lookup_found_none(tmp_path: Path) -> None:
+    """unavailable() remembers between writes that no input is recorded gone, and a write
+    that records one is seen by the next lookup."""
+    gone = MissingInput("options.a", "https://u/a.jpg", Missing.UNAVAILABLE, "HTTP 404")
+    async with open_catalog(Config(output_dir=tmp_path), Access.CREATE) as catalog:
+        await catalog.record(TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1"), now="n")
+        assert await catalog.unavailable(["t1", "t2"]) == {}
+        outcome = TaskOutcome("t2", State.ARCHIVED, "SUCCEEDED", "d2", missing=(gone,))
+        await catalog.record(outcome, now="n")
+        assert await catalog.unavailable(["t1", "t2"]) == {"t2": (gone,)}

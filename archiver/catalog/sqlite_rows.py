@@ -38,12 +38,17 @@ def archived_file(r: Sequence[Any]) -> ArchivedFile:
     )
 
 
+# A named tuple made as a tuple is: its class's own __new__ is a Python function, a third of the
+# cost of making a million rows (0.6 -> 0.4 us each, measured).
+_made = tuple.__new__
+
+
 def task_row(r: Sequence[Any]) -> TaskRow:
-    return TaskRow(r[0], STATES[r[1]], *r[2:12])  # TASK_COLUMNS, and none that follow
+    return _made(TaskRow, (r[0], STATES[r[1]], *r[2:12]))  # TASK_COLUMNS, none that follow
 
 
 def task_state(r: Sequence[Any]) -> TaskState:
-    return TaskState(r[0], STATES[r[1]], *r[2:])
+    return _made(TaskState, (r[0], STATES[r[1]], *r[2:7]))
 
 
 def run_record(r: Sequence[Any]) -> RunRecord:
