@@ -20,7 +20,7 @@ from .storage import Target
 from .tasklist import BadLine
 
 T = TypeVar("T")
-BATCH = 10_000  # task ids read, looked up in the catalog and checked on disk at once
+BATCH = 5_000  # ids read, looked up and checked at once (10,000: +30 MB at a million, no faster)
 SIZE_CHECKED = ("size",)  # a stat against the catalog, no hashing, no request
 # A task that needs work: its id, its catalog row (None: new) and its inputs known gone.
 Work = tuple[str, TaskRow | None, tuple[MissingInput, ...]]
