@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from archiver.tasklist import BadLine, SeenIds, gather, stream
+from archiver.tasklist import BadLine, SeenIds, check, gather, stream
 
 from .conftest import Runner
 
@@ -184,3 +186,65 @@ def test_stream_reads_lines_as_asked() -> None:
         f"user:1-runwayml:a@b.c-task:{uuid.UUID(int=n)}" for n in (1, 2, 3)
     ]
     assert read == [1, 2, 3]
+
+
+def line_by_line(lines: list[str]) -> list[str | BadLine]:
+    """What `check` makes of each line in turn: the reference `stream` must agree with."""
+    seen = SeenIds()
+    taken = (check(line, f"ids.txt:{n}", seen) for n, line in enumerate(lines, 1))
+    return [t for t in taken if t is not None]
+
+
+U = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+TRICKY = [
+    f"user:1-runwayml:a-task:b@c.com-task:{U}",  # "-task:" in the local part
+    f"user:1-runwayml:a@b-task:c.com-task:{U}",  # ... and in the domain
+    f"user:1-runwayml:a@b@c.com-task:{U}",  # "@" in the domain
+    f"user:1-runwayml:a@b.com-task:{U.upper()}",
+    f"user:1-runwayml:a@b.com-task:{U}-task:{U}",
+    f"user:{'9' * 20}-runwayml:{'a' * 200}@{'b' * 200}-task:{U}",  # every part at its longest
+    f"user:{'9' * 21}-runwayml:a@b.com-task:{U}",
+    f"user:1-runwayml:{'a' * 201}@b.com-task:{U}",
+    f"user:1-runwayml:a@{'b' * 201}-task:{U}",
+    f"user:\u0661\u0662-runwayml:a@b.com-task:{U}",  # Arabic-Indic digits are \d
+    f"user:1-runwayml:a@b.com-task:{U[:-1]}g",
+    f"user:1-runwayml:a@b.com-task:{U}0",
+    f"user:1-runwayml:a@b.com-task:{U[:-1]}",
+    f"user:1-runwayml:a@b.com-task:{U.replace('-', '0', 1)}",
+    f"user:1-runwayml:a@b.com-task{U}",
+    f"user:1-runwayml:ab.com-task:{U}",
+    f"user:1-runwayml:a@b/c-task:{U}",
+    f"{'x' * 8}{U}",  # the length of an id above, without its owner
+    f"{'x' * 8}-task:{U}",
+    U,
+    U.upper(),
+    "",
+]
+AROUND = ["", '"', "'", "`", " ", "\t", "#", '",', ",", ";", " # a note", "\t# a note", "x"]
+ENDS = ["", "\n", "\r\n", "\r", "\n\n", " \n", "\u00a0\n", "\x0b", ",\n", " #\n"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(AROUND), st.sampled_from([A, B, C, D, *TRICKY]),
+            st.sampled_from(AROUND), st.sampled_from(ENDS),
+        ).map("".join) | st.text(max_size=90),
+        max_size=30,
+    )
+)  # fmt: skip
+def test_a_list_is_read_as_check_reads_each_line(lines: list[str]) -> None:
+    """A list's ids and bad lines are what `check` makes of its lines, whatever precedes each."""
+    assert list(stream([], [("ids.txt", lines)])) == line_by_line(lines)
+
+
+@pytest.mark.parametrize("line", TRICKY)
+def test_tricky_lines_after_a_run_of_good_ones(line: str) -> None:
+    """A tricky line (an owner part holding '-task:' or '@', a bad uuid, a part too long, a bare
+    uuid) after ids with its owner part, bare or pasted, is taken as `check` takes it."""
+    lines = [line + "\n"]  # first, before any owner part is known
+    for owner in ("user:1-runwayml:a@b.com-task:", line[:-36]):
+        lines += [owner + str(uuid.UUID(int=n)) + "\n" for n in range(3)]
+        lines += [line + "\n", line, f'"{line}",\n', owner + str(uuid.UUID(int=1)) + "\n"]
+    assert list(stream([], [("ids.txt", lines)])) == line_by_line(lines)
