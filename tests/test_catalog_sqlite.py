@@ -5,12 +5,15 @@ a catalog unchanged since its last clean close skips the full check, and any wri
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from archiver.catalog import Access, open_catalog, sqlite_stamp, sqlite_testing
 from archiver.catalog import sqlite as engine
+from archiver.catalog.sqlite_rows import STATE_COLUMNS
+from archiver.catalog.sqlite_schema import SCHEMA_VERSION
 from archiver.config import Config
 from archiver.errors import StorageError
 from archiver.model import (
@@ -162,7 +165,7 @@ async def test_files_of_an_older_catalog_are_packed_once_migrated_and_read_as_is
         await catalog.record(TaskOutcome("u", State.ERROR, error="HTTP 500"), now="n")
     sqlite_testing.undo_packed_step(path)
     answers = []
-    for access, version in ((Access.READ, 8), (Access.WRITE, 9)):
+    for access, version in ((Access.READ, 8), (Access.WRITE, SCHEMA_VERSION)):
         async with open_catalog(config, access) as catalog:
             known, files = await catalog.rows_with_files(["t", "u", "v"])
             answers.append((sorted(known), by_task(files)))
@@ -186,3 +189,18 @@ async def test_inputs_recorded_gone_are_seen_after_a_lookup_found_none(tmp_path:
         outcome = TaskOutcome("t2", State.ARCHIVED, "SUCCEEDED", "d2", missing=(gone,))
         await catalog.record(outcome, now="n")
         assert await catalog.unavailable(["t1", "t2"]) == {"t2": (gone,)}
+
+
+async def test_the_listing_reads_its_index_alone(tmp_path: Path) -> None:
+    """`status`'s listing (STATE_COLUMNS in folder order) is answered from index tasks_listed,
+    unsorted and without the table: the index holds every column it reads."""
+    async with open_catalog(Config(output_dir=tmp_path), Access.CREATE) as catalog:
+        await catalog.record(TaskOutcome("t1", State.ARCHIVED, "SUCCEEDED", "d1"), now="n")
+        assert [r.task_id async for r in catalog.listing()] == ["t1"]
+    conn = sqlite3.connect(tmp_path / "catalog.sqlite3")
+    try:
+        sql = f"SELECT {STATE_COLUMNS} FROM tasks ORDER BY dir, task_id"
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    finally:
+        conn.close()
+    assert plan == ["SCAN tasks USING COVERING INDEX tasks_listed"]

@@ -21,7 +21,8 @@ TASK_COLUMNS = (
 )
 # A task's files, packed with its id (`model.FileSizes`): the column after TASK_COLUMNS.
 PACKED_FILES = "CAST(task_id || sizes AS BLOB)"
-STATE_COLUMNS = "task_id, state, dir, error, failures, answered, forgotten_at"  # TaskState
+# TaskState's; index tasks_listed holds them all (schema 10): keep the two alike.
+STATE_COLUMNS = "task_id, state, dir, error, failures, answered, forgotten_at"
 STATES = {str(s): s for s in State}  # a dict lookup: State(...) is slow for 100,000 rows
 
 

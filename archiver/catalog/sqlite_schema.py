@@ -145,6 +145,13 @@ MIGRATIONS: tuple[str, ...] = (
             WHERE task_id IN (OLD.task_id, NEW.task_id);
     END;
     """,
+    # 10: the tasks in folder order with the columns `status` lists (STATE_COLUMNS), in an
+    # index that holds them all: a listing of a million reads it alone, unsorted, not the
+    # table with each task's packed files (status 6.3-6.8 -> 3.7-4.1 s, measured).
+    """
+    CREATE INDEX IF NOT EXISTS tasks_listed
+        ON tasks(dir, task_id, state, error, failures, answered, forgotten_at);
+    """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

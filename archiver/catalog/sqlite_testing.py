@@ -106,11 +106,13 @@ def undo_display_step(path: Path) -> None:
 
 
 def undo_packed_step(path: Path) -> None:
-    """Take a catalog back to schema 8, before each task's files were packed in its row."""
+    """Take a catalog back to schema 8, before each task's files were packed in its row (and
+    the listing's index after it)."""
     _execute(
         path,
-        "DROP TRIGGER files_sized; DROP TRIGGER files_unsized; DROP TRIGGER files_resized_packed;"
-        " ALTER TABLE tasks DROP COLUMN sizes; PRAGMA user_version=8;",
+        "DROP INDEX tasks_listed; DROP TRIGGER files_sized; DROP TRIGGER files_unsized;"
+        " DROP TRIGGER files_resized_packed; ALTER TABLE tasks DROP COLUMN sizes;"
+        " PRAGMA user_version=8;",
     )
 
 
