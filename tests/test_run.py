@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from pathlib import Path
 
@@ -120,6 +121,17 @@ def test_rerun_skips_archived_and_makes_no_request(runner: Runner) -> None:
     assert emu.requests == []
     assert {p: p.stat().st_mtime_ns for p in runner.final_files()} == before
     assert len(again.task(tasks[0])["files"]) == 5  # the report still lists what is archived
+
+
+def test_a_run_leaves_the_collector_thresholds_as_it_found_them(runner: Runner) -> None:
+    """A run changes the collector's thresholds for itself alone: an in-process caller's return."""
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(123, 4, 5)
+        assert runner.run(runner.emu.add_task(previews=0)).code == 0
+        assert gc.get_threshold() == (123, 4, 5)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_pending_is_fetched_again_and_failed_only_with_refresh(runner: Runner) -> None:
